@@ -1,0 +1,72 @@
+"""Build the Cython kernels in ``lightning_gru/_ext``.
+
+Compiler directives are set once here. ``LIGHTNING_GRU_DEBUG=1`` rebuilds with ``boundscheck``
+and ``wraparound`` on (and ``-O0 -g``) for debugging; ``LIGHTNING_GRU_NO_OPENMP=1`` builds without
+OpenMP, which also happens automatically when the compiler does not support it.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("LIGHTNING_GRU_DEBUG", "0") == "1"
+
+
+def _compiler_has_openmp() -> bool:
+    """Whether the C compiler builds and links a program with ``-fopenmp``."""
+    if os.environ.get("LIGHTNING_GRU_NO_OPENMP", "0") == "1" or sys.platform == "win32":
+        return False
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc.split()[0]) is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "omp.c")
+        src.write_text("#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n")
+        result = subprocess.run(
+            [*cc.split(), "-fopenmp", str(src), "-o", str(Path(tmp, "omp"))],
+            capture_output=True,
+        )
+        return result.returncode == 0
+
+
+OPENMP = _compiler_has_openmp()
+compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+link_args = []
+if OPENMP:
+    compile_args.append("-fopenmp")
+    link_args.append("-fopenmp")
+
+extensions = [
+    Extension(
+        f"lightning_gru._ext.{path.stem}",
+        [str(path)],
+        include_dirs=[np.get_include()],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+    for path in sorted(Path("lightning_gru/_ext").glob("*.pyx"))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": DEBUG,
+            "wraparound": DEBUG,
+            "initializedcheck": DEBUG,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+        compile_time_env={"LIGHTNING_GRU_OPENMP": OPENMP},
+        annotate=DEBUG,
+    ),
+)
