@@ -1,0 +1,43 @@
+"""What the data modules share: download errors and file checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class SourceUnreachableError(ConnectionError):
+    """The Hugging Face Hub or a URL could not be reached (or offline mode is on)."""
+
+
+def fetch(source: str, local_hint: str, load: Callable[[], T]) -> T:
+    """Run ``load`` (a download through ``datasets``) and explain a failure in one sentence.
+
+    Args:
+        source: what is downloaded, for the message (``"'stanfordnlp/imdb' from the Hugging
+            Face Hub"``).
+        local_hint: how to load local files instead (``"pass data_dir=..."``).
+        load: the call that downloads.
+
+    Raises:
+        SourceUnreachableError: ``load`` raised an ``OSError`` (no network, offline mode,
+            unknown dataset or URL); the original error is chained.
+    """
+    try:
+        return load()
+    except OSError as err:
+        raise SourceUnreachableError(
+            f"Could not download {source} ({type(err).__name__}: {err}); {local_hint}, or set "
+            "HF_HUB_OFFLINE=1 to use a copy already in the Hugging Face cache."
+        ) from err
+
+
+def existing_file(path: str | Path, what: str) -> Path:
+    """``path`` as a ``Path``; ``FileNotFoundError`` naming it and ``what`` if it is no file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist or is not a file")
+    return path
