@@ -3,6 +3,10 @@
 Compiler directives are set once here. ``LIGHTNING_GRU_DEBUG=1`` rebuilds with ``boundscheck``
 and ``wraparound`` on (and ``-O0 -g``) for debugging; ``LIGHTNING_GRU_NO_OPENMP=1`` builds without
 OpenMP, which also happens automatically when the compiler does not support it.
+The kernels are tuned for the building machine (``-march=native``, when the compiler accepts it);
+``LIGHTNING_GRU_PORTABLE=1`` builds for the baseline of the architecture instead (for wheels).
+``-fno-math-errno`` lets GCC vectorise the gate loops with glibc's SIMD ``exp``/``tanh`` while
+keeping IEEE semantics (NaN and inf propagate as in torch).
 """
 
 import os
@@ -36,8 +40,26 @@ def _compiler_has_openmp() -> bool:
         return result.returncode == 0
 
 
+def _compiler_accepts(flag: str) -> bool:
+    cc = os.environ.get("CC", "cc")
+    if sys.platform == "win32" or shutil.which(cc.split()[0]) is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "flag.c")
+        src.write_text("int main(void){return 0;}\n")
+        result = subprocess.run(
+            [*cc.split(), flag, str(src), "-o", str(Path(tmp, "flag"))], capture_output=True
+        )
+        return result.returncode == 0
+
+
 OPENMP = _compiler_has_openmp()
+PORTABLE = os.environ.get("LIGHTNING_GRU_PORTABLE", "0") == "1"
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+if sys.platform != "win32":
+    compile_args.append("-fno-math-errno")
+if not PORTABLE and not DEBUG and _compiler_accepts("-march=native"):
+    compile_args.append("-march=native")
 link_args = []
 if OPENMP:
     compile_args.append("-fopenmp")
@@ -47,7 +69,8 @@ extensions = [
     Extension(
         f"lightning_gru._ext.{path.stem}",
         [str(path)],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "lightning_gru/_ext"],
+        libraries=["m"] if sys.platform.startswith("linux") else [],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

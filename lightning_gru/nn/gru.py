@@ -1,10 +1,126 @@
-"""INTERIM placeholder (being replaced by the Cython-backed GRU): same signature as the final one."""
+"""``lightning_gru.nn.GRU``: a drop-in ``torch.nn.GRU`` with a Cython CPU kernel."""
+
+from __future__ import annotations
 
 import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
+
+from lightning_gru.functional import BACKENDS, gru
 
 
 class GRU(torch.nn.GRU):
-    def __init__(self, *args, reset_after: bool = True, backend: str = "auto", **kwargs):
+    r"""A multi-layer gated recurrent unit, interchangeable with :class:`torch.nn.GRU`.
+
+    Same arguments, parameters (names, shapes, initialisation), inputs and outputs as
+    ``torch.nn.GRU``; a ``state_dict`` loads in both directions. On CPU (float32/float64) it
+    runs the Cython kernel of this package; on CUDA it runs torch's own GRU (cuDNN).
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+        device, dtype: as in :class:`torch.nn.GRU`.
+        reset_after: ``True`` (default) is the cuDNN/PyTorch cell,
+            :math:`n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn}))`.
+            ``False`` is the original GRU of Cho et al. (2014), as in the textbooks and Keras's
+            ``reset_after=False``: :math:`n = \tanh(W_{in} x + b_{in} + W_{hn} (r \odot h)
+            + b_{hn})`. Both use the same parameters. On CUDA, ``reset_after=False`` runs a
+            pure-torch loop (correct, slower than cuDNN).
+        backend: ``"auto"`` (Cython on CPU, torch on CUDA), ``"cython"`` or ``"torch"``.
+
+    Example:
+        >>> import torch
+        >>> from lightning_gru.nn import GRU
+        >>> gru = GRU(input_size=8, hidden_size=16, num_layers=2, batch_first=True)
+        >>> output, h_n = gru(torch.randn(4, 10, 8))  # (B, T, I)
+        >>> output.shape, h_n.shape
+        (torch.Size([4, 10, 16]), torch.Size([2, 4, 16]))
+        >>> reference = torch.nn.GRU(8, 16, num_layers=2, batch_first=True)
+        >>> reference.load_state_dict(gru.state_dict())
+        <All keys matched successfully>
+    """
+
+    def __init__(self, *args, reset_after: bool = True, backend: str = "auto", **kwargs) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         super().__init__(*args, **kwargs)
-        self.reset_after = reset_after
+        self.reset_after = bool(reset_after)
         self.backend = backend
+
+    def extra_repr(self) -> str:
+        extra = super().extra_repr()
+        if not self.reset_after:
+            extra += ", reset_after=False"
+        if self.backend != "auto":
+            extra += f", backend={self.backend!r}"
+        return extra
+
+    def forward(
+        self, input: Tensor | PackedSequence, hx: Tensor | None = None
+    ) -> tuple[Tensor | PackedSequence, Tensor]:
+        self._update_flat_weights()
+        num_directions = 2 if self.bidirectional else 1
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            max_batch_size = int(batch_sizes[0])
+            is_batched = True
+        else:
+            data, batch_sizes, sorted_indices, unsorted_indices = input, None, None, None
+            if input.dim() not in (2, 3):
+                raise ValueError(f"GRU: Expected input to be 2D or 3D, got {input.dim()}D instead")
+            is_batched = input.dim() == 3
+            if not is_batched:
+                data = input.unsqueeze(0 if self.batch_first else 1)
+                if hx is not None:
+                    if hx.dim() != 2:
+                        raise RuntimeError(
+                            "For unbatched 2-D input, hx should also be 2-D but got "
+                            f"{hx.dim()}-D tensor"
+                        )
+                    hx = hx.unsqueeze(1)
+            elif hx is not None and hx.dim() != 3:
+                raise RuntimeError(
+                    f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor"
+                )
+            max_batch_size = data.size(0 if self.batch_first else 1)
+        if hx is None:
+            hx = torch.zeros(
+                self.num_layers * num_directions, max_batch_size, self.hidden_size,
+                dtype=data.dtype, device=data.device,
+            )  # fmt: skip
+        else:
+            hx = self.permute_hidden(hx, sorted_indices)
+        self.check_forward_args(data, hx, batch_sizes)
+        self._check_kernel_args(data, hx, seq_dim=1 if self.batch_first and not packed else 0)
+
+        if not packed and self.batch_first:
+            data = data.transpose(0, 1)  # (T, B, I)
+        output, hidden = gru(
+            data, hx, self._flat_weights, self.num_layers, self.bidirectional,
+            batch_sizes=batch_sizes, reset_after=self.reset_after, dropout=self.dropout,
+            training=self.training, backend=self.backend,
+        )  # fmt: skip
+        hidden = self.permute_hidden(hidden, unsorted_indices)
+        if packed:
+            return PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices), hidden
+        if self.batch_first:
+            output = output.transpose(0, 1)  # (B, T, D*H)
+        if not is_batched:
+            output = output.squeeze(0 if self.batch_first else 1)
+            hidden = hidden.squeeze(1)
+        return output, hidden
+
+    def _check_kernel_args(self, data: Tensor, hx: Tensor, seq_dim: int) -> None:
+        """The checks torch makes inside its C++ GRU, made here so both backends agree."""
+        if data.size(seq_dim) == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        if hx.dtype != data.dtype:
+            raise RuntimeError(
+                f"GRU: hx dtype ({hx.dtype}) does not match input dtype ({data.dtype})"
+            )
+        for tensor, name in ((hx, "hx"), *((w, "weights") for w in self._flat_weights)):
+            if tensor.device != data.device:
+                raise RuntimeError(
+                    f"GRU: input is on {data.device} but {name} is on {tensor.device}; "
+                    "move the module and its inputs to the same device"
+                )

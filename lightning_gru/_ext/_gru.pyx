@@ -1,0 +1,458 @@
+"""GRU forward and backward through time for one layer, float32 and float64 (private).
+
+Every matrix is row-major and lives in memory owned by torch tensors; the Python side
+(`lightning_gru.functional`) checks shapes, dtypes and contiguity and passes raw addresses.
+
+Layout (the PackedSequence convention): the rows of a layer's input are the time steps one after
+another, step ``t`` holding ``batch_sizes[t]`` rows (nonincreasing), so a dense ``(T, B, I)``
+input is the special case ``batch_sizes = [B] * T``. Sequence ``b`` is active at step ``t`` while
+``b < batch_sizes[t]``; a sequence that ends keeps its hidden state, and the reverse direction
+starts each sequence from ``h0`` at its own last step.
+
+Buffers per direction (N = total rows, D = number of directions, ldy = D * H):
+    gates (N, 3H)  forward: the input projection ``x W_ih^T + b``, overwritten step by step with
+                   the activations r, z, n when training; backward overwrites it in place with
+                   their pre-activation gradients.
+    extra (N, H)   reset_after: ``W_hn h + b_hn``, then its gradient; reset_before: ``r * h``.
+    y              the layer output (N, ldy), which is also the history of hidden states.
+"""
+
+from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
+
+from cython cimport floating
+
+cdef extern from "gru_math.h" nogil:
+    float expf(float)
+    float tanhf(float)
+    double exp(double)
+    double tanh(double)
+
+cdef extern from "gru_gates.h" nogil:
+    void lgru_ra_forward_f(int, float *, const float *, const float *, float *, float *)
+    void lgru_ra_forward_d(int, double *, const double *, const double *, double *, double *)
+    void lgru_ra_infer_f(int, const float *, const float *, const float *, float *)
+    void lgru_ra_infer_d(int, const double *, const double *, const double *, double *)
+    void lgru_rb_forward_rz_f(int, float *, const float *, const float *, float *)
+    void lgru_rb_forward_rz_d(int, double *, const double *, const double *, double *)
+    void lgru_rb_forward_n_f(int, float *, const float *, float *)
+    void lgru_rb_forward_n_d(int, double *, const double *, double *)
+    void lgru_ra_backward_f(int, float *, float *, float *, const float *, const float *,
+                            float *)
+    void lgru_ra_backward_d(int, double *, double *, double *, const double *, const double *,
+                            double *)
+    void lgru_rb_backward_zn_f(int, float *, float *, const float *, const float *, float *)
+    void lgru_rb_backward_zn_d(int, double *, double *, const double *, const double *,
+                               double *)
+    void lgru_rb_backward_r_f(int, float *, float *, const float *, float *)
+    void lgru_rb_backward_r_d(int, double *, double *, const double *, double *)
+
+ctypedef void (*sgemm_fn)(const char *transa, const char *transb, const int *m, const int *n,
+                          const int *k, const float *alpha, const float *a, const int *lda,
+                          const float *b, const int *ldb, const float *beta, float *c,
+                          const int *ldc) noexcept nogil
+ctypedef void (*dgemm_fn)(const char *transa, const char *transb, const int *m, const int *n,
+                          const int *k, const double *alpha, const double *a, const int *lda,
+                          const double *b, const int *ldb, const double *beta, double *c,
+                          const int *ldc) noexcept nogil
+
+cdef sgemm_fn _sgemm = NULL
+cdef dgemm_fn _dgemm = NULL
+
+
+def set_blas(size_t sgemm_address, size_t dgemm_address):
+    """Install the Fortran-ABI ``sgemm_``/``dgemm_`` the kernels call (addresses from ctypes)."""
+    global _sgemm, _dgemm
+    _sgemm = <sgemm_fn>sgemm_address
+    _dgemm = <dgemm_fn>dgemm_address
+
+
+def has_blas():
+    return _sgemm != NULL and _dgemm != NULL
+
+
+cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
+                      const floating *A, int lda, const floating *B, int ldb, floating beta,
+                      floating *C, int ldc) noexcept nogil:
+    """Row-major ``C (M, N) = alpha op(A) op(B) + beta C`` via column-major BLAS (C^T = B^T A^T)."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef Py_ssize_t i, j
+    if M <= 0 or N <= 0:
+        return
+    if K <= 0:  # BLAS would only scale C; do it here and skip the argument checks
+        for i in range(M):
+            for j in range(N):
+                C[i * ldc + j] = 0 if beta == 0 else beta * C[i * ldc + j]
+        return
+    if floating is float:
+        _sgemm(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc)
+    else:
+        _dgemm(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc)
+
+
+cdef inline floating sigmoid(floating x) noexcept nogil:
+    if floating is float:
+        return 1.0 / (1.0 + expf(-x))
+    else:
+        return 1.0 / (1.0 + exp(-x))
+
+
+cdef inline floating tanh_(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline void add_rows(floating *dst, int ld_dst, const floating *row, int rows,
+                          int cols) noexcept nogil:
+    """``dst[i, :cols] = row`` for every row i (broadcast of a bias)."""
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            dst[i * ld_dst + j] = row[j]
+
+
+cdef inline void column_sums(floating *out, const floating *src, int ld_src, int rows,
+                             int cols, bint accumulate) noexcept nogil:
+    cdef Py_ssize_t i, j
+    if not accumulate:
+        memset(out, 0, cols * sizeof(floating))
+    for i in range(rows):
+        for j in range(cols):
+            out[j] += src[i * ld_src + j]
+
+
+cdef int64_t *step_offsets(const int64_t *batch_sizes, int T) noexcept nogil:
+    """Row offset of every step, plus the total at index T (NULL when out of memory)."""
+    cdef int64_t *offsets = <int64_t *>malloc((T + 1) * sizeof(int64_t))
+    cdef int t
+    if offsets == NULL:
+        return NULL
+    offsets[0] = 0
+    for t in range(T):
+        offsets[t + 1] = offsets[t] + batch_sizes[t]
+    return offsets
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward
+# ----------------------------------------------------------------------------------------------
+
+cdef inline void ra_forward(int H, floating *g, const floating *gh, const floating *b_hn,
+                            floating *h, floating *hn_saved, bint training) noexcept nogil:
+    if floating is float:
+        if training:
+            lgru_ra_forward_f(H, g, gh, b_hn, h, hn_saved)
+        else:
+            lgru_ra_infer_f(H, g, gh, b_hn, h)
+    else:
+        if training:
+            lgru_ra_forward_d(H, g, gh, b_hn, h, hn_saved)
+        else:
+            lgru_ra_infer_d(H, g, gh, b_hn, h)
+
+
+cdef inline void rb_forward_rz(int H, floating *g, const floating *gh, const floating *h,
+                               floating *rh) noexcept nogil:
+    if floating is float:
+        lgru_rb_forward_rz_f(H, g, gh, h, rh)
+    else:
+        lgru_rb_forward_rz_d(H, g, gh, h, rh)
+
+
+cdef inline void rb_forward_n(int H, floating *g, const floating *ghn,
+                              floating *h) noexcept nogil:
+    if floating is float:
+        lgru_rb_forward_n_f(H, g, ghn, h)
+    else:
+        lgru_rb_forward_n_d(H, g, ghn, h)
+
+
+cdef int forward_direction(
+    const floating *x, int ldx, int I, const int64_t *batch_sizes, const int64_t *offsets,
+    int T, int B, int H, const floating *w_ih, const floating *w_hh, const floating *b_ih,
+    const floating *b_hh, const floating *h0, floating *y, int ldy, floating *h_n,
+    floating *gates, floating *extra, bint reverse, bint reset_after, bint training,
+) noexcept nogil:
+    """One direction of one layer. ``extra`` may be NULL when not training. Returns -1 on OOM."""
+    cdef int H3 = 3 * H
+    cdef int N = offsets[T]
+    cdef Py_ssize_t step, t, b, j, row
+    cdef int bs, ld_rh
+    cdef floating *h = h_n  # the running state; rows past batch_sizes[t] keep theirs
+    # (B, 3H) scratch for the hidden products, then H zeros standing in for a missing b_hn
+    cdef floating *gh = <floating *>calloc(B * H3 + H, sizeof(floating))
+    cdef const floating *b_hn = gh + B * H3 if b_hh == NULL else b_hh + 2 * H
+    cdef floating *g
+    cdef floating *rh
+    if gh == NULL:
+        return -1
+
+    # Input projection for all steps at once; b_hh of r and z (and of n when reset_before)
+    # only ever appear summed with b_ih, so they are folded in here.
+    if b_ih != NULL:
+        add_rows(gates, H3, b_ih, N, H3)
+        if b_hh != NULL:
+            for row in range(N):
+                for j in range(2 * H if reset_after else H3):
+                    gates[row * H3 + j] += b_hh[j]
+    gemm(False, True, N, H3, I, <floating>1.0, x, ldx, w_ih, I,
+         <floating>(1.0 if b_ih != NULL else 0.0), gates, H3)
+
+    memcpy(h, h0, B * H * sizeof(floating))
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        bs = batch_sizes[t]
+        g = gates + offsets[t] * H3
+        if reset_after:
+            gemm(False, True, bs, H3, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
+            for b in range(bs):
+                ra_forward(H, g + b * H3, gh + b * H3, b_hn, h + b * H,
+                           extra + (offsets[t] + b) * H if training else NULL, training)
+        else:
+            # r and z first; then n from W_hn (r * h), a second product that needs r.
+            gemm(False, True, bs, 2 * H, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
+            rh = extra + offsets[t] * H if training else gh + 2 * H
+            ld_rh = H if training else H3
+            for b in range(bs):
+                rb_forward_rz(H, g + b * H3, gh + b * H3, h + b * H, rh + b * ld_rh)
+            gemm(False, True, bs, H, H, <floating>1.0, rh, ld_rh, w_hh + 2 * H * H, H,
+                 <floating>0.0, gh, H3)
+            for b in range(bs):
+                rb_forward_n(H, g + b * H3, gh + b * H3, h + b * H)
+        for b in range(bs):
+            memcpy(y + (offsets[t] + b) * ldy, h + b * H, H * sizeof(floating))
+    free(gh)
+    return 0
+
+
+def forward(
+    size_t x, int ldx, int I, size_t batch_sizes, int T, int B, int H,
+    size_t w_ih, size_t w_hh, size_t b_ih, size_t b_hh, size_t h0, size_t y, int ldy,
+    size_t h_n, size_t gates, size_t extra, bint reverse, bint reset_after, bint training,
+    bint double_precision,
+):
+    """One direction of one layer (see the module docstring for the buffers)."""
+    cdef int64_t *offsets
+    cdef int status
+    if _sgemm == NULL or _dgemm == NULL:
+        raise RuntimeError("lightning_gru._ext: no BLAS installed (set_blas was not called)")
+    offsets = step_offsets(<const int64_t *>batch_sizes, T)
+    if offsets == NULL:
+        raise MemoryError()
+    with nogil:
+        if double_precision:
+            status = forward_direction(
+                <const double *>x, ldx, I, <const int64_t *>batch_sizes, offsets, T, B, H,
+                <const double *>w_ih, <const double *>w_hh, <const double *>b_ih,
+                <const double *>b_hh, <const double *>h0, <double *>y, ldy, <double *>h_n,
+                <double *>gates, <double *>extra, reverse, reset_after, training)
+        else:
+            status = forward_direction(
+                <const float *>x, ldx, I, <const int64_t *>batch_sizes, offsets, T, B, H,
+                <const float *>w_ih, <const float *>w_hh, <const float *>b_ih,
+                <const float *>b_hh, <const float *>h0, <float *>y, ldy, <float *>h_n,
+                <float *>gates, <float *>extra, reverse, reset_after, training)
+    free(offsets)
+    if status != 0:
+        raise MemoryError()
+
+
+# ----------------------------------------------------------------------------------------------
+# Backward
+# ----------------------------------------------------------------------------------------------
+
+cdef inline void ra_backward(int H, floating *g, floating *e, floating *dh_state,
+                             const floating *dy, const floating *h_prev,
+                             floating *dg) noexcept nogil:
+    if floating is float:
+        lgru_ra_backward_f(H, g, e, dh_state, dy, h_prev, dg)
+    else:
+        lgru_ra_backward_d(H, g, e, dh_state, dy, h_prev, dg)
+
+
+cdef inline void rb_backward_zn(int H, floating *g, floating *dh_state, const floating *dy,
+                                const floating *h_prev, floating *dg) noexcept nogil:
+    if floating is float:
+        lgru_rb_backward_zn_f(H, g, dh_state, dy, h_prev, dg)
+    else:
+        lgru_rb_backward_zn_d(H, g, dh_state, dy, h_prev, dg)
+
+
+cdef inline void rb_backward_r(int H, floating *g, floating *dh_state, const floating *h_prev,
+                               floating *dg) noexcept nogil:
+    if floating is float:
+        lgru_rb_backward_r_f(H, g, dh_state, h_prev, dg)
+    else:
+        lgru_rb_backward_r_d(H, g, dh_state, h_prev, dg)
+
+
+cdef inline const floating *previous_state(
+    const floating *y, int ldy, const floating *h0, int H, const int64_t *batch_sizes,
+    const int64_t *offsets, int T, Py_ssize_t t, Py_ssize_t b, bint reverse,
+) noexcept nogil:
+    """Row of the hidden state that step ``t`` of sequence ``b`` started from."""
+    if reverse:
+        if t + 1 < T and b < batch_sizes[t + 1]:
+            return y + (offsets[t + 1] + b) * ldy
+    elif t > 0:
+        return y + (offsets[t - 1] + b) * ldy
+    return h0 + b * H
+
+
+cdef void hidden_weight_grad(
+    floating *dw, int M, const floating *dg, int ld_dg, const floating *y, int ldy,
+    const floating *h0, int H, const int64_t *batch_sizes, const int64_t *offsets, int T, int B,
+    bint reverse, floating *h_prev_buffer,
+) noexcept nogil:
+    """``dw (M, H) += sum_t dg[t]^T h_prev[t]`` as large GEMMs over all steps.
+
+    With equal batch sizes the previous states are the output shifted by one step (plus h0), so
+    no copy is needed; otherwise they are gathered into ``h_prev_buffer`` (N, H) first.
+    """
+    cdef int N = offsets[T]
+    cdef Py_ssize_t t, b
+    if h_prev_buffer == NULL:  # dense: every step has B rows
+        if reverse:
+            gemm(True, False, M, H, N - B, <floating>1.0, dg, ld_dg, y + B * ldy, ldy,
+                 <floating>1.0, dw, H)
+            gemm(True, False, M, H, B, <floating>1.0, dg + (N - B) * ld_dg, ld_dg, h0, H,
+                 <floating>1.0, dw, H)
+        else:
+            gemm(True, False, M, H, N - B, <floating>1.0, dg + B * ld_dg, ld_dg, y, ldy,
+                 <floating>1.0, dw, H)
+            gemm(True, False, M, H, B, <floating>1.0, dg, ld_dg, h0, H, <floating>1.0, dw, H)
+    else:
+        gemm(True, False, M, H, N, <floating>1.0, dg, ld_dg, h_prev_buffer, H, <floating>1.0,
+             dw, H)
+
+
+cdef int backward_direction(
+    const floating *x, int ldx, int I, const int64_t *batch_sizes, const int64_t *offsets, int T,
+    int B, int H, const floating *w_ih, const floating *w_hh, const floating *h0,
+    const floating *y, int ldy, const floating *dy, const floating *dh_n, floating *gates,
+    floating *extra, bint reverse, bint reset_after, bint dense,
+    floating *dx, bint accumulate_dx, floating *dh0, floating *dw_ih, floating *dw_hh,
+    floating *db_ih, floating *db_hh,
+) noexcept nogil:
+    """Gradients of one direction; ``gates``/``extra`` are consumed (overwritten in place)."""
+    cdef int H3 = 3 * H
+    cdef int N = offsets[T]
+    cdef Py_ssize_t step, t, b, j, row
+    cdef int bs
+    cdef const floating *h_prev
+    cdef const floating *dy_row
+    cdef floating *g
+    cdef floating *e
+    cdef floating *dh_state = dh0  # running gradient of the state, (B, H)
+    # (B, 3H) scratch for the step's hidden-product gradient, then H zeros standing in for dy
+    cdef floating *dg_step = <floating *>calloc(B * H3 + H, sizeof(floating))
+    cdef const floating *zeros = dg_step + B * H3
+    cdef floating *h_prev_buffer = NULL
+    if dg_step == NULL:
+        return -1
+    if not dense:
+        h_prev_buffer = <floating *>malloc(N * H * sizeof(floating))
+        if h_prev_buffer == NULL:
+            free(dg_step)
+            return -1
+
+    if dh_n != NULL:
+        memcpy(dh_state, dh_n, B * H * sizeof(floating))
+    else:
+        memset(dh_state, 0, B * H * sizeof(floating))
+    for step in range(T):
+        t = step if reverse else T - 1 - step
+        bs = batch_sizes[t]
+        g = gates + offsets[t] * H3
+        e = extra + offsets[t] * H
+        for b in range(bs):
+            h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
+            if h_prev_buffer != NULL:
+                memcpy(h_prev_buffer + (offsets[t] + b) * H, h_prev, H * sizeof(floating))
+            dy_row = dy + (offsets[t] + b) * ldy if dy != NULL else zeros
+            if reset_after:
+                ra_backward(H, g + b * H3, e + b * H, dh_state + b * H, dy_row, h_prev,
+                            dg_step + b * H3)
+            else:
+                rb_backward_zn(H, g + b * H3, dh_state + b * H, dy_row, h_prev, dg_step + b * H3)
+        if reset_after:
+            gemm(False, False, bs, H, H3, <floating>1.0, dg_step, H3, w_hh, H, <floating>1.0,
+                 dh_state, H)
+        else:
+            # d(r*h) = dgn W_hn into dg_step[:, :H], then r's gradient and r*h's path to h.
+            gemm(False, False, bs, H, H, <floating>1.0, dg_step + 2 * H, H3, w_hh + 2 * H * H,
+                 H, <floating>0.0, dg_step, H3)
+            for b in range(bs):
+                h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
+                rb_backward_r(H, g + b * H3, dh_state + b * H, h_prev, dg_step + b * H3)
+            gemm(False, False, bs, H, 2 * H, <floating>1.0, dg_step, H3, w_hh, H, <floating>1.0,
+                 dh_state, H)
+
+    # Weight and input gradients: large GEMMs over all steps at once.
+    if dx != NULL:
+        gemm(False, False, N, I, H3, <floating>1.0, gates, H3, w_ih, I,
+             <floating>(1.0 if accumulate_dx else 0.0), dx, I)
+    gemm(True, False, H3, I, N, <floating>1.0, gates, H3, x, ldx, <floating>0.0, dw_ih, I)
+    memset(dw_hh, 0, H3 * H * sizeof(floating))
+    hidden_weight_grad(dw_hh, 2 * H, gates, H3, y, ldy, h0, H, batch_sizes, offsets, T, B,
+                       reverse, h_prev_buffer)
+    if reset_after:
+        hidden_weight_grad(dw_hh + 2 * H * H, H, extra, H, y, ldy, h0, H, batch_sizes, offsets,
+                           T, B, reverse, h_prev_buffer)
+    else:
+        gemm(True, False, H, H, N, <floating>1.0, gates + 2 * H, H3, extra, H, <floating>0.0,
+             dw_hh + 2 * H * H, H)
+    if db_ih != NULL:
+        column_sums(db_ih, gates, H3, N, H3, False)
+    if db_hh != NULL:
+        column_sums(db_hh, gates, H3, N, H3, False)
+        if reset_after:
+            column_sums(db_hh + 2 * H, extra, H, N, H, False)
+    free(dg_step)
+    free(h_prev_buffer)
+    return 0
+
+
+def backward(
+    size_t x, int ldx, int I, size_t batch_sizes, int T, int B, int H,
+    size_t w_ih, size_t w_hh, size_t h0, size_t y, int ldy, size_t dy, size_t dh_n,
+    size_t gates, size_t extra, bint reverse, bint reset_after,
+    size_t dx, bint accumulate_dx, size_t dh0, size_t dw_ih, size_t dw_hh, size_t db_ih,
+    size_t db_hh, bint double_precision,
+):
+    """Gradients of one direction of one layer; ``dy``/``dh_n``/``dx``/``db_*`` may be 0."""
+    cdef int64_t *offsets
+    cdef int status
+    cdef const int64_t *bsz = <const int64_t *>batch_sizes
+    cdef bint dense = True
+    cdef int t
+    if _sgemm == NULL or _dgemm == NULL:
+        raise RuntimeError("lightning_gru._ext: no BLAS installed (set_blas was not called)")
+    for t in range(T):
+        if bsz[t] != B:
+            dense = False
+    offsets = step_offsets(bsz, T)
+    if offsets == NULL:
+        raise MemoryError()
+    with nogil:
+        if double_precision:
+            status = backward_direction(
+                <const double *>x, ldx, I, bsz, offsets, T, B, H, <const double *>w_ih,
+                <const double *>w_hh, <const double *>h0, <const double *>y, ldy,
+                <const double *>dy, <const double *>dh_n, <double *>gates, <double *>extra,
+                reverse, reset_after, dense, <double *>dx, accumulate_dx, <double *>dh0,
+                <double *>dw_ih, <double *>dw_hh, <double *>db_ih, <double *>db_hh)
+        else:
+            status = backward_direction(
+                <const float *>x, ldx, I, bsz, offsets, T, B, H, <const float *>w_ih,
+                <const float *>w_hh, <const float *>h0, <const float *>y, ldy,
+                <const float *>dy, <const float *>dh_n, <float *>gates, <float *>extra,
+                reverse, reset_after, dense, <float *>dx, accumulate_dx, <float *>dh0,
+                <float *>dw_ih, <float *>dw_hh, <float *>db_ih, <float *>db_hh)
+    free(offsets)
+    if status != 0:
+        raise MemoryError()
