@@ -1,0 +1,218 @@
+"""A noisy sine wave for one-step-ahead forecasting and autoregressive roll-outs."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_gru.data._common import existing_file
+
+
+def generate_sine_series(
+    num_points: int = 1000, noise_std: float = 0.1, seed: int = 42
+) -> np.ndarray:
+    """``sin(x) + noise`` for ``x = linspace(0, 10*pi, num_points)``, float64.
+
+    The values equal those of the original recipe ``np.random.seed(seed)`` followed by
+    ``np.random.normal(0, noise_std, num_points)``, without touching NumPy's global state.
+
+    Example:
+        >>> y = generate_sine_series()
+        >>> y.shape, round(float(y[0]), 6)
+        ((1000,), 0.049671)
+    """
+    x = np.linspace(0, 10 * np.pi, num_points)
+    noise = np.random.RandomState(seed).normal(0, noise_std, num_points)
+    return np.sin(x) + noise
+
+
+def load_series(path: str | Path) -> np.ndarray:
+    """Read a one-column CSV (one value per line, an optional header line) as float64.
+
+    Blank lines are skipped; a first line that is not a number is taken as the header.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: naming the file and the line, for a line with several columns, a value that
+            is not a finite number, or a file without values.
+    """
+    path = existing_file(path, "data_file")
+    values: list[float] = []
+    with path.open(newline="", encoding="utf-8") as f:
+        for number, row in enumerate(csv.reader(f), start=1):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != 1:
+                raise ValueError(f"{path}: line {number} has {len(row)} columns, expected one")
+            try:
+                value = float(row[0])
+            except ValueError:
+                if number == 1:
+                    continue  # the header
+                raise ValueError(f"{path}: line {number}: {row[0]!r} is not a number") from None
+            if not math.isfinite(value):
+                raise ValueError(f"{path}: line {number}: {row[0]!r} is not a finite number")
+            values.append(value)
+    if not values:
+        raise ValueError(f"{path}: the series is empty (no numeric values)")
+    return np.asarray(values, dtype=np.float64)
+
+
+class SineWaveDataModule(L.LightningDataModule):
+    """The noisy sine series of the forecasting experiment, or a one-column CSV series.
+
+    The series (:func:`generate_sine_series`, or ``data_file`` read by :func:`load_series`) is
+    split in time: the first ``train_fraction`` (800 of 1,000 points) for training, the rest
+    (200) for testing.
+
+    Windows of ``seq_len + 1`` points give an input ``(seq_len, 1)`` and its next-step target
+    ``(seq_len, 1)``. With ``sliding=False`` (the original experiment) the windows are
+    non-overlapping chunks, 38 from 800 points with ``seq_len=20``; ``sliding=True`` uses every
+    start position. Validation is the tail of the training series: the last
+    ``round(val_fraction * n)`` chunks (4 of 38 by default), or with sliding windows the windows
+    inside its last ``val_fraction`` of points, so no validation point is ever a training
+    target. ``val_fraction=0`` trains on all windows and skips validation.
+
+    Train and validation batches are tuples ``(x, y)`` of float32 (B, seq_len, 1); training
+    batches are shuffled under ``seed``. The test and predict dataloaders yield one batch, a dict
+    with ``context`` (1, N_train, 1), the whole training series, and ``target`` (1, N_test, 1),
+    the test series: a model rolls out from ``target[:, :1]`` feeding back its own predictions
+    and is scored on ``target[:, 1:]`` (199 steps).
+
+    Args:
+        data_file: a one-column CSV series to use instead of the generated one.
+        num_points: points of the generated series.
+        noise_std: standard deviation of the Gaussian noise.
+        seed: the noise seed and the seed of the batch order.
+        train_fraction: the share of the series, from its start, used for training.
+        val_fraction: the share of training windows (or points, with ``sliding``) held out.
+        seq_len: inputs per window.
+        sliding: overlapping windows at every start instead of non-overlapping chunks.
+        batch_size: windows per batch (38: the whole training set of the original experiment).
+        num_workers: ``DataLoader`` worker processes.
+
+    Example:
+        >>> dm = SineWaveDataModule()
+        >>> dm.setup("fit")
+        >>> len(dm.train_dataset), len(dm.val_dataset)
+        (34, 4)
+        >>> x, y = next(iter(dm.train_dataloader()))
+        >>> x.shape, y.dtype
+        (torch.Size([34, 20, 1]), torch.float32)
+        >>> batch = next(iter(dm.test_dataloader()))
+        >>> batch["context"].shape, batch["target"].shape
+        (torch.Size([1, 800, 1]), torch.Size([1, 200, 1]))
+    """
+
+    def __init__(
+        self,
+        data_file: str | None = None,
+        num_points: int = 1000,
+        noise_std: float = 0.1,
+        seed: int = 42,
+        train_fraction: float = 0.8,
+        val_fraction: float = 0.1,
+        seq_len: int = 20,
+        sliding: bool = False,
+        batch_size: int = 38,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < train_fraction < 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        self.save_hyperparameters()
+        self.data_file = data_file
+        self.num_points = num_points
+        self.noise_std = noise_std
+        self.seed = seed
+        self.train_fraction = train_fraction
+        self.val_fraction = val_fraction
+        self.seq_len = seq_len
+        self.sliding = sliding
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.series: np.ndarray | None = None
+        self.train_dataset: TensorDataset | None = None
+        self.val_dataset: TensorDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load or generate the series and cut the windows."""
+        if self.series is not None:
+            return
+        if self.data_file is not None:
+            series = load_series(self.data_file)
+        else:
+            series = generate_sine_series(self.num_points, self.noise_std, self.seed)
+        n_train = int(self.train_fraction * len(series))
+        width = self.seq_len + 1
+        if n_train < width or len(series) - n_train < 2:
+            raise ValueError(
+                f"a series of {len(series)} points gives {n_train} training points (need at "
+                f"least seq_len + 1 = {width}) and {len(series) - n_train} test points (need 2)"
+            )
+        if self.sliding:
+            cut = n_train - round(n_train * self.val_fraction)
+            train_starts = np.arange(cut - width + 1)
+            val_starts = cut + np.arange(max(n_train - cut - width + 1, 0))
+        else:
+            chunks = width * np.arange(n_train // width)
+            n_val = round(len(chunks) * self.val_fraction)
+            train_starts, val_starts = chunks[: len(chunks) - n_val], chunks[len(chunks) - n_val :]
+        if len(train_starts) == 0:
+            raise ValueError(f"val_fraction={self.val_fraction} leaves no training window")
+        self.series, self.n_train = series, n_train
+        self.train_dataset = self._windows(train_starts)
+        self.val_dataset = self._windows(val_starts)
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.train_dataset,
+            self.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        self.setup()
+        if not len(self.val_dataset):
+            return []
+        return DataLoader(self.val_dataset, self.batch_size, num_workers=self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup()
+        series = torch.as_tensor(self.series, dtype=torch.float32)
+        batch = {
+            "context": series[: self.n_train].reshape(1, -1, 1),  # (1, N_train, 1)
+            "target": series[self.n_train :].reshape(1, -1, 1),  # (1, N_test, 1)
+        }
+        return DataLoader([batch], batch_size=None)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def save_series(self, path: str | Path) -> Path:
+        """Write the whole series as a one-column CSV (no header, one value per line), with
+        enough digits that :func:`load_series` reads back the same float64 values."""
+        self.setup()
+        path = Path(path)
+        path.write_text("".join(f"{value!r}\n" for value in self.series.tolist()))
+        return path
+
+    def _windows(self, starts: np.ndarray) -> TensorDataset:
+        series = torch.as_tensor(self.series, dtype=torch.float32)
+        idx = torch.as_tensor(starts, dtype=torch.long)[:, None] + torch.arange(self.seq_len + 1)
+        windows = series[idx].unsqueeze(-1)  # (N, seq_len + 1, 1)
+        return TensorDataset(windows[:, :-1], windows[:, 1:])
