@@ -192,7 +192,10 @@ class IMDbDataModule(L.LightningDataModule):
             for ids, text in zip(self.encode(texts), texts, strict=True)
         ]
         return DataLoader(
-            dataset, self.batch_size, num_workers=self.num_workers, collate_fn=collate_reviews
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate_reviews,
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -179,7 +179,7 @@ class SineWaveDataModule(L.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             self.train_dataset,
-            self.batch_size,
+            batch_size=self.batch_size,
             shuffle=True,
             generator=generator,
             num_workers=self.num_workers,
@@ -189,7 +189,9 @@ class SineWaveDataModule(L.LightningDataModule):
         self.setup()
         if not len(self.val_dataset):
             return []
-        return DataLoader(self.val_dataset, self.batch_size, num_workers=self.num_workers)
+        return DataLoader(
+            self.val_dataset, batch_size=self.batch_size, num_workers=self.num_workers
+        )
 
     def test_dataloader(self) -> DataLoader:
         self.setup()

@@ -154,7 +154,9 @@ class TimeMachineDataModule(L.LightningDataModule):
         return self._loader(val, shuffle=False) if len(val) else []
 
     def predict_dataloader(self) -> DataLoader:
-        return DataLoader(self._prefixes(), self.batch_size, collate_fn=_collate_prefixes)
+        return DataLoader(
+            self._prefixes(), batch_size=self.batch_size, collate_fn=_collate_prefixes
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The vocabulary and the token kind."""

@@ -1,0 +1,277 @@
+"""IMDbDataModule on tiny local fixtures: loading formats, splits, vocabulary, batches, errors,
+checkpoint state and predicting without training data."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from _data_fixtures import make_reviews, write_acl_tree, write_splits
+
+from lightning_gru.data import IMDbDataModule, SourceUnreachableError, tokenize
+
+
+def make_dm(data_dir, cache_dir, **kwargs) -> IMDbDataModule:
+    dm = IMDbDataModule(data_dir=str(data_dir), cache_dir=cache_dir, batch_size=8, **kwargs)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def encoded_rows(dataset) -> list[tuple[list[int], int]]:
+    rows = (dataset[i] for i in range(len(dataset)))
+    return [(row["input_ids"].tolist(), int(row["label"])) for row in rows]
+
+
+def test_tokenize_removes_breaks_keeps_contractions_and_punctuation():
+    text = "It's GREAT<br />fun, isn't it?<BR/>10/10"
+    assert tokenize(text) == ["it's", "great", "fun", ",", "isn't", "it", "?", "10", "/", "10"]
+    assert tokenize(text, lowercase=False)[:2] == ["It's", "GREAT"]
+
+
+def test_parquet_folder_splits_stratified_and_vocab_from_training_rows_only(parquet_dir, cache_dir):
+    dm = make_dm(parquet_dir, cache_dir, val_fraction=0.25)
+    assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (30, 10, 20)
+    val_labels = [int(dm.val_dataset[i]["label"]) for i in range(10)]
+    assert sorted(val_labels) == [0] * 5 + [1] * 5
+    tokens = dm.vocab.idx_to_token
+    assert tokens[:2] == ["<pad>", "<unk>"] and dm.vocab_size == len(tokens)
+    assert "unseenword" not in tokens  # only in the test split
+    # "review", ":", "this", ... occur in every review; ties are alphabetical
+    train = make_reviews(20)
+    val_rows = set(dm.val_dataset.index.tolist())
+    counts: dict[str, int] = {}
+    for row, text in enumerate(train["text"]):
+        if row not in val_rows:
+            for token in tokenize(text):
+                counts[token] = counts.get(token, 0) + 1
+    expected = sorted(counts, key=lambda t: (-counts[t], t))
+    assert tokens[2:] == expected
+
+
+def test_batches_are_padded_dicts_with_cpu_lengths(parquet_dir, cache_dir):
+    dm = make_dm(parquet_dir, cache_dir)
+    batches = list(dm.train_dataloader())
+    assert sum(len(b["labels"]) for b in batches) == len(dm.train_dataset) == 36
+    for batch in batches:
+        ids, lengths = batch["input_ids"], batch["lengths"]
+        assert sorted(batch) == ["input_ids", "labels", "lengths"]
+        assert ids.dtype == lengths.dtype == batch["labels"].dtype == torch.long
+        assert lengths.device.type == "cpu" and ids.shape == (len(lengths), int(lengths.max()))
+        mask = torch.arange(ids.shape[1]) < lengths[:, None]
+        assert (ids[~mask] == 0).all() and (ids[mask] > 0).all()
+
+
+def test_encode_matches_the_arrow_encoding_and_truncates(parquet_dir, cache_dir):
+    dm = make_dm(parquet_dir, cache_dir, max_length=12)
+    texts = make_reviews(10, prefix="Unseenword ")["text"].tolist()
+    assert [ids for ids, _ in encoded_rows(dm.test_dataset)] == dm.encode(texts)
+    assert max(len(ids) for ids in dm.encode(texts)) == 12
+    assert dm.encode(["Unseenword"]) == [[dm.unk_index]] and dm.encode([""]) == [[dm.unk_index]]
+
+
+def test_vocab_limits_and_lowercase(parquet_dir, cache_dir):
+    small = make_dm(parquet_dir, cache_dir, max_vocab_size=6)
+    assert small.vocab_size == 6
+    rare = make_dm(parquet_dir, cache_dir, min_freq=1000)
+    assert rare.vocab.idx_to_token == ["<pad>", "<unk>"]
+    cased = make_dm(parquet_dir, cache_dir, lowercase=False)
+    assert "Review" in cased.vocab and "review" not in cased.vocab
+
+
+def test_same_seed_same_batches_other_seed_other_split(parquet_dir, cache_dir):
+    def first_epoch(seed):
+        dm = make_dm(parquet_dir, cache_dir, seed=seed)
+        batches = [b["input_ids"].tolist() for b in dm.train_dataloader()]
+        return dm.val_dataset.index.tolist(), batches
+
+    assert first_epoch(1) == first_epoch(1)
+    assert first_epoch(1)[0] != first_epoch(2)[0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_csv_and_jsonl_load_like_parquet(tmp_path, imdb_frames, parquet_dir, cache_dir, fmt):
+    reference = make_dm(parquet_dir, cache_dir)
+    dm = make_dm(write_splits(tmp_path / fmt, fmt, *imdb_frames), cache_dir)
+    assert dm.vocab == reference.vocab
+    assert encoded_rows(dm.train_dataset) == encoded_rows(reference.train_dataset)
+    assert encoded_rows(dm.test_dataset) == encoded_rows(reference.test_dataset)
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["tree", "parent-of-aclImdb"])
+def test_aclimdb_tree_loads_like_parquet(tmp_path, imdb_frames, parquet_dir, cache_dir, nested):
+    root = write_acl_tree(tmp_path / "aclImdb", *imdb_frames)
+    # file names sort as strings 0, 1, 10, 11, ..., 2: the module must order by numeric id
+    dm = make_dm(root.parent if nested else root, cache_dir)
+    reference = make_dm(parquet_dir, cache_dir)
+    assert dm.vocab == reference.vocab
+    assert encoded_rows(dm.train_dataset) == encoded_rows(reference.train_dataset)
+    assert encoded_rows(dm.test_dataset) == encoded_rows(reference.test_dataset)
+
+
+def test_prepare_data_second_run_reuses_the_cache(parquet_dir, cache_dir):
+    from pathlib import Path
+
+    IMDbDataModule(data_dir=str(parquet_dir), cache_dir=cache_dir).prepare_data()
+    files = {p: p.stat().st_mtime_ns for p in Path(cache_dir).rglob("*.arrow")}
+    assert any("cache-" in p.name for p in files)  # the tokenised map results
+    IMDbDataModule(data_dir=str(parquet_dir), cache_dir=cache_dir).prepare_data()
+    assert {p: p.stat().st_mtime_ns for p in Path(cache_dir).rglob("*.arrow")} == files
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def bad_frame(**changes) -> pd.DataFrame:
+    frame = make_reviews(3)
+    for column, (row, value) in changes.items():
+        frame[column] = frame[column].astype(object)
+        frame.loc[row, column] = value
+    return frame
+
+
+@pytest.mark.parametrize(
+    "train, message",
+    [
+        pytest.param(
+            make_reviews(3).drop(columns="label"), r"missing column.*'label'", id="column"
+        ),
+        pytest.param(bad_frame(label=(4, 2)), r"0 \(neg\) or 1 \(pos\), row 4 has 2", id="label-2"),
+        pytest.param(
+            make_reviews(3).replace({"label": {0: "neg", 1: "pos"}}),
+            "must hold integers",
+            id="label-str",
+        ),
+        pytest.param(bad_frame(text=(5, "  ")), "row 5 has an empty text", id="empty-text"),
+    ],
+)
+def test_bad_files_name_the_file_and_the_problem(tmp_path, cache_dir, train, message):
+    folder = write_splits(tmp_path / "bad", "parquet", train, make_reviews(3))
+    with pytest.raises(ValueError, match=message) as err:
+        IMDbDataModule(data_dir=str(folder), cache_dir=cache_dir).prepare_data()
+    assert "train.parquet" in str(err.value)
+
+
+def test_missing_or_ambiguous_split_files(tmp_path, imdb_frames, cache_dir):
+    folder = write_splits(tmp_path / "d", "parquet", *imdb_frames)
+    (folder / "test.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match="has no test files"):
+        IMDbDataModule(data_dir=str(folder), cache_dir=cache_dir).prepare_data()
+    write_splits(folder, "csv", *imdb_frames)
+    with pytest.raises(FileNotFoundError, match="several kinds of"):
+        IMDbDataModule(data_dir=str(folder), cache_dir=cache_dir).prepare_data()
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        IMDbDataModule(data_dir=str(tmp_path / "nowhere")).prepare_data()
+
+
+def test_empty_review_file_in_aclimdb_tree(tmp_path, imdb_frames, cache_dir):
+    root = write_acl_tree(tmp_path / "aclImdb", *imdb_frames)
+    (root / "train" / "pos" / "3_9.txt").write_text("")
+    with pytest.raises(ValueError, match=r"3_9\.txt: empty review"):
+        IMDbDataModule(data_dir=str(root), cache_dir=cache_dir).prepare_data()
+
+
+def test_unreachable_hub_says_how_to_load_local_files(cache_dir):
+    with pytest.raises(SourceUnreachableError) as err:
+        IMDbDataModule(cache_dir=cache_dir).prepare_data()
+    message = str(err.value)
+    assert "'stanfordnlp/imdb' from the Hugging Face Hub" in message
+    assert "data_dir=" in message and "HF_HUB_OFFLINE=1" in message
+
+
+# -- state_dict, predict -------------------------------------------------------------------
+
+
+def test_state_dict_round_trip_lets_predict_run_without_training_data(
+    tmp_path, parquet_dir, cache_dir
+):
+    trained = make_dm(parquet_dir, cache_dir, max_length=9, lowercase=False)
+    state = trained.state_dict()
+    assert torch.load(_saved(tmp_path, state), weights_only=True) == state
+    predict_file = tmp_path / "reviews.txt"
+    predict_file.write_text("Review 3: this film was weak.\nUnseenword great!\n")
+    dm = IMDbDataModule(
+        data_dir=str(tmp_path / "absent"), predict_texts=["Great"], predict_file=str(predict_file)
+    )
+    assert dm.state_dict() == {}
+    dm.load_state_dict(state)
+    dm.setup("predict")
+    assert dm.vocab == trained.vocab and (dm.lowercase, dm.max_length) == (False, 9)
+    (batch,) = list(dm.predict_dataloader())
+    texts = ["Great", "Review 3: this film was weak.", "Unseenword great!"]
+    assert batch["text"] == texts and sorted(batch) == ["input_ids", "lengths", "text"]
+    expected = trained.encode(texts)
+    assert batch["lengths"].tolist() == [len(ids) for ids in expected]
+    rows = zip(batch["input_ids"], batch["lengths"], strict=True)
+    assert [row[:n].tolist() for row, n in rows] == expected
+
+
+def _saved(tmp_path, state):
+    path = tmp_path / "state.pt"
+    torch.save(state, path)
+    return path
+
+
+def test_predict_inputs_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="predict_texts or predict_file"):
+        IMDbDataModule().setup("predict")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("good\n\nbad\n")
+    with pytest.raises(ValueError, match=r"blank\.txt: line 2 is blank"):
+        IMDbDataModule(predict_file=str(blank)).setup("predict")
+    with pytest.raises(FileNotFoundError, match="predict_file"):
+        IMDbDataModule(predict_file=str(tmp_path / "none.txt")).setup("predict")
+
+
+def test_checkpoint_carries_the_vocabulary_to_trainer_predict(tmp_path, parquet_dir, cache_dir):
+    import lightning as L
+
+    class BagOfWords(L.LightningModule):
+        def __init__(self, vocab_size: int) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.embedding = torch.nn.EmbeddingBag(vocab_size, 2, mode="sum", padding_idx=0)
+
+        def forward(self, batch):
+            return self.embedding(batch["input_ids"])
+
+        def training_step(self, batch, batch_idx):
+            return torch.nn.functional.cross_entropy(self(batch), batch["labels"])
+
+        def predict_step(self, batch, batch_idx):
+            return self(batch).argmax(-1)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.5)
+
+    trainer_kwargs = dict(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu"
+    )
+    dm = IMDbDataModule(data_dir=str(parquet_dir), cache_dir=cache_dir, batch_size=8)
+    model = BagOfWords(dm.vocab_size)
+    trainer = L.Trainer(max_epochs=3, default_root_dir=tmp_path, **trainer_kwargs)
+    trainer.fit(model, datamodule=dm)
+    ckpt = trainer.checkpoint_callback.best_model_path
+    assert torch.load(ckpt, weights_only=True)["IMDbDataModule"] == dm.state_dict()
+
+    # no data_dir: the hub is unreachable, so any attempt to load training data would fail
+    texts = make_reviews(4)["text"].tolist()
+    predict_dm = IMDbDataModule(cache_dir=cache_dir, predict_texts=texts, batch_size=3)
+    restored = BagOfWords.load_from_checkpoint(ckpt)
+    predictions = L.Trainer(default_root_dir=tmp_path, **trainer_kwargs).predict(
+        restored, predict_dm, ckpt_path=ckpt
+    )
+    assert predict_dm.vocab == dm.vocab
+    assert torch.cat(predictions).tolist() == [0] * 4 + [1] * 4  # the words separate the labels
+    direct = [model.predict_step(b, 0) for b in predict_dm.predict_dataloader()]
+    assert torch.equal(torch.cat(direct), torch.cat(predictions))
+
+
+def test_a_review_without_tokens_becomes_unk(tmp_path, cache_dir):
+    train = make_reviews(3)
+    train.loc[2, "text"] = "<br /><br />"  # not empty, but no tokens
+    dm = make_dm(write_splits(tmp_path / "d", "parquet", train, make_reviews(3)), cache_dir)
+    dataset = dm._datasets()[0] if 2 in dm.train_dataset.index else dm.val_dataset
+    position = dataset.index.tolist().index(2)
+    assert dataset[position]["input_ids"].tolist() == [dm.unk_index]
+    assert dataset.lengths.min() == 1
