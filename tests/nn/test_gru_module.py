@@ -1,0 +1,321 @@
+"""``lightning_gru.nn.GRU`` is a ``torch.nn.GRU`` for every purpose but speed.
+
+Parameters, initialisation, ``state_dict`` both ways, copying, pickling, dtype/device moves,
+grad modes, ``functional_call``, non-contiguous inputs and views, and inter-layer dropout.
+"""
+
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+from _gru_helpers import RESET_AFTER, Case, assert_close, check_parity, make_inputs, make_pair, run
+from torch.func import functional_call
+
+from lightning_gru.nn import GRU
+
+CONFIGS = [
+    pytest.param(dict(input_size=3, hidden_size=5), id="L1"),
+    pytest.param(dict(input_size=3, hidden_size=5, num_layers=3, bidirectional=True), id="L3-bi"),
+    pytest.param(dict(input_size=4, hidden_size=2, num_layers=2, bias=False), id="L2-nobias"),
+    pytest.param(
+        dict(input_size=4, hidden_size=6, num_layers=2, batch_first=True, dropout=0.25),
+        id="bf-drop",
+    ),
+]
+
+
+def test_is_a_torch_gru() -> None:
+    m = GRU(3, 5)
+    assert isinstance(m, torch.nn.GRU)
+    assert isinstance(m, torch.nn.RNNBase)
+    assert m.reset_after is True
+    assert m.backend == "auto"
+
+
+def test_constructor_keywords_and_defaults() -> None:
+    m = GRU(
+        input_size=3,
+        hidden_size=4,
+        num_layers=2,
+        bias=False,
+        batch_first=True,
+        dropout=0.5,
+        bidirectional=True,
+        device="cpu",
+        dtype=torch.float64,
+        reset_after=False,
+        backend="cython",
+    )
+    assert (m.input_size, m.hidden_size, m.num_layers) == (3, 4, 2)
+    assert (m.bias, m.batch_first, m.dropout, m.bidirectional) == (False, True, 0.5, True)
+    assert (m.reset_after, m.backend) == (False, "cython")
+    assert all(p.dtype == torch.float64 for p in m.parameters())
+    with pytest.raises(TypeError):
+        GRU(3, 4, 1, True, False, 0.0, False, None, None, False)  # reset_after is keyword-only
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_same_parameters_and_initialisation_as_torch(config: dict) -> None:
+    torch.manual_seed(0)
+    expected = torch.nn.GRU(**config)
+    torch.manual_seed(0)
+    ours = GRU(**config, reset_after=False, backend="cython")
+    expected_params = dict(expected.named_parameters())
+    ours_params = dict(ours.named_parameters())
+    assert list(ours_params) == list(expected_params)
+    for name, p in expected_params.items():
+        assert torch.equal(ours_params[name], p), name
+    assert ours._flat_weights_names == expected._flat_weights_names
+    assert [list(w) for w in ours._all_weights] == [list(w) for w in expected._all_weights]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("direction", ["torch_to_ours", "ours_to_torch"])
+def test_state_dict_round_trip(config: dict, direction: str) -> None:
+    torch_gru, ours = torch.nn.GRU(**config), GRU(**config, backend="cython")
+    source, target = (torch_gru, ours) if direction == "torch_to_ours" else (ours, torch_gru)
+    state = source.state_dict()
+    result = target.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    for key, value in target.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    # and the model computes with the loaded weights
+    torch_gru.eval(), ours.eval()
+    batch_first = config.get("batch_first", False)
+    x = torch.randn((2, 6, config["input_size"]) if batch_first else (6, 2, config["input_size"]))
+    for a, b in zip(ours(x), torch_gru(x), strict=True):
+        assert_close(a, b, torch.float32, direction)
+
+
+def test_state_dict_through_a_file() -> None:
+    ours = GRU(3, 4, num_layers=2, bidirectional=True, reset_after=False)
+    buffer = io.BytesIO()
+    torch.save(ours.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    torch_gru = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True)
+    torch_gru.load_state_dict(state)
+    clone = GRU(3, 4, num_layers=2, bidirectional=True, reset_after=False)
+    clone.load_state_dict(torch_gru.state_dict())
+    x = torch.randn(5, 2, 3)
+    for a, b in zip(clone(x), ours(x), strict=True):
+        assert torch.equal(a, b)
+
+
+def _same_forward(a: torch.nn.GRU, b: torch.nn.GRU, dtype=torch.float32) -> None:
+    x = torch.randn(5, 3, a.input_size, dtype=dtype)
+    if a.batch_first:
+        x = x.transpose(0, 1)
+    a.eval(), b.eval()
+    for out_a, out_b in zip(a(x), b(x), strict=True):
+        assert torch.equal(out_a, out_b)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_deepcopy(reset_after: bool) -> None:
+    ours = GRU(3, 4, num_layers=2, bidirectional=True, reset_after=reset_after, backend="cython")
+    clone = copy.deepcopy(ours)
+    assert (clone.reset_after, clone.backend) == (reset_after, "cython")
+    _same_forward(ours, clone)
+    with torch.no_grad():
+        clone.weight_hh_l0.add_(1.0)
+    assert not torch.equal(clone.weight_hh_l0, ours.weight_hh_l0)  # no shared storage
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_pickle(reset_after: bool) -> None:
+    ours = GRU(3, 4, num_layers=2, reset_after=reset_after, backend="cython")
+    clone = pickle.loads(pickle.dumps(ours))
+    assert isinstance(clone, GRU)
+    assert (clone.reset_after, clone.backend) == (reset_after, "cython")
+    _same_forward(ours, clone)
+
+
+def test_torch_save_whole_module() -> None:
+    ours = GRU(3, 4, reset_after=False)
+    buffer = io.BytesIO()
+    torch.save(ours, buffer)
+    buffer.seek(0)
+    clone = torch.load(buffer, weights_only=False)
+    assert clone.reset_after is False
+    _same_forward(ours, clone)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("convert", ["double", "to_float64"])
+def test_double(reset_after: bool, convert: str) -> None:
+    case = Case(num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case, torch.float32)
+    oracle.double()
+    ours = ours.double() if convert == "double" else ours.to(torch.float64)
+    assert all(p.dtype == torch.float64 for p in ours.parameters())
+    assert all(w.dtype == torch.float64 for w in ours._flat_weights)
+    check_parity(oracle, ours, case, make_inputs(case, torch.float64), torch.float64)
+
+
+def test_float_after_double() -> None:
+    case = Case(num_layers=2)
+    oracle, ours = make_pair(case, torch.float64)
+    oracle.float(), ours.float()
+    check_parity(oracle, ours, case, make_inputs(case, torch.float32), torch.float32)
+
+
+GRAD_MODES = [
+    pytest.param(torch.no_grad, id="no_grad"),
+    pytest.param(torch.inference_mode, id="inference_mode"),
+]
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("mode", GRAD_MODES)
+@pytest.mark.parametrize("layout", ["dense", "packed"])
+def test_grad_modes(reset_after: bool, mode, layout: str) -> None:
+    case = Case(num_layers=2, bidirectional=True, layout=layout, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    inputs = make_inputs(case)
+    with mode():
+        expected = run(oracle, case, inputs)
+        actual = run(ours, case, inputs)
+    for a, e, what in zip(actual, expected, ("output", "h_n"), strict=True):
+        assert not a.requires_grad and a.grad_fn is None, what
+        assert a.is_inference() == e.is_inference(), what
+        assert_close(a, e, torch.float64, what)
+
+
+def test_functional_call_uses_the_given_parameters() -> None:
+    case = Case(num_layers=2, bidirectional=True)
+    oracle, ours = make_pair(case)
+    replacement = {name: torch.randn_like(p) for name, p in ours.named_parameters()}
+    oracle.load_state_dict(replacement)
+    inputs = make_inputs(case, requires_grad=False)
+    expected = oracle(inputs.x, inputs.h0)
+    actual = functional_call(ours, replacement, (inputs.x, inputs.h0))
+    for a, e in zip(actual, expected, strict=True):
+        assert_close(a, e, torch.float64, "functional_call")
+
+
+def test_reassigned_parameter_is_used() -> None:
+    case = Case()
+    oracle, ours = make_pair(case)
+    w = torch.randn_like(ours.weight_hh_l0)
+    ours.weight_hh_l0 = torch.nn.Parameter(w.clone())
+    oracle.weight_hh_l0 = torch.nn.Parameter(w.clone())
+    check_parity(oracle, ours, case, make_inputs(case), torch.float64)
+
+
+def test_flatten_parameters_is_harmless() -> None:
+    case = Case(num_layers=2)
+    oracle, ours = make_pair(case)
+    ours.flatten_parameters()
+    check_parity(oracle, ours, case, make_inputs(case), torch.float64)
+
+
+def test_repr_shows_reset_after() -> None:
+    assert "reset_after=False" in repr(GRU(3, 4, reset_after=False))
+
+
+# --- non-contiguous inputs and views --------------------------------------------------------
+
+
+def _views(T: int, B: int, I: int) -> dict[str, torch.Tensor]:  # noqa: E741
+    """Time-major ``(T, B, I)`` tensors that are not plain contiguous ones."""
+    return {
+        "transposed": torch.randn(B, T, I, dtype=torch.float64).transpose(0, 1),
+        "strided-features": torch.randn(T, B, 2 * I, dtype=torch.float64)[..., ::2],
+        "sliced-time": torch.randn(2 * T, B, I, dtype=torch.float64)[1::2],
+        "sliced-batch": torch.randn(T, B + 3, I, dtype=torch.float64)[:, 2 : 2 + B],
+        "expanded-batch": torch.randn(T, 1, I, dtype=torch.float64).expand(T, B, I),
+        "permuted": torch.randn(I, T, B, dtype=torch.float64).permute(1, 2, 0),
+    }
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("view", list(_views(2, 2, 2)))
+def test_non_contiguous_input(view: str, reset_after: bool) -> None:
+    case = Case(num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    torch.manual_seed(5)
+    x = _views(case.T, case.B, case.I)[view]
+    h0 = torch.randn(case.B, 4, case.H, dtype=torch.float64).transpose(0, 1)  # non-contiguous
+    for module in (oracle, ours):
+        module.zero_grad()
+    x_oracle, x_ours = x.detach().requires_grad_(), x.detach().requires_grad_()
+    expected = oracle(x_oracle, h0)
+    actual = ours(x_ours, h0)
+    for a, e, what in zip(actual, expected, ("output", "h_n"), strict=True):
+        assert_close(a, e, torch.float64, f"{view} {what}")
+    (expected[0].sum() + expected[1].square().sum()).backward()
+    (actual[0].sum() + actual[1].square().sum()).backward()
+    assert_close(x_ours.grad, x_oracle.grad, torch.float64, f"{view} grad[input]")
+    for (name, p_oracle), p_ours in zip(oracle.named_parameters(), ours.parameters(), strict=True):
+        assert_close(p_ours.grad, p_oracle.grad, torch.float64, f"{view} grad[{name}]")
+
+
+def test_non_contiguous_batch_first_input() -> None:
+    case = Case(layout="batch_first", num_layers=2)
+    oracle, ours = make_pair(case)
+    x = torch.randn(case.T, case.B, case.I, dtype=torch.float64).transpose(0, 1)  # (B, T, I) view
+    for a, e in zip(ours(x), oracle(x), strict=True):
+        assert_close(a, e, torch.float64, "batch_first transposed view")
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_non_contiguous_weights(reset_after: bool) -> None:
+    case = Case(num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    for module in (oracle, ours):
+        for name in ("weight_ih_l0", "weight_hh_l0_reverse", "weight_hh_l1"):
+            w = getattr(module, name).detach()
+            transposed = w.t().contiguous().t()  # same values, column-major storage
+            assert not transposed.is_contiguous()
+            setattr(module, name, torch.nn.Parameter(transposed))
+    check_parity(oracle, ours, case, make_inputs(case), torch.float64)
+
+
+# --- dropout ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_dropout_in_eval_mode_is_identity(reset_after: bool) -> None:
+    case = Case(num_layers=3, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case, dropout=0.5)
+    oracle.dropout = 0.0
+    oracle.eval(), ours.eval()
+    check_parity(oracle, ours, case, make_inputs(case), torch.float64)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_dropout_single_layer_is_identity_in_training(reset_after: bool) -> None:
+    """Dropout acts between layers only: with one layer, training output equals eval output."""
+    case = Case(num_layers=1, reset_after=reset_after)
+    with pytest.warns(UserWarning, match="dropout"):
+        oracle, ours = make_pair(case, dropout=0.5)
+    check_parity(oracle, ours, case, make_inputs(case), torch.float64)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("layout", ["dense", "packed"])
+def test_dropout_in_training(reset_after: bool, layout: str) -> None:
+    case = Case(T=6, B=5, H=16, num_layers=3, bidirectional=True, layout=layout)
+    case = case.with_(reset_after=reset_after)
+    _, ours = make_pair(case, dropout=0.5)
+    inputs = make_inputs(case)
+
+    ours.eval()
+    eval_out, eval_h = run(ours, case, inputs)
+    ours.train()
+    torch.manual_seed(7)
+    out, h_n = run(ours, case, inputs)
+    torch.manual_seed(7)
+    again, _ = run(ours, case, inputs)
+    assert not torch.allclose(out, eval_out)  # dropout is applied
+    assert torch.equal(out, again)  # and follows torch's RNG
+    # the first layer does not see dropout: its final states are those of eval mode
+    D = case.D
+    torch.testing.assert_close(h_n[:D], eval_h[:D], rtol=1e-12, atol=1e-12)
+    (out.square().sum() + h_n.sum()).backward()
+    assert torch.isfinite(inputs.x.grad).all()
+    for name, p in ours.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
