@@ -22,6 +22,10 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from cython cimport floating
+from cython.parallel cimport prange
+
+# Below this many gate elements per step the loop runs on one thread (forking costs more).
+cdef int PARALLEL_MIN_ELEMENTS = 4096
 
 cdef extern from "gru_math.h" nogil:
     float expf(float)
@@ -125,6 +129,13 @@ cdef inline void column_sums(floating *out, const floating *src, int ld_src, int
             out[j] += src[i * ld_src + j]
 
 
+cdef inline int chunks_for(int rows, int H, int num_threads) noexcept nogil:
+    """How many threads share the gate loop of a step with ``rows`` rows."""
+    if num_threads <= 1 or rows * H < PARALLEL_MIN_ELEMENTS:
+        return 1
+    return num_threads if num_threads < rows else rows
+
+
 cdef int64_t *step_offsets(const int64_t *batch_sizes, int T) noexcept nogil:
     """Row offset of every step, plus the total at index T (NULL when out of memory)."""
     cdef int64_t *offsets = <int64_t *>malloc((T + 1) * sizeof(int64_t))
@@ -176,12 +187,13 @@ cdef int forward_direction(
     int T, int B, int H, const floating *w_ih, const floating *w_hh, const floating *b_ih,
     const floating *b_hh, const floating *h0, floating *y, int ldy, floating *h_n,
     floating *gates, floating *extra, bint reverse, bint reset_after, bint training,
+    int num_threads,
 ) noexcept nogil:
     """One direction of one layer. ``extra`` may be NULL when not training. Returns -1 on OOM."""
     cdef int H3 = 3 * H
     cdef int N = offsets[T]
-    cdef Py_ssize_t step, t, b, j, row
-    cdef int bs, ld_rh
+    cdef Py_ssize_t step, t, b, j, row, c
+    cdef int bs, ld_rh, chunks
     cdef floating *h = h_n  # the running state; rows past batch_sizes[t] keep theirs
     # (B, 3H) scratch for the hidden products, then H zeros standing in for a missing b_hn
     cdef floating *gh = <floating *>calloc(B * H3 + H, sizeof(floating))
@@ -207,24 +219,28 @@ cdef int forward_direction(
         t = T - 1 - step if reverse else step
         bs = batch_sizes[t]
         g = gates + offsets[t] * H3
+        chunks = chunks_for(bs, H, num_threads)
         if reset_after:
             gemm(False, True, bs, H3, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
-            for b in range(bs):
-                ra_forward(H, g + b * H3, gh + b * H3, b_hn, h + b * H,
-                           extra + (offsets[t] + b) * H if training else NULL, training)
+            for c in prange(chunks, num_threads=chunks, schedule="static"):
+                for b in range(c * bs // chunks, (c + 1) * bs // chunks):
+                    ra_forward(H, g + b * H3, gh + b * H3, b_hn, h + b * H,
+                               extra + (offsets[t] + b) * H if training else NULL, training)
+                    memcpy(y + (offsets[t] + b) * ldy, h + b * H, H * sizeof(floating))
         else:
             # r and z first; then n from W_hn (r * h), a second product that needs r.
             gemm(False, True, bs, 2 * H, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
             rh = extra + offsets[t] * H if training else gh + 2 * H
             ld_rh = H if training else H3
-            for b in range(bs):
-                rb_forward_rz(H, g + b * H3, gh + b * H3, h + b * H, rh + b * ld_rh)
+            for c in prange(chunks, num_threads=chunks, schedule="static"):
+                for b in range(c * bs // chunks, (c + 1) * bs // chunks):
+                    rb_forward_rz(H, g + b * H3, gh + b * H3, h + b * H, rh + b * ld_rh)
             gemm(False, True, bs, H, H, <floating>1.0, rh, ld_rh, w_hh + 2 * H * H, H,
                  <floating>0.0, gh, H3)
-            for b in range(bs):
-                rb_forward_n(H, g + b * H3, gh + b * H3, h + b * H)
-        for b in range(bs):
-            memcpy(y + (offsets[t] + b) * ldy, h + b * H, H * sizeof(floating))
+            for c in prange(chunks, num_threads=chunks, schedule="static"):
+                for b in range(c * bs // chunks, (c + 1) * bs // chunks):
+                    rb_forward_n(H, g + b * H3, gh + b * H3, h + b * H)
+                    memcpy(y + (offsets[t] + b) * ldy, h + b * H, H * sizeof(floating))
     free(gh)
     return 0
 
@@ -233,7 +249,7 @@ def forward(
     size_t x, int ldx, int I, size_t batch_sizes, int T, int B, int H,
     size_t w_ih, size_t w_hh, size_t b_ih, size_t b_hh, size_t h0, size_t y, int ldy,
     size_t h_n, size_t gates, size_t extra, bint reverse, bint reset_after, bint training,
-    bint double_precision,
+    bint double_precision, int num_threads=1,
 ):
     """One direction of one layer (see the module docstring for the buffers)."""
     cdef int64_t *offsets
@@ -249,13 +265,13 @@ def forward(
                 <const double *>x, ldx, I, <const int64_t *>batch_sizes, offsets, T, B, H,
                 <const double *>w_ih, <const double *>w_hh, <const double *>b_ih,
                 <const double *>b_hh, <const double *>h0, <double *>y, ldy, <double *>h_n,
-                <double *>gates, <double *>extra, reverse, reset_after, training)
+                <double *>gates, <double *>extra, reverse, reset_after, training, num_threads)
         else:
             status = forward_direction(
                 <const float *>x, ldx, I, <const int64_t *>batch_sizes, offsets, T, B, H,
                 <const float *>w_ih, <const float *>w_hh, <const float *>b_ih,
                 <const float *>b_hh, <const float *>h0, <float *>y, ldy, <float *>h_n,
-                <float *>gates, <float *>extra, reverse, reset_after, training)
+                <float *>gates, <float *>extra, reverse, reset_after, training, num_threads)
     free(offsets)
     if status != 0:
         raise MemoryError()
@@ -336,13 +352,13 @@ cdef int backward_direction(
     const floating *y, int ldy, const floating *dy, const floating *dh_n, floating *gates,
     floating *extra, bint reverse, bint reset_after, bint dense,
     floating *dx, bint accumulate_dx, floating *dh0, floating *dw_ih, floating *dw_hh,
-    floating *db_ih, floating *db_hh,
+    floating *db_ih, floating *db_hh, int num_threads,
 ) noexcept nogil:
     """Gradients of one direction; ``gates``/``extra`` are consumed (overwritten in place)."""
     cdef int H3 = 3 * H
     cdef int N = offsets[T]
-    cdef Py_ssize_t step, t, b, j, row
-    cdef int bs
+    cdef Py_ssize_t step, t, b, j, row, c
+    cdef int bs, chunks
     cdef const floating *h_prev
     cdef const floating *dy_row
     cdef floating *g
@@ -369,16 +385,19 @@ cdef int backward_direction(
         bs = batch_sizes[t]
         g = gates + offsets[t] * H3
         e = extra + offsets[t] * H
-        for b in range(bs):
-            h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
-            if h_prev_buffer != NULL:
-                memcpy(h_prev_buffer + (offsets[t] + b) * H, h_prev, H * sizeof(floating))
-            dy_row = dy + (offsets[t] + b) * ldy if dy != NULL else zeros
-            if reset_after:
-                ra_backward(H, g + b * H3, e + b * H, dh_state + b * H, dy_row, h_prev,
-                            dg_step + b * H3)
-            else:
-                rb_backward_zn(H, g + b * H3, dh_state + b * H, dy_row, h_prev, dg_step + b * H3)
+        chunks = chunks_for(bs, H, num_threads)
+        for c in prange(chunks, num_threads=chunks, schedule="static"):
+            for b in range(c * bs // chunks, (c + 1) * bs // chunks):
+                h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
+                if h_prev_buffer != NULL:
+                    memcpy(h_prev_buffer + (offsets[t] + b) * H, h_prev, H * sizeof(floating))
+                dy_row = dy + (offsets[t] + b) * ldy if dy != NULL else zeros
+                if reset_after:
+                    ra_backward(H, g + b * H3, e + b * H, dh_state + b * H, dy_row, h_prev,
+                                dg_step + b * H3)
+                else:
+                    rb_backward_zn(H, g + b * H3, dh_state + b * H, dy_row, h_prev,
+                                   dg_step + b * H3)
         if reset_after:
             gemm(False, False, bs, H, H3, <floating>1.0, dg_step, H3, w_hh, H, <floating>1.0,
                  dh_state, H)
@@ -386,9 +405,11 @@ cdef int backward_direction(
             # d(r*h) = dgn W_hn into dg_step[:, :H], then r's gradient and r*h's path to h.
             gemm(False, False, bs, H, H, <floating>1.0, dg_step + 2 * H, H3, w_hh + 2 * H * H,
                  H, <floating>0.0, dg_step, H3)
-            for b in range(bs):
-                h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
-                rb_backward_r(H, g + b * H3, dh_state + b * H, h_prev, dg_step + b * H3)
+            for c in prange(chunks, num_threads=chunks, schedule="static"):
+                for b in range(c * bs // chunks, (c + 1) * bs // chunks):
+                    h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b,
+                                            reverse)
+                    rb_backward_r(H, g + b * H3, dh_state + b * H, h_prev, dg_step + b * H3)
             gemm(False, False, bs, H, 2 * H, <floating>1.0, dg_step, H3, w_hh, H, <floating>1.0,
                  dh_state, H)
 
@@ -422,7 +443,7 @@ def backward(
     size_t w_ih, size_t w_hh, size_t h0, size_t y, int ldy, size_t dy, size_t dh_n,
     size_t gates, size_t extra, bint reverse, bint reset_after,
     size_t dx, bint accumulate_dx, size_t dh0, size_t dw_ih, size_t dw_hh, size_t db_ih,
-    size_t db_hh, bint double_precision,
+    size_t db_hh, bint double_precision, int num_threads=1,
 ):
     """Gradients of one direction of one layer; ``dy``/``dh_n``/``dx``/``db_*`` may be 0."""
     cdef int64_t *offsets
@@ -445,14 +466,14 @@ def backward(
                 <const double *>w_hh, <const double *>h0, <const double *>y, ldy,
                 <const double *>dy, <const double *>dh_n, <double *>gates, <double *>extra,
                 reverse, reset_after, dense, <double *>dx, accumulate_dx, <double *>dh0,
-                <double *>dw_ih, <double *>dw_hh, <double *>db_ih, <double *>db_hh)
+                <double *>dw_ih, <double *>dw_hh, <double *>db_ih, <double *>db_hh, num_threads)
         else:
             status = backward_direction(
                 <const float *>x, ldx, I, bsz, offsets, T, B, H, <const float *>w_ih,
                 <const float *>w_hh, <const float *>h0, <const float *>y, ldy,
                 <const float *>dy, <const float *>dh_n, <float *>gates, <float *>extra,
                 reverse, reset_after, dense, <float *>dx, accumulate_dx, <float *>dh0,
-                <float *>dw_ih, <float *>dw_hh, <float *>db_ih, <float *>db_hh)
+                <float *>dw_ih, <float *>dw_hh, <float *>db_ih, <float *>db_hh, num_threads)
     free(offsets)
     if status != 0:
         raise MemoryError()

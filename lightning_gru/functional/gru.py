@@ -148,7 +148,8 @@ def _group_weights(weights, has_biases):
 
 @lru_cache(maxsize=64)
 def _dense_batch_sizes(T: int, B: int) -> Tensor:
-    return torch.full((T,), B, dtype=torch.int64)
+    with torch.inference_mode(False):  # cached: must stay usable outside inference mode
+        return torch.full((T,), B, dtype=torch.int64)
 
 
 def _cython_gru(
@@ -217,7 +218,7 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training):
             w_ih.data_ptr(), w_hh.data_ptr(), _pointer(b_ih), _pointer(b_hh),
             h0[d].data_ptr(), y.data_ptr() + d * H * itemsize, D * H, h_n[d].data_ptr(),
             gates[d if training else 0].data_ptr(), _pointer(extra[d]),
-            d == 1, reset_after, training, x.dtype == torch.float64,
+            d == 1, reset_after, training, x.dtype == torch.float64, torch.get_num_threads(),
         )  # fmt: skip
     return y, h_n, (gates, extra)
 
@@ -239,7 +240,8 @@ class GRULayerFunction(torch.autograd.Function):
         training = save_for_backward and any(ctx.needs_input_grad)
         y, h_n, buffers = _layer_forward(x, h0, batch_sizes, reset_after, weights, training)
         if training:
-            ctx.save_for_backward(x, h0, y, batch_sizes, *weights)
+            ctx.save_for_backward(x, h0, y, *weights)
+            ctx.batch_sizes = batch_sizes  # never modified: no version tracking needed
             ctx.buffers = buffers
             ctx.reset_after = reset_after
         return y, h_n
@@ -249,7 +251,8 @@ class GRULayerFunction(torch.autograd.Function):
     def backward(ctx, dy, dh_n):
         from lightning_gru import _ext
 
-        x, h0, y, batch_sizes, *weights = ctx.saved_tensors
+        x, h0, y, *weights = ctx.saved_tensors
+        batch_sizes = ctx.batch_sizes
         reset_after = ctx.reset_after
         buffers, ctx.buffers = ctx.buffers, None
         if buffers is None:  # consumed by an earlier backward through this graph
@@ -276,6 +279,7 @@ class GRULayerFunction(torch.autograd.Function):
                 gates[d].data_ptr(), extra[d].data_ptr(), d == 1, reset_after,
                 _pointer(dx), d > 0, dh0[d].data_ptr(), dw_ih.data_ptr(), dw_hh.data_ptr(),
                 _pointer(db_ih), _pointer(db_hh), x.dtype == torch.float64,
+                torch.get_num_threads(),
             )  # fmt: skip
         needs = ctx.needs_input_grad
         dweights = [g if needs[5 + i] else None for i, g in enumerate(dweights)]
