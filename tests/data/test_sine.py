@@ -1,0 +1,142 @@
+"""SineWaveDataModule: exact recipe values, windows, roll-out batch, CSV round trip, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_gru.data import SineWaveDataModule, generate_sine_series, load_series
+
+
+def recipe_series() -> np.ndarray:
+    """The original experiment, global RNG and all."""
+    state = np.random.get_state()
+    try:
+        np.random.seed(42)
+        x = np.linspace(0, 10 * np.pi, 1000)
+        return np.sin(x) + np.random.normal(0, 0.1, 1000)
+    finally:
+        np.random.set_state(state)
+
+
+def make_dm(**kwargs) -> SineWaveDataModule:
+    dm = SineWaveDataModule(**kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def test_series_equals_the_recipe_and_leaves_numpy_global_state_alone():
+    before = np.random.get_state()[1].copy()
+    assert np.array_equal(generate_sine_series(), recipe_series())
+    assert np.array_equal(np.random.get_state()[1], before)
+    assert np.array_equal(make_dm().series, recipe_series())
+
+
+def test_non_overlapping_windows_hold_out_the_last_chunks():
+    dm = make_dm()
+    y = torch.as_tensor(recipe_series(), dtype=torch.float32)
+    x_train, y_train = dm.train_dataset.tensors
+    x_val, y_val = dm.val_dataset.tensors
+    assert x_train.shape == y_train.shape == (34, 20, 1) and x_val.shape == (4, 20, 1)
+    assert x_train.dtype == torch.float32
+    windows = torch.cat([x_train, x_val])[..., 0]  # (38, 20): chunk k starts at 21 * k
+    expected = torch.stack([y[21 * k : 21 * k + 20] for k in range(38)])
+    assert torch.equal(windows, expected)
+    assert torch.equal(torch.cat([y_train, y_val])[:, :-1], torch.cat([x_train, x_val])[:, 1:])
+    assert torch.equal(torch.cat([y_train, y_val])[:, -1, 0], y[21 * torch.arange(38) + 20])
+    everything = make_dm(val_fraction=0.0)
+    assert len(everything.train_dataset) == 38 and everything.val_dataloader() == []
+
+
+def test_sliding_windows_keep_validation_targets_out_of_training():
+    dm = make_dm(sliding=True)
+    assert (len(dm.train_dataset), len(dm.val_dataset)) == (700, 60)
+    y = torch.as_tensor(recipe_series(), dtype=torch.float32)
+    assert torch.equal(dm.train_dataset.tensors[1][-1, -1, 0], y[719])  # last training target
+    assert torch.equal(dm.val_dataset.tensors[0][0, 0, 0], y[720])
+
+
+def test_dataloaders_shapes_and_shuffle_under_seed():
+    dm = make_dm(batch_size=10)
+    batches = list(dm.train_dataloader())
+    assert [len(x) for x, _ in batches] == [10, 10, 10, 4]
+    assert all(x.shape[1:] == (20, 1) and y.shape == x.shape for x, y in batches)
+    again = [x for x, _ in make_dm(batch_size=10).train_dataloader()]
+    assert all(torch.equal(a, b) for (a, _), b in zip(batches, again, strict=True))
+    other = [x for x, _ in make_dm(batch_size=10, seed=7).train_dataloader()]
+    assert not torch.equal(batches[0][0], other[0])
+
+
+def test_test_and_predict_yield_one_rollout_batch():
+    dm = make_dm()
+    y = torch.as_tensor(recipe_series(), dtype=torch.float32)
+    for loader in (dm.test_dataloader(), dm.predict_dataloader()):
+        (batch,) = list(loader)
+        assert batch["context"].shape == (1, 800, 1) and batch["target"].shape == (1, 200, 1)
+        assert batch["context"].dtype == batch["target"].dtype == torch.float32
+        assert torch.equal(batch["context"][0, :, 0], y[:800])
+        assert torch.equal(batch["target"][0, :, 0], y[800:])
+
+
+def test_trainer_test_and_predict_accept_the_rollout_batch(tmp_path):
+    import lightning as L
+
+    class Persistence(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+        def test_step(self, batch, batch_idx):
+            prediction = batch["target"][:, :1].expand_as(batch["target"][:, 1:])
+            self.log("test_mse", torch.mean((prediction - batch["target"][:, 1:]) ** 2))
+
+        def predict_step(self, batch, batch_idx):
+            return batch["target"].shape
+
+    trainer = L.Trainer(
+        logger=False, enable_progress_bar=False, default_root_dir=tmp_path, accelerator="cpu"
+    )
+    (metrics,) = trainer.test(Persistence(), SineWaveDataModule(), verbose=False)
+    assert metrics["test_mse"] > 0
+    assert trainer.predict(Persistence(), SineWaveDataModule()) == [torch.Size([1, 200, 1])]
+
+
+def test_save_series_round_trips_exactly_and_loads_with_a_header(tmp_path):
+    dm = make_dm()
+    path = dm.save_series(tmp_path / "sindata_1000.csv")
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1000 and float(lines[0]) == dm.series[0]
+    loaded = make_dm(data_file=str(path))
+    assert np.array_equal(loaded.series, dm.series)
+    assert torch.equal(loaded.train_dataset.tensors[0], dm.train_dataset.tensors[0])
+    with_header = tmp_path / "header.csv"
+    with_header.write_text("value\n" + "\n".join(lines) + "\n\n")
+    assert np.array_equal(load_series(with_header), dm.series)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        pytest.param("value\n0.5\nabc\n", r"line 3: 'abc' is not a number", id="non-numeric"),
+        pytest.param("0.5\n0.1,0.2\n", "line 2 has 2 columns", id="two-columns"),
+        pytest.param("0.5\nnan\n", "line 2: 'nan' is not a finite number", id="nan"),
+        pytest.param("value\n\n", "the series is empty", id="empty"),
+        pytest.param("", "the series is empty", id="empty-file"),
+    ],
+)
+def test_bad_series_files_name_the_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as err:
+        SineWaveDataModule(data_file=str(path)).setup()
+    assert "bad.csv" in str(err.value)
+
+
+def test_too_short_series_and_missing_file(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text("\n".join(str(v) for v in range(20)))
+    with pytest.raises(ValueError, match="seq_len"):
+        SineWaveDataModule(data_file=str(path)).setup()
+    with pytest.raises(FileNotFoundError, match="data_file"):
+        SineWaveDataModule(data_file=str(tmp_path / "absent.csv")).setup()

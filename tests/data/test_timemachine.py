@@ -1,0 +1,127 @@
+"""TimeMachineDataModule on a short text: d2l preprocessing and vocabulary, splits, minibatches,
+state and errors."""
+
+from __future__ import annotations
+
+import collections
+import re
+
+import pytest
+import torch
+
+from lightning_gru.data import SourceUnreachableError, TimeMachineDataModule
+
+
+def d2l_corpus(path, token: str = "char") -> tuple[list[str], list[str]]:
+    """d2l 0.x ``load_corpus_time_machine``: (vocabulary tokens, corpus tokens)."""
+    with open(path) as f:
+        lines = [re.sub("[^A-Za-z]+", " ", line).strip().lower() for line in f.readlines()]
+    tokens = [list(line) if token == "char" else line.split() for line in lines]
+    counter = collections.Counter(t for line in tokens for t in line)
+    by_freq = sorted(counter.items(), key=lambda x: x[1], reverse=True)
+    return ["<unk>"] + [t for t, _ in by_freq], [t for line in tokens for t in line]
+
+
+def make_dm(path, **kwargs) -> TimeMachineDataModule:
+    kwargs = {"batch_size": 4, "num_steps": 5, **kwargs}
+    dm = TimeMachineDataModule(data_file=str(path), **kwargs)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+@pytest.mark.parametrize("token", ["char", "word"])
+def test_vocab_and_corpus_follow_d2l(timemachine_file, token):
+    vocab_tokens, corpus_tokens = d2l_corpus(timemachine_file, token)
+    dm = make_dm(timemachine_file, token=token, max_tokens=-1)
+    assert dm.vocab.idx_to_token == vocab_tokens and dm.vocab_size == len(vocab_tokens)
+    corpus = torch.cat([torch.as_tensor(dm.train_corpus), torch.as_tensor(dm.val_corpus)])
+    assert dm.vocab.to_tokens(corpus.tolist()) == corpus_tokens
+    if token == "char":
+        assert set(vocab_tokens) <= set("abcdefghijklmnopqrstuvwxyz ") | {"<unk>"}
+
+
+def test_validation_is_the_tail_and_max_tokens_limits_training_only(timemachine_file):
+    full = make_dm(timemachine_file, max_tokens=-1, val_fraction=0.2)
+    n = len(full.train_corpus) + len(full.val_corpus)
+    assert len(full.val_corpus) == round(0.2 * n)
+    limited = make_dm(timemachine_file, max_tokens=60, val_fraction=0.2)
+    assert limited.train_corpus.tolist() == full.train_corpus[:60].tolist()
+    assert limited.val_corpus.tolist() == full.val_corpus.tolist()
+
+
+@pytest.mark.parametrize("partition", ["random", "sequential"])
+def test_batches_are_shifted_windows_of_the_training_text(timemachine_file, partition):
+    dm = make_dm(timemachine_file, max_tokens=-1, partition=partition)
+    text = "".join(dm.vocab.to_tokens(dm.train_corpus))
+    batches = list(dm.train_dataloader())
+    assert len(batches) == len(dm.train_dataloader()) > 3
+    for X, Y in batches:
+        assert X.shape == Y.shape == (4, 5) and X.dtype == Y.dtype == torch.long
+        assert torch.equal(X[:, 1:], Y[:, :-1])
+        assert all(dm.decode(row.tolist()) in text for row in torch.cat([X, Y[:, -1:]], 1))
+    if partition == "sequential":  # row i of the next batch continues row i
+        for (_, Y), (X_next, _) in zip(batches, batches[1:], strict=False):
+            assert torch.equal(X_next[:, 0], Y[:, -1])
+
+
+def test_batches_reproducible_under_seed_and_new_every_epoch(timemachine_file):
+    def epochs(seed):
+        loader = make_dm(timemachine_file, seed=seed).train_dataloader()
+        return [[x.tolist() for x, _ in loader] for _ in range(2)]
+
+    first = epochs(3)
+    assert first == epochs(3) and first[0] != first[1] and first[0] != epochs(4)[0]
+
+
+def test_validation_batches_are_fixed(timemachine_file):
+    dm = make_dm(timemachine_file, max_tokens=-1, val_fraction=0.3)
+    val = [x.tolist() for x, _ in dm.val_dataloader()]
+    assert val == [x.tolist() for x, _ in dm.val_dataloader()]
+    assert val[0][0] == dm.val_corpus[:5].tolist()  # offset 0, in order
+    assert make_dm(timemachine_file, val_fraction=0.0).val_dataloader() == []
+
+
+def test_encode_decode_and_state_dict_round_trip(tmp_path, timemachine_file):
+    dm = make_dm(timemachine_file)
+    assert dm.decode(dm.encode("The Time-Traveller ")) == "the time traveller "
+    state = dm.state_dict()
+    torch.save(state, tmp_path / "state.pt")
+    assert torch.load(tmp_path / "state.pt", weights_only=True) == state
+    fresh = TimeMachineDataModule(
+        data_file=str(tmp_path / "absent.txt"), predict_prefixes=["time ", "the"], batch_size=1
+    )
+    fresh.load_state_dict(state)
+    fresh.setup("predict")
+    assert fresh.vocab == dm.vocab and fresh.encode("time") == dm.encode("time")
+    assert list(fresh.predict_dataloader()) == [{"prefix": ["time "]}, {"prefix": ["the"]}]
+
+
+def test_word_tokens_encode_and_decode_words(timemachine_file):
+    dm = make_dm(timemachine_file, token="word", batch_size=2, num_steps=3)
+    ids = dm.encode("the Time, machine")
+    assert len(ids) == 3 and dm.decode(ids) == "the time machine"
+
+
+def test_errors(tmp_path, timemachine_file):
+    with pytest.raises(FileNotFoundError, match="data_file"):
+        TimeMachineDataModule(data_file=str(tmp_path / "absent.txt")).prepare_data()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n 123 \n")
+    with pytest.raises(ValueError, match=r"empty\.txt: the text has no letters"):
+        TimeMachineDataModule(data_file=str(empty)).setup("fit")
+    with pytest.raises(ValueError, match="too few"):
+        make_dm(timemachine_file, batch_size=64, num_steps=100).train_dataloader()
+    with pytest.raises(ValueError, match="predict_prefixes"):
+        TimeMachineDataModule().setup("predict")
+    with pytest.raises(ValueError, match="partition"):
+        TimeMachineDataModule(partition="shuffled")
+
+
+def test_unreachable_url_says_how_to_load_a_local_file(tmp_path):
+    dm = TimeMachineDataModule(cache_dir=str(tmp_path))
+    with pytest.raises(SourceUnreachableError) as err:
+        dm.prepare_data()
+    message = str(err.value)
+    assert "timemachine.txt" in message and "data_file=" in message
+    assert "HF_HUB_OFFLINE=1" in message
