@@ -1,0 +1,182 @@
+"""The ``lightning-gru`` command: one LightningCLI for the three experiments.
+
+Pick the experiment with ``--model``/``--data`` (a class name or a ``class_path``), or with a
+recipe that sets both::
+
+    lightning-gru fit --config recipes/forecasting/sine-gru.yaml
+    lightning-gru test --config recipes/forecasting/sine-gru.yaml --ckpt_path best
+    lightning-gru fit --model Forecaster --data SineWaveDataModule --trainer.max_epochs 5
+    lightning-gru fit --config recipes/sentiment/imdb-gru.yaml --print_config
+
+Subcommands ``fit``, ``validate``, ``test`` and ``predict``; ``--config`` repeats and later files
+override earlier ones. Besides the model, data and trainer the command adds:
+
+- ``checkpoint``: a ``ModelCheckpoint`` keeping ``best.ckpt`` (lowest ``val_loss``) and
+  ``last.ckpt``, so ``--ckpt_path last`` resumes (give ``checkpoint.dirpath`` for a fixed folder);
+- ``learning_curves``: :class:`~lightning_gru.models.LearningCurves`, the loss (accuracy,
+  perplexity) curves as ``learning_curves.png`` next to the checkpoints and in W&B;
+- ``prediction_writer``: :class:`~lightning_gru.models.PredictionWriter`, ``predict`` output as
+  JSON lines, printed and written to ``predictions.jsonl``.
+
+The vocabulary size (and the class names) flow from the data module into the model through
+``link_arguments`` when both are built; a model without such an argument (``Forecaster``) is
+left alone. The resolved configuration is written as ``config.yaml`` in the log folder and
+logged as hyperparameters (the W&B run config). Runs log to W&B in project ``lightning-gru``
+by default; without an API key they are written offline (an existing ``WANDB_MODE`` wins) and
+can be uploaded later with ``wandb sync``.
+"""
+
+import netrc
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+import yaml
+from jsonargparse import lazy_instance
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import (
+    ArgsType,
+    LightningArgumentParser,
+    LightningCLI,
+    SaveConfigCallback,
+)
+from lightning.pytorch.loggers import WandbLogger
+
+import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
+import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
+from lightning_gru.models.callbacks import LearningCurves, PredictionWriter
+
+__all__ = ["LightningGRUCLI", "cli_main", "run_cli"]
+
+WANDB_PROJECT = "lightning-gru"
+
+
+class ConfigToLoggers(SaveConfigCallback):
+    """Writes the resolved config to the log folder (``config.yaml`` for ``fit``,
+    ``config-<stage>.yaml`` otherwise, so ``predict`` does not overwrite the training config)
+    and logs it to every logger as the hyperparameter ``config``."""
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        stage = getattr(stage, "value", stage)  # Lightning passes a TrainerFn
+        if stage != "fit":
+            self.config_filename = f"config-{stage}.yaml"
+        super().setup(trainer, pl_module, stage)
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": config})
+
+
+class LightningGRUCLI(LightningCLI):
+    """LightningCLI with the checkpoint, curve and prediction callbacks and the data links."""
+
+    def __init__(self, args: ArgsType = None, **kwargs: Any) -> None:
+        defaults = {
+            "logger": lazy_instance(WandbLogger, project=WANDB_PROJECT, save_dir="runs"),
+        }
+        kwargs.setdefault("trainer_defaults", defaults)
+        kwargs.setdefault("seed_everything_default", 42)
+        kwargs.setdefault("save_config_callback", ConfigToLoggers)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("auto_configure_optimizers", False)  # the models take `optimizer`
+        kwargs.setdefault("parser_kwargs", {"description": "lightning-gru: " + _SUMMARY})
+        super().__init__(None, None, args=args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val_loss",
+                "checkpoint.mode": "min",
+                "checkpoint.filename": "best",
+                "checkpoint.save_top_k": 1,
+                "checkpoint.save_last": True,
+            }
+        )
+        parser.add_lightning_class_args(LearningCurves, "learning_curves")
+        parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        # The vocabulary size comes from `data.encode`'s data module rather than from
+        # `data.vocab_size`, which builds the vocabulary as soon as it is read: jsonargparse
+        # skips a link whose source attribute is missing (the sine data has no `encode`), and
+        # `_vocab_size` first restores the vocabulary of a checkpoint, so that predicting from
+        # one needs no training data.
+        parser.link_arguments(
+            "data.encode", "model.init_args.vocab_size", self._vocab_size, apply_on="instantiate"
+        )
+        parser.link_arguments(
+            "data.class_names", "model.init_args.class_names", list, apply_on="instantiate"
+        )
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        for logger in self.trainer.loggers:  # wandb falls back to /tmp when its dir is missing
+            if isinstance(logger, WandbLogger) and logger.save_dir:
+                Path(logger.save_dir).mkdir(parents=True, exist_ok=True)
+
+    def _vocab_size(self, encode: Any) -> int:
+        """The vocabulary size of the data module of ``encode``; when the command starts from a
+        checkpoint file, that of the vocabulary saved in it."""
+        data = encode.__self__
+        state = self._checkpoint_state(type(data).__qualname__)
+        if state:
+            data.load_state_dict(state)
+        return data.vocab_size
+
+    def _checkpoint_state(self, key: str) -> dict[str, Any] | None:
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return None
+        return torch.load(ckpt_path, map_location="cpu", weights_only=True).get(key)
+
+
+_SUMMARY = "sentiment, language-model and forecasting experiments with a fast GRU."
+
+
+def wandb_has_credentials() -> bool:
+    """Whether W&B can log in without asking: ``WANDB_API_KEY`` or a ``~/.netrc`` entry for
+    the W&B host (``WANDB_BASE_URL``, by default ``api.wandb.ai``)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    path = os.environ.get("NETRC", Path.home() / ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host or "") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def _finish_wandb(exit_code: int) -> None:
+    """Close the W&B run of this command, so the next command in this process starts its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=exit_code)
+
+
+def run_cli(args: ArgsType = None) -> LightningGRUCLI:
+    """Run the command with ``args`` (a list as on the command line; ``None`` reads
+    ``sys.argv``) and return the CLI, whose ``trainer``, ``model`` and ``datamodule`` tests can
+    inspect. W&B goes offline unless it has credentials or ``WANDB_MODE`` is set."""
+    if "WANDB_MODE" not in os.environ and not wandb_has_credentials():
+        os.environ["WANDB_MODE"] = "offline"
+    try:
+        cli = LightningGRUCLI(args=args)
+    except BaseException as err:
+        _finish_wandb(exit_code=err.code if isinstance(err, SystemExit) and err.code else 1)
+        raise
+    _finish_wandb(exit_code=0)
+    return cli
+
+
+def cli_main(args: ArgsType = None) -> None:
+    """The ``lightning-gru`` console script (and ``python -m lightning_gru``)."""
+    run_cli(args)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -1,0 +1,60 @@
+"""What the three LightningModules share: optimizer wiring and a throughput clock."""
+
+import time
+from typing import Any
+
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+
+def build_optimizers(
+    module: nn.Module,
+    optimizer: OptimizerCallable,
+    lr_scheduler: LRSchedulerCallable | None,
+    monitor: str = "val_loss",
+) -> Any:
+    """The return value of ``configure_optimizers`` for an injected optimizer and scheduler.
+
+    Args:
+        module: whose parameters are optimised.
+        optimizer: called with the parameters (``torch.optim.Adam``, a ``partial``, or what
+            LightningCLI builds from ``class_path``/``init_args``).
+        lr_scheduler: called with the optimizer; ``None`` for a constant learning rate.
+        monitor: the metric a ``ReduceLROnPlateau`` scheduler watches.
+    """
+    opt = optimizer(module.parameters())
+    if lr_scheduler is None:
+        return opt
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_scheduler(opt), "monitor": monitor}}
+
+
+class Throughput:
+    """Items per second over the timed spans of an epoch (the training steps, not validation).
+
+    >>> clock = Throughput()
+    >>> clock.start(); clock.stop(100)
+    >>> clock.items, clock.rate() > 0
+    (100, True)
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the counts of the last epoch."""
+        self.items, self.seconds, self._t0 = 0, 0.0, None
+
+    def start(self) -> None:
+        """Start timing a step."""
+        self._t0 = time.perf_counter()
+
+    def stop(self, items: int) -> None:
+        """Stop timing a step that processed ``items``; a stop without a start is ignored."""
+        if self._t0 is not None:
+            self.seconds += time.perf_counter() - self._t0
+            self.items += items
+            self._t0 = None
+
+    def rate(self) -> float:
+        """Items per second so far (0 before any step)."""
+        return self.items / self.seconds if self.seconds > 0 else 0.0

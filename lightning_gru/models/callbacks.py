@@ -1,0 +1,111 @@
+"""Callbacks the ``lightning-gru`` command adds to every run: learning curves and predictions."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.utilities import rank_zero_only
+
+from lightning_gru.models.figures import figure_dir, log_figure, plot_history
+
+__all__ = ["LearningCurves", "PredictionWriter"]
+
+
+class LearningCurves(Callback):
+    """Records the epoch values of ``train_*`` and ``val_*`` metrics and plots them at the end of
+    ``fit`` as ``learning_curves.png`` (and a W&B image). The history is kept in checkpoints, so a
+    resumed run draws its whole history.
+
+    Args:
+        names: metric names to follow, without the stage prefix (``loss`` follows
+            ``train_loss`` and ``val_loss``); the ones a model does not log are skipped.
+    """
+
+    def __init__(self, names: tuple[str, ...] = ("loss", "acc", "ppl")) -> None:
+        self.names = list(names)
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # validation has run by now, so both stages of this epoch are in callback_metrics
+        metrics = trainer.callback_metrics
+        for name in self.names:
+            for stage in ("train", "val"):
+                key = f"{stage}_{name}"
+                value = metrics.get(f"{key}_epoch", metrics.get(key))
+                if value is not None:
+                    self.history.setdefault(key, []).append((trainer.current_epoch, float(value)))
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.history:
+            log_figure(
+                trainer, "learning_curves", plot_history(self.history, type(pl_module).__name__)
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {k: [list(p) for p in v] for k, v in self.history.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        history = state_dict.get("history", {})
+        self.history = {k: [(int(e), float(v)) for e, v in points] for k, points in history.items()}
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes what ``predict_step`` returns, one JSON object per line, and prints it.
+
+    Args:
+        output_file: the JSON-lines file; ``None`` writes ``predictions.jsonl`` next to the
+            checkpoints (the figure folder).
+        print_predictions: also print each prediction to standard output.
+    """
+
+    def __init__(self, output_file: str | None = None, print_predictions: bool = True) -> None:
+        super().__init__(write_interval="batch")
+        self.output_file = output_file
+        self.print_predictions = print_predictions
+        self.path: Path | None = None
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.path = Path(self.output_file) if self.output_file else None
+        if self.path is None:
+            self.path = figure_dir(trainer) / "predictions.jsonl"
+        if trainer.is_global_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("", encoding="utf-8")
+
+    @rank_zero_only
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        rows = prediction if isinstance(prediction, list) else [prediction]
+        lines = [json.dumps(_plain(row), ensure_ascii=False) for row in rows]
+        assert self.path is not None
+        with self.path.open("a", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in lines)
+        if self.print_predictions:
+            sys.stdout.write("".join(line + "\n" for line in lines))
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.path is not None:
+            print(f"predictions written to {self.path}")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tensors turned into numbers and lists, for JSON."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

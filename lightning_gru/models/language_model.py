@@ -1,0 +1,262 @@
+"""A recurrent language model over characters or words, trained and sampled as d2l does."""
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics.text import Perplexity
+
+from lightning_gru.models._common import Throughput, build_optimizers
+from lightning_gru.models.figures import log_table
+from lightning_gru.nn.baselines import Encoder, make_encoder
+
+__all__ = ["LanguageModel", "LanguageModelNet"]
+
+State = Tensor | tuple[Tensor, Tensor] | None
+
+
+class LanguageModelNet(nn.Module):
+    """Token ids to next-token logits: one-hot or embedding input, a recurrent encoder, a linear
+    head over the vocabulary (d2l's ``RNNModel``, batch first).
+
+    Args:
+        vocab_size: tokens in the vocabulary ``V``.
+        encoder: ``"gru"``, ``"lstm"`` or ``"rnn"``.
+        hidden_size: hidden units ``H``.
+        num_layers: stacked layers.
+        embedding_dim: ``None`` feeds one-hot vectors (d2l); otherwise an embedding of this size.
+        dropout: dropout between layers and before the head.
+        reset_after: GRU cell variant (see :class:`lightning_gru.nn.GRU`).
+        backend: GRU kernel (see :class:`lightning_gru.nn.GRU`).
+
+    >>> net = LanguageModelNet(28, "gru", hidden_size=16)
+    >>> logits, state = net(torch.randint(0, 28, (2, 35)))
+    >>> logits.shape, state.shape
+    (torch.Size([2, 35, 28]), torch.Size([1, 2, 16]))
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        encoder: Encoder = "gru",
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        embedding_dim: int | None = None,
+        dropout: float = 0.0,
+        reset_after: bool = True,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim else None
+        input_size = embedding_dim or vocab_size
+        self.encoder = make_encoder(
+            encoder,
+            input_size,
+            hidden_size,
+            num_layers,
+            dropout,
+            reset_after=reset_after,
+            backend=backend,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, ids: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """``(B, T)`` ids and an optional state to ``(B, T, V)`` logits and the new state."""
+        if self.embedding is None:
+            x = F.one_hot(ids, self.vocab_size).float()  # (B, T, V)
+        else:
+            x = self.embedding(ids)  # (B, T, E)
+        out, state = self.encoder(x, state)  # (B, T, H)
+        return self.head(self.dropout(out)), state  # (B, T, V)
+
+
+class LanguageModel(L.LightningModule):
+    """Next-token prediction on ``(X, Y)`` batches of ``(B, num_steps)`` token ids.
+
+    Logs ``{stage}_loss`` (cross-entropy per token) and ``{stage}_ppl`` (torchmetrics
+    perplexity) for train and val, and ``train_tokens_per_sec`` (training steps only). With the
+    sequential partition, where each batch continues the previous one, the hidden state is
+    carried from batch to batch (detached, so gradients stop at the batch) and reset at the start
+    of every epoch; with the random partition it starts from zero in every batch, as in d2l. Clip
+    gradients with the Trainer's ``gradient_clip_val``.
+
+    At the end of ``fit`` it writes ``generated_text`` (a W&B table and a Markdown file) with
+    :meth:`generate` for ``sample_prefixes``; ``predict`` batches ``{"prefix": [str, ...]}``
+    return ``{"prefix", "text"}`` per prefix.
+
+    Text goes through the ``encode``/``decode`` of the attached data module, whose vocabulary
+    Lightning keeps in every checkpoint.
+
+    Args:
+        vocab_size: tokens in the vocabulary; the ``lightning-gru`` command links it from the
+            data module.
+        encoder: ``"gru"``, ``"lstm"`` or ``"rnn"``.
+        hidden_size: hidden units.
+        num_layers: stacked layers.
+        embedding_dim: ``None`` for one-hot inputs (d2l), otherwise an embedding size.
+        dropout: dropout between layers and before the head.
+        reset_after: GRU cell variant (see :class:`lightning_gru.nn.GRU`).
+        backend: GRU kernel (see :class:`lightning_gru.nn.GRU`).
+        carry_state: carry the hidden state across batches; ``None`` decides from the data
+            module's ``partition`` (``"sequential"`` carries).
+        sample_prefixes: prefixes for the text generated at the end of ``fit``.
+        num_generate: tokens generated after each prefix (there and in ``predict``).
+        optimizer: builds the optimizer from the parameters (d2l: SGD with ``lr=1``).
+        lr_scheduler: builds a learning-rate scheduler from the optimizer; ``None`` for none.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 28,
+        encoder: Encoder = "gru",
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        embedding_dim: int | None = None,
+        dropout: float = 0.0,
+        reset_after: bool = True,
+        backend: str = "auto",
+        carry_state: bool | None = None,
+        sample_prefixes: list[str] | None = None,
+        num_generate: int = 50,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = LanguageModelNet(
+            vocab_size,
+            encoder,
+            hidden_size,
+            num_layers,
+            embedding_dim,
+            dropout,
+            reset_after,
+            backend,
+        )
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.sample_prefixes = (
+            ["time traveller", "traveller"] if sample_prefixes is None else sample_prefixes
+        )
+        self.train_ppl, self.val_ppl, self.test_ppl = Perplexity(), Perplexity(), Perplexity()
+        self.throughput = Throughput()
+        self._state: dict[str, State] = {}
+        self._vocab: dict[str, Any] | None = (
+            None  # from a checkpoint when no data module is attached
+        )
+
+    def forward(self, ids: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """See :meth:`LanguageModelNet.forward`."""
+        return self.net(ids, state)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, list[str]], batch_idx: int) -> list[dict[str, str]]:
+        """``num_generate`` tokens after each prefix of the batch."""
+        num = self.hparams.num_generate
+        return [{"prefix": p, "text": self.generate(p, num)} for p in batch["prefix"]]
+
+    def configure_optimizers(self) -> Any:
+        return build_optimizers(self, self.optimizer, self.lr_scheduler)
+
+    def on_train_epoch_start(self) -> None:
+        self.throughput.reset()
+        self._state["train"] = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._state["val"] = None
+
+    def on_test_epoch_start(self) -> None:
+        self._state["test"] = None
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.throughput.start()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.throughput.stop(batch[0].numel())
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train_tokens_per_sec", self.throughput.rate())
+
+    def on_fit_end(self) -> None:
+        if self.sample_prefixes and hasattr(self._datamodule(), "encode"):
+            rows = [[p, self.generate(p, self.hparams.num_generate)] for p in self.sample_prefixes]
+            log_table(self.trainer, "generated_text", ["prefix", "text"], rows)
+
+    @torch.no_grad()
+    def generate(self, prefix: str, num_tokens: int, tokenizer: Any = None) -> str:
+        """``prefix`` followed by ``num_tokens`` greedily predicted tokens (d2l's ``predict``).
+
+        The prefix is read first (its last token's prediction starts the output), then each
+        predicted token is fed back.
+
+        Args:
+            prefix: the text to continue.
+            num_tokens: how many tokens to add.
+            tokenizer: anything with ``encode(str) -> list[int]`` and ``decode(ids) -> str``
+                (a :class:`~lightning_gru.data.TimeMachineDataModule`); ``None`` uses the data
+                module of the Trainer this model is attached to.
+        """
+        tokenizer = tokenizer if tokenizer is not None else self._datamodule()
+        if not hasattr(tokenizer, "encode"):
+            raise ValueError("generate needs a tokenizer (a data module with encode and decode)")
+        was_training = self.training
+        self.eval()
+        ids = torch.tensor([tokenizer.encode(prefix)], device=self.device)  # (1, T)
+        logits, state = self(ids)
+        out: list[int] = []
+        for _ in range(num_tokens):
+            next_id = int(logits[0, -1].argmax())
+            out.append(next_id)
+            logits, state = self(torch.tensor([[next_id]], device=self.device), state)
+        self.train(was_training)
+        return prefix + tokenizer.decode(out)
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        X, Y = batch  # (B, T) each
+        state = self._state.get(stage) if self._carry_state() else None
+        if state is not None and _batch_size(state) != len(X):
+            state = None  # a shorter last batch continues nothing
+        logits, state = self(X, state)  # (B, T, V)
+        self._state[stage] = _detach(state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+        ppl = getattr(self, f"{stage}_ppl")
+        ppl(logits.detach(), Y)
+        on_step = stage == "train"
+        self.log(
+            f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(X)
+        )
+        self.log(
+            f"{stage}_ppl", ppl, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(X)
+        )
+        return loss
+
+    def _carry_state(self) -> bool:
+        if self.hparams.carry_state is not None:
+            return self.hparams.carry_state
+        return getattr(self._datamodule(), "partition", "random") == "sequential"
+
+    def _datamodule(self) -> Any:
+        return getattr(self._trainer, "datamodule", None) if self._trainer else None
+
+
+def _detach(state: State) -> State:
+    if isinstance(state, tuple):  # LSTM: (h, c)
+        return tuple(s.detach() for s in state)
+    return None if state is None else state.detach()
+
+
+def _batch_size(state: Tensor | tuple[Tensor, Tensor]) -> int:
+    return (state[0] if isinstance(state, tuple) else state).shape[1]

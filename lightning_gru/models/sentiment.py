@@ -1,0 +1,307 @@
+"""Review sentiment: embedding, recurrent encoder (or bag of words), linear head."""
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
+from tqdm.auto import tqdm
+
+from lightning_gru.models._common import Throughput, build_optimizers
+from lightning_gru.models.figures import log_figure, plot_confusion_matrix
+from lightning_gru.nn.baselines import BagOfWords, final_state, make_encoder
+
+__all__ = ["SentimentClassifier", "SentimentNet", "load_word_vectors"]
+
+
+class SentimentNet(nn.Module):
+    """Padded token ids and lengths to class logits.
+
+    The recurrent encoders read a ``PackedSequence``, so padding never reaches the final state;
+    the last layer's final state (both directions when bidirectional) feeds the head. ``bow``
+    averages the embeddings of the real tokens instead.
+
+    Args:
+        vocab_size: rows of the embedding.
+        embedding_dim: embedding size ``E``.
+        encoder: ``"gru"``, ``"lstm"``, ``"rnn"`` or ``"bow"``.
+        hidden_size: hidden units per direction.
+        num_layers: stacked layers.
+        bidirectional: read the review both ways.
+        dropout: on the embeddings, between layers and before the head.
+        num_classes: outputs of the head.
+        padding_idx: the padding id (its embedding stays zero).
+        reset_after: GRU cell variant (see :class:`lightning_gru.nn.GRU`).
+        backend: GRU kernel (see :class:`lightning_gru.nn.GRU`).
+
+    >>> net = SentimentNet(100, 8, "gru", hidden_size=16, bidirectional=True)
+    >>> net(torch.randint(1, 100, (3, 7)), torch.tensor([7, 2, 5])).shape
+    torch.Size([3, 2])
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 100,
+        encoder: Literal["gru", "lstm", "rnn", "bow"] = "gru",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        num_classes: int = 2,
+        padding_idx: int = 0,
+        reset_after: bool = True,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.bidirectional = bidirectional
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        if encoder == "bow":
+            self.encoder: nn.Module = BagOfWords()
+            features = embedding_dim
+        else:
+            self.encoder = make_encoder(
+                encoder,
+                embedding_dim,
+                hidden_size,
+                num_layers,
+                dropout,
+                bidirectional,
+                reset_after=reset_after,
+                backend=backend,
+            )
+            features = hidden_size * (2 if bidirectional else 1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(features, num_classes)
+
+    def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        """``(B, T)`` ids padded after the ``(B,)`` lengths to ``(B, C)`` logits."""
+        x = self.dropout(self.embedding(input_ids))  # (B, T, E)
+        if isinstance(self.encoder, BagOfWords):
+            h = self.encoder(x, lengths)  # (B, E)
+        else:
+            lengths = lengths.detach().cpu().clamp(min=1)
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            _, h_n = self.encoder(packed)  # (L * D, B, H), (h_n, c_n) for an LSTM
+            h = final_state(h_n, self.bidirectional)  # (B, D * H)
+        return self.head(self.dropout(h))  # (B, C)
+
+
+def load_word_vectors(
+    path: str | Path, token_to_idx: Mapping[str, int], weight: Tensor, progress: bool = True
+) -> int:
+    """Copy the vectors of a GloVe-format text file into the rows of ``weight`` of known tokens.
+
+    Each line is a token and its numbers, separated by spaces (a word2vec-style first line of
+    two numbers is skipped). Rows of tokens missing from the file keep their values.
+
+    Args:
+        path: the text file (``glove.6B.100d.txt``, ...).
+        token_to_idx: the vocabulary, token to row.
+        weight: ``(V, E)`` embedding matrix, changed in place.
+        progress: show a progress bar while reading.
+
+    Returns:
+        How many rows were set.
+
+    Raises:
+        ValueError: a vector does not have ``E`` numbers.
+    """
+    found = 0
+    with open(path, encoding="utf-8") as f, torch.no_grad():
+        for line in tqdm(f, desc=f"reading {Path(path).name}", unit=" lines", disable=not progress):
+            token, _, rest = line.rstrip("\n").partition(" ")
+            row = token_to_idx.get(token)
+            if row is None:
+                continue
+            values = rest.split()
+            if len(values) != weight.shape[1]:
+                if len(values) == 1 and found == 0:  # a "count dim" header that parsed as a token
+                    continue
+                raise ValueError(
+                    f"{path}: {token!r} has {len(values)} numbers, expected {weight.shape[1]}"
+                )
+            weight[row] = torch.tensor([float(v) for v in values], dtype=weight.dtype)
+            found += 1
+    return found
+
+
+class SentimentClassifier(L.LightningModule):
+    """Classifies reviews from batches ``{"input_ids": (B, T), "lengths": (B,), "labels": (B,)}``.
+
+    Logs ``{stage}_loss``, ``{stage}_acc`` and ``{stage}_f1`` (macro F1) for train, val and test,
+    ``train_samples_per_sec``, and the confusion matrix of every validation and test epoch
+    (``confusion_matrix_val.png``, ``confusion_matrix_test.png``). ``predict_step`` takes
+    ``{"input_ids", "lengths", "text"}`` and returns ``{"text", "label", "probability"}`` per
+    review, the probability being that of the predicted label.
+
+    Args:
+        vocab_size: rows of the embedding; the ``lightning-gru`` command links it from the data
+            module.
+        class_names: label names, in label order; linked from the data module as well.
+        embedding_dim: embedding size.
+        encoder: ``"gru"``, ``"lstm"``, ``"rnn"`` or ``"bow"`` (mean of the embeddings).
+        hidden_size: hidden units per direction.
+        num_layers: stacked layers.
+        bidirectional: read the review both ways.
+        dropout: on the embeddings, between layers and before the head.
+        reset_after: GRU cell variant (see :class:`lightning_gru.nn.GRU`).
+        backend: GRU kernel (see :class:`lightning_gru.nn.GRU`).
+        pad_index: the padding id.
+        embedding_file: word vectors in GloVe's text format to start the embedding from (their
+            size must be ``embedding_dim``); read at the start of ``fit`` through the data
+            module's ``vocab``.
+        freeze_embedding: keep the embedding fixed during training.
+        optimizer: builds the optimizer from the parameters.
+        lr_scheduler: builds a learning-rate scheduler from the optimizer; ``None`` for none.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 25_000,
+        class_names: list[str] | None = None,
+        embedding_dim: int = 100,
+        encoder: Literal["gru", "lstm", "rnn", "bow"] = "gru",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        reset_after: bool = True,
+        backend: str = "auto",
+        pad_index: int = 0,
+        embedding_file: str | None = None,
+        freeze_embedding: bool = False,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.class_names = list(class_names) if class_names is not None else ["neg", "pos"]
+        C = len(self.class_names)
+        self.net = SentimentNet(
+            vocab_size,
+            embedding_dim,
+            encoder,
+            hidden_size,
+            num_layers,
+            bidirectional,
+            dropout,
+            C,
+            pad_index,
+            reset_after,
+            backend,
+        )
+        self.net.embedding.weight.requires_grad_(not freeze_embedding)
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(C, average="micro"),
+                "f1": MulticlassF1Score(C, average="macro"),
+            }
+        )
+        self.train_metrics = metrics.clone(prefix="train_")
+        self.val_metrics = metrics.clone(prefix="val_")
+        self.test_metrics = metrics.clone(prefix="test_")
+        self.val_confusion = MulticlassConfusionMatrix(C)
+        self.test_confusion = MulticlassConfusionMatrix(C)
+        self.throughput = Throughput()
+
+    def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        """See :meth:`SentimentNet.forward`."""
+        return self.net(input_ids, lengths)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Label and probability of each review in the batch."""
+        probs = self(batch["input_ids"], batch["lengths"]).softmax(dim=-1)  # (B, C)
+        p, labels = probs.max(dim=-1)
+        texts = batch.get("text") or [None] * len(labels)
+        return [
+            {"text": text, "label": self.class_names[label], "probability": round(prob, 6)}
+            for text, label, prob in zip(texts, labels.tolist(), p.tolist(), strict=True)
+        ]
+
+    def configure_optimizers(self) -> Any:
+        return build_optimizers(self, self.optimizer, self.lr_scheduler)
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit" or self.hparams.embedding_file is None:
+            return
+        vocab = getattr(self.trainer.datamodule, "vocab", None)
+        if vocab is None:
+            raise RuntimeError("embedding_file needs a data module with a `vocab` (token_to_idx)")
+        weight = self.net.embedding.weight
+        found = load_word_vectors(self.hparams.embedding_file, vocab.token_to_idx, weight.data)
+        rank_zero_info(
+            f"embedding: {found} of {len(weight)} rows from {self.hparams.embedding_file}"
+        )
+
+    def on_train_epoch_start(self) -> None:
+        self.throughput.reset()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.throughput.start()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.throughput.stop(len(batch["labels"]))
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train_samples_per_sec", self.throughput.rate())
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_confusion("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_confusion("test")
+
+    def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        labels = batch["labels"]
+        logits = self(batch["input_ids"], batch["lengths"])  # (B, C)
+        loss = F.cross_entropy(logits, labels)
+        preds = logits.argmax(dim=-1)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics(preds, labels)
+        if stage != "train":
+            getattr(self, f"{stage}_confusion").update(preds, labels)
+        B, on_step = len(labels), stage == "train"
+        self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=B)
+        self.log_dict(
+            metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=B
+        )
+        return loss
+
+    def _log_confusion(self, stage: str) -> None:
+        confusion = getattr(self, f"{stage}_confusion")
+        if self.trainer.sanity_checking or not confusion.update_called:
+            confusion.reset()
+            return
+        matrix = confusion.compute()
+        confusion.reset()
+        acc = matrix.diag().sum() / matrix.sum().clamp(min=1)
+        title = f"{stage}, epoch {self.current_epoch}, accuracy {acc:.4f}"
+        log_figure(
+            self.trainer,
+            f"confusion_matrix_{stage}",
+            plot_confusion_matrix(matrix, self.class_names, title),
+        )
