@@ -1,0 +1,231 @@
+"""Bad input raises what ``torch.nn.GRU`` raises; NaN, inf and huge values behave like torch.
+
+Every bad-input case runs through ``torch.nn.GRU`` first: ours must raise the same exception
+type, with a message that names the problem. Malformed ``PackedSequence`` objects run in a
+subprocess, so that a crash of the kernel fails one test instead of killing the session.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from _gru_helpers import RESET_AFTER, Case, assert_close, make_inputs, make_pair, run
+
+from lightning_gru.nn import GRU
+
+L, D, H, I = 2, 2, 4, 3  # noqa: E741 -- the modules of the bad-input cases: GRU(3, 4, 2, bi)
+
+
+def _h(*shape, dtype=torch.float32, device="cpu"):
+    return torch.randn(*shape, dtype=dtype, device=device)
+
+
+# (input, h0 or None, regex the message of ours must match)
+BAD_INPUTS = [
+    pytest.param(_h(I), None, r"2D or 3D", id="ndim-1"),
+    pytest.param(_h(2, 2, 2, I), None, r"2D or 3D", id="ndim-4"),
+    pytest.param(_h(5, 2, I + 1), None, r"input_size|input.size", id="wrong-input-size"),
+    pytest.param(_h(5, I + 1), None, r"input_size|input.size", id="unbatched-wrong-input-size"),
+    pytest.param(_h(5, 2, I), _h(L * D, 3, H), r"[Hh]idden size", id="h0-wrong-batch"),
+    pytest.param(_h(5, 2, I), _h(L, 2, H), r"[Hh]idden size", id="h0-wrong-layers"),
+    pytest.param(_h(5, 2, I), _h(L * D, 2, H + 1), r"[Hh]idden size", id="h0-wrong-hidden"),
+    pytest.param(_h(5, 2, I), _h(L * D, H), r"3-D", id="h0-2d-for-batched"),
+    pytest.param(_h(5, I), _h(L * D, 1, H), r"2-D", id="h0-3d-for-unbatched"),
+    pytest.param(_h(5, I), _h(L * D, H + 1), r"[Hh]idden size", id="unbatched-h0-wrong"),
+    pytest.param(_h(5, 2, I, dtype=torch.float64), None, r"dtype", id="float64-input"),
+    pytest.param(torch.ones(5, 2, I, dtype=torch.int64), None, r"dtype", id="int64-input"),
+    pytest.param(torch.ones(5, 2, I, dtype=torch.int32), None, r"dtype", id="int32-input"),
+    pytest.param(torch.ones(5, 2, I, dtype=torch.bool), None, r"dtype", id="bool-input"),
+    pytest.param(_h(5, 2, I, dtype=torch.complex64), None, r"dtype", id="complex-input"),
+    pytest.param(_h(5, 2, I), _h(L * D, 2, H, dtype=torch.float64), r"dtype|Double", id="h0-f64"),
+    pytest.param(_h(5, 2, I), _h(L * D, 2, H).long(), r"dtype|Long", id="h0-int"),
+    pytest.param(_h(0, 2, I), None, r"sequence length", id="empty-sequence"),
+    pytest.param(_h(0, I), None, r"sequence length", id="empty-unbatched-sequence"),
+    pytest.param(_h(0, 2, I), _h(L * D, 2, H), r"sequence length", id="empty-sequence-with-h0"),
+    pytest.param(_h(5, 2, I, device="meta"), None, r"device", id="input-on-meta-device"),
+    pytest.param([[1.0, 2.0, 3.0]], None, None, id="list-input"),
+]  # fmt: skip
+
+
+def _raised_by_torch(module_kwargs: dict, args: tuple) -> BaseException:
+    torch.manual_seed(0)
+    try:
+        torch.nn.GRU(**module_kwargs)(*args)
+    except Exception as exc:  # noqa: BLE001 -- the type is what we compare
+        return exc
+    raise AssertionError("torch.nn.GRU accepted this input; the case is wrong")
+
+
+@pytest.mark.parametrize("backend", ["auto", "cython"])
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time-major", "batch-first"])
+@pytest.mark.parametrize(("x", "h0", "match"), BAD_INPUTS)
+def test_bad_input_raises_like_torch(x, h0, match, batch_first, reset_after, backend) -> None:
+    module_kwargs = dict(
+        input_size=I, hidden_size=H, num_layers=L, bidirectional=True, batch_first=batch_first
+    )
+    if batch_first and isinstance(x, torch.Tensor) and x.dim() == 3:
+        x = x.transpose(0, 1)  # the cases are written time-major
+    args = (x,) if h0 is None else (x, h0)
+    expected = _raised_by_torch(module_kwargs, args)
+    ours = GRU(**module_kwargs, reset_after=reset_after, backend=backend)
+    with pytest.raises(type(expected), match=match):
+        ours(*args)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_bad_packed_input_raises_like_torch(reset_after: bool) -> None:
+    """Packed data with the wrong feature size, and ``h0`` with the wrong batch size."""
+    packed = torch.nn.utils.rnn.pack_sequence([_h(4, I + 1), _h(2, I + 1)])
+    module_kwargs = dict(input_size=I, hidden_size=H, num_layers=L, bidirectional=True)
+    ours = GRU(**module_kwargs, reset_after=reset_after, backend="cython")
+    with pytest.raises(type(_raised_by_torch(module_kwargs, (packed,))), match="input"):
+        ours(packed)
+    packed = torch.nn.utils.rnn.pack_sequence([_h(4, I), _h(2, I)])
+    h0 = _h(L * D, 3, H)
+    with pytest.raises(type(_raised_by_torch(module_kwargs, (packed, h0))), match="[Hh]idden"):
+        ours(packed, h0)
+
+
+def test_unknown_backend_is_rejected_at_construction() -> None:
+    with pytest.raises(ValueError, match="backend"):
+        GRU(3, 4, backend="cudnn")
+    with pytest.raises(ValueError, match="backend"):
+        GRU(3, 4, backend="")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cython_backend_rejects_unsupported_dtype(dtype: torch.dtype) -> None:
+    ours = GRU(3, 4, dtype=dtype, backend="cython")
+    with pytest.raises(ValueError, match="cython"):
+        ours(torch.randn(5, 2, 3, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_auto_backend_falls_back_to_torch_for_half_precision(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    expected_module = torch.nn.GRU(3, 4, num_layers=2, dtype=dtype)
+    ours = GRU(3, 4, num_layers=2, dtype=dtype)
+    ours.load_state_dict(expected_module.state_dict())
+    x = torch.randn(5, 2, 3, dtype=dtype)
+    for a, e in zip(ours(x), expected_module(x), strict=True):
+        torch.testing.assert_close(a, e)
+
+
+# --- malformed PackedSequence objects: must raise, never crash the interpreter ------------------
+
+_MALFORMED_SCRIPT = """
+import sys, torch
+from torch.nn.utils.rnn import PackedSequence
+from lightning_gru.nn import GRU
+
+N, batch_sizes = {N}, {batch_sizes}
+torch.manual_seed(0)
+data = torch.randn(N, 3)
+packed = PackedSequence(data, torch.tensor(batch_sizes, dtype=torch.int64), None, None)
+results = []
+for module in (torch.nn.GRU(3, 4, num_layers=2, bidirectional=True),
+               GRU(3, 4, num_layers=2, bidirectional=True, backend="cython")):
+    module.load_state_dict(torch.nn.GRU(3, 4, num_layers=2, bidirectional=True).state_dict())
+    try:
+        out, h_n = module(packed)
+        (out.data.sum() + h_n.sum()).backward()
+        results.append(("ok", tuple(out.data.shape)))
+    except Exception as exc:
+        results.append((type(exc).__name__, None))
+print(repr(results))
+"""
+
+MALFORMED_PACKED = [
+    pytest.param(4, [3, 3, 3], id="batch-sizes-sum-more-than-rows"),
+    pytest.param(12, [3, 3, 3], id="batch-sizes-sum-fewer-than-rows"),
+    pytest.param(6, [1, 2, 3], id="increasing-batch-sizes"),
+    pytest.param(6, [3, -1, 4], id="negative-batch-size"),
+]
+
+
+@pytest.mark.parametrize(("N", "batch_sizes"), MALFORMED_PACKED)
+def test_malformed_packed_sequence_does_not_crash(N: int, batch_sizes: list[int]) -> None:
+    script = _MALFORMED_SCRIPT.format(N=N, batch_sizes=batch_sizes)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, f"interpreter died (rc {proc.returncode}): {proc.stderr[-2000:]}"
+    (torch_result, ours_result) = eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307
+    assert ours_result == torch_result
+
+
+# --- NaN, inf and huge values ------------------------------------------------------------------
+
+
+def _poison(x: torch.Tensor, value: float) -> torch.Tensor:
+    x = x.detach().clone()
+    x[2, 1, 0] = value  # one feature of one step of one sequence (time-major)
+    return x.requires_grad_()
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")], ids=str)
+def test_nan_and_inf_propagate_like_torch(value: float, reset_after: bool) -> None:
+    case = Case(T=6, B=3, num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    inputs = make_inputs(case)
+    inputs.x = _poison(inputs.x, value)
+    expected = run(oracle, case, inputs.clone_leaves())
+    actual = run(ours, case, inputs.clone_leaves())
+    for a, e, what in zip(actual, expected, ("output", "h_n"), strict=True):
+        assert torch.equal(torch.isnan(a), torch.isnan(e)), f"{what}: NaN pattern differs"
+        assert torch.equal(torch.isinf(a), torch.isinf(e)), f"{what}: inf pattern differs"
+        assert_close(a, e, torch.float64, what)
+    # the other sequences of the batch are untouched
+    assert torch.isfinite(actual[0][:, [0, 2]]).all()
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_nan_in_h0_propagates_like_torch(reset_after: bool) -> None:
+    case = Case(T=4, B=3, num_layers=2, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    inputs = make_inputs(case)
+    with torch.no_grad():
+        inputs.h0[0, 1, 2] = float("nan")
+    for a, e in zip(run(ours, case, inputs), run(oracle, case, inputs), strict=True):
+        assert torch.equal(torch.isnan(a), torch.isnan(e))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("magnitude", [1e2, 1e4, 1e30], ids=["1e2", "1e4", "1e30"])
+def test_huge_finite_inputs_saturate_like_torch(
+    magnitude: float, reset_after: bool, dtype: torch.dtype
+) -> None:
+    """Saturated sigmoid/tanh must give 0/±1, not NaN (e.g. from ``inf / inf`` in ``tanh``)."""
+    case = Case(T=5, B=4, I=3, H=6, num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case, dtype)
+    inputs = make_inputs(case, dtype)
+    inputs.x = (inputs.x.detach() * magnitude).requires_grad_()
+    expected = run(oracle, case, inputs.clone_leaves())
+    actual = run(ours, case, inputs.clone_leaves())
+    for a, e, what in zip(actual, expected, ("output", "h_n"), strict=True):
+        assert torch.isfinite(e).all()  # the premise
+        assert torch.isfinite(a).all(), f"{what}: non-finite values for finite input"
+        assert_close(a, e, dtype, what)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_huge_weights_give_finite_gradients_like_torch(reset_after: bool) -> None:
+    case = Case(T=5, B=4, num_layers=2, reset_after=reset_after)
+    oracle, ours = make_pair(case, torch.float32)
+    with torch.no_grad():
+        for module in (oracle, ours):
+            for p in module.parameters():
+                p.mul_(1e3)
+    grads = []
+    for module in (oracle, ours):
+        x = make_inputs(case, torch.float32).x
+        out, h_n = module(x)
+        (out.sum() + h_n.sum()).backward()
+        grads.append(x.grad)
+    assert torch.isfinite(grads[0]).all()
+    assert torch.isfinite(grads[1]).all()
