@@ -9,6 +9,7 @@ import torch
 from _data_fixtures import make_reviews, write_acl_tree, write_splits
 
 from lightning_gru.data import IMDbDataModule, SourceUnreachableError, tokenize
+from lightning_gru.data.imdb import collate_reviews
 
 
 def make_dm(data_dir, cache_dir, **kwargs) -> IMDbDataModule:
@@ -262,9 +263,12 @@ def test_checkpoint_carries_the_vocabulary_to_trainer_predict(tmp_path, parquet_
         restored, predict_dm, ckpt_path=ckpt
     )
     assert predict_dm.vocab == dm.vocab
-    assert torch.cat(predictions).tolist() == [0] * 4 + [1] * 4  # the words separate the labels
-    direct = [model.predict_step(b, 0) for b in predict_dm.predict_dataloader()]
-    assert torch.equal(torch.cat(direct), torch.cat(predictions))
+    # the same predictions as the trained model on the training module's encoding
+    examples = [
+        {"input_ids": ids, "text": t} for ids, t in zip(dm.encode(texts), texts, strict=True)
+    ]
+    expected = model.predict_step(collate_reviews(examples), 0)
+    assert torch.equal(torch.cat(predictions), expected)
 
 
 def test_a_review_without_tokens_becomes_unk(tmp_path, cache_dir):
