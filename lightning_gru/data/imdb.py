@@ -28,6 +28,7 @@ TOKENIZER = "imdb-words-v1"  # bump when tokenize() changes: checkpoints record 
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
 _SPLITS = ("train", "test")
+CLASS_NAMES = ("neg", "pos")  # label 0, label 1
 _FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "json", "json": "json"}
 _REVIEW_FILE = re.compile(r"(\d+)_(\d+)\.txt")
 
@@ -108,7 +109,6 @@ class IMDbDataModule(L.LightningDataModule):
 
     pad_index = 0
     unk_index = 1
-    class_names = ("neg", "pos")
 
     def __init__(
         self,
@@ -149,6 +149,7 @@ class IMDbDataModule(L.LightningDataModule):
         self.predict_file = predict_file
         self.bucket_batches = bucket_batches
         self.num_proc = num_proc
+        self.class_names = list(CLASS_NAMES)
         self.vocab: Vocab | None = None
         self.train_dataset: _EncodedReviews | None = None
         self.val_dataset: _EncodedReviews | None = None
@@ -225,6 +226,7 @@ class IMDbDataModule(L.LightningDataModule):
             self.train_dataset = self.val_dataset = self.test_dataset = None
         self.vocab = vocab
         self.lowercase, self.max_length = settings
+        self.class_names = list(state_dict.get("class_names", CLASS_NAMES))
 
     # -- public helpers ----------------------------------------------------------------------
 
@@ -454,7 +456,7 @@ def _load_acl_tree(root: Path, split: str, cache_dir: str | None) -> tuple[Any, 
     import datasets
 
     parts = []
-    for label, name in enumerate(IMDbDataModule.class_names):
+    for label, name in enumerate(CLASS_NAMES):
         folder = root / split / name
         files = sorted(folder.glob("*.txt"), key=_review_order)
         if not files:

@@ -194,7 +194,7 @@ def test_state_dict_round_trip_lets_predict_run_without_training_data(
     dm = IMDbDataModule(
         data_dir=str(tmp_path / "absent"), predict_texts=["Great"], predict_file=str(predict_file)
     )
-    assert dm.state_dict() == {}
+    assert dm.state_dict() == {} and dm.class_names == ["neg", "pos"]
     dm.load_state_dict(state)
     dm.setup("predict")
     assert dm.vocab == trained.vocab and (dm.lowercase, dm.max_length) == (False, 9)
