@@ -1,0 +1,353 @@
+"""The ``lightning-gru`` command end to end: each experiment's recipe on tiny data (fit, test or
+validate, predict), W&B offline runs read back with wandb's own reader, resuming from
+``last.ckpt``, and predicting from a checkpoint without the training data.
+
+W&B runs offline into ``tmp_path``; datasets load from tiny files written by the fixtures; no
+test reaches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from lightning_gru.cli import run_cli, wandb_has_credentials
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+WANDB = Path(sys.executable).with_name("wandb")
+
+
+@pytest.fixture(autouse=True)
+def offline(tmp_path_factory, monkeypatch):
+    """W&B offline with private folders; Hugging Face offline with a private cache."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    home = tmp_path_factory.mktemp("wandb-home")
+    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf"))
+
+
+@pytest.fixture
+def imdb_dir(tmp_path) -> Path:
+    """train/test parquet files: 'good great' reviews are positive, 'bad awful' negative."""
+    rows = [(f"a good great film number {i}, I loved it", 1) for i in range(24)]
+    rows += [(f"a bad awful film number {i}, I hated it", 0) for i in range(24)]
+    folder = tmp_path / "imdb"
+    folder.mkdir()
+    frame = pd.DataFrame(rows, columns=["text", "label"])
+    frame.to_parquet(folder / "train.parquet")
+    frame.iloc[::3].to_parquet(folder / "test.parquet")
+    return folder
+
+
+@pytest.fixture
+def text_file(tmp_path) -> Path:
+    path = tmp_path / "timemachine.txt"
+    path.write_text(
+        "The Time Machine, by H. G. Wells [1898]\n\n"
+        "The Time Traveller (for so it will be convenient to speak of him) was expounding a\n"
+        "recondite matter to us. His grey eyes shone and twinkled.\n" * 12
+    )
+    return path
+
+
+def common(tmp_path: Path, name: str, wandb: bool = True) -> list[str]:
+    """Overrides that keep a recipe run small and inside ``tmp_path``."""
+    run = tmp_path / "runs" / name
+    logger = ["--trainer.logger.init_args.save_dir", str(run)]
+    if not wandb:
+        logger = ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(run)]
+    return [
+        *logger,
+        "--checkpoint.dirpath",
+        str(run / "checkpoints"),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.log_every_n_steps",
+        "1",
+    ]
+
+
+def wandb_run(save_dir: Path, index: int = -1) -> Path:
+    """The ``index``-th offline W&B run under ``save_dir``, in order of start."""
+    runs = sorted(
+        (save_dir / "wandb").glob("offline-run-*"), key=lambda r: wandb_summary(r)["start_time"]
+    )
+    assert runs, f"no offline W&B run under {save_dir}"
+    return runs[index]
+
+
+def wandb_history(run_dir: Path) -> dict[str, object]:
+    """Every key logged to the run's history (its last value), read with ``wandb leet inspect``;
+    media are flattened: ``{"forecast._type": "images/separated", "forecast.filenames": ...}``."""
+    out = subprocess.run(
+        [str(WANDB), "leet", "inspect", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    history: dict[str, object] = {}
+    for line in out.splitlines():
+        record = json.loads(line)
+        if record.get("type") == "history":
+            history.update(record["history"]["item"])
+    return history
+
+
+def wandb_summary(run_dir: Path) -> dict:
+    out = subprocess.run(
+        [str(WANDB), "leet", "inspect", "--summary", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
+needs_wandb_reader = pytest.mark.skipif(not WANDB.exists(), reason="no wandb command")
+
+
+@needs_wandb_reader
+def test_forecasting_fit_test_and_wandb_run(tmp_path):
+    recipe = ["--config", str(RECIPES / "forecasting" / "sine-gru.yaml")]
+    small = [*common(tmp_path, "sine"), "--trainer.max_epochs", "3", "--data.num_points", "300"]
+    cli = run_cli(["fit", *recipe, *small])
+    ckpt_dir = tmp_path / "runs" / "sine" / "checkpoints"
+    assert cli.trainer.current_epoch == 3
+    assert {"best.ckpt", "last.ckpt", "learning_curves.png"} <= {p.name for p in ckpt_dir.iterdir()}
+
+    cli = run_cli(["test", *recipe, *small, "--ckpt_path", str(ckpt_dir / "best.ckpt")])
+    forecast = cli.model.forecast
+    assert forecast["prediction"].shape == (1, 59, 1)  # 60 test points: 59 predicted
+    assert (ckpt_dir / "forecast.png").is_file()
+
+    fit_run, test_run = (
+        wandb_run(tmp_path / "runs" / "sine", 0),
+        wandb_run(tmp_path / "runs" / "sine", 1),
+    )
+    history = wandb_history(fit_run)
+    assert {"train_loss_step", "train_loss_epoch", "val_loss", "epoch"} <= history.keys()
+    assert history["learning_curves._type"] == "images/separated"
+    summary = wandb_summary(fit_run)
+    assert summary["state"] == "finished"
+    assert summary["project"] == "lightning-gru"
+    assert summary["config"]["config"]["model"]["class_path"] == "lightning_gru.models.Forecaster"
+    assert summary["config"]["hidden_size"] == 16  # the model's hyperparameters
+    test_history = wandb_history(test_run)
+    assert test_history["forecast._type"] == "images/separated"
+    assert test_history["test_mse"] == pytest.approx(
+        torch.nn.functional.mse_loss(forecast["prediction"], forecast["target"][:, 1:]).item()
+    )
+
+
+def test_resume_from_last_checkpoint(tmp_path):
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", wandb=False)]
+    first = run_cli([*args, "--trainer.max_epochs", "2"])
+    steps = first.trainer.global_step
+    resumed = run_cli([*args, "--trainer.max_epochs", "4", "--ckpt_path", "last"])
+    assert resumed.trainer.current_epoch == 4
+    assert resumed.trainer.global_step == 2 * steps
+    curves = next(cb for cb in resumed.trainer.callbacks if type(cb).__name__ == "LearningCurves")
+    assert [epoch for epoch, _ in curves.history["train_loss"]] == [0, 1, 2, 3]
+
+
+@needs_wandb_reader
+def test_sentiment_fit_test_predict(tmp_path, imdb_dir, capsys):
+    recipe = ["--config", str(RECIPES / "sentiment" / "imdb-gru.yaml")]
+    small = [
+        *common(tmp_path, "imdb"),
+        "--data.data_dir",
+        str(imdb_dir),
+        "--data.batch_size",
+        "8",
+        "--model.init_args.hidden_size",
+        "16",
+        "--model.init_args.embedding_dim",
+        "8",
+        "--trainer.max_epochs",
+        "2",
+    ]
+    cli = run_cli(["fit", *recipe, *small])
+    vocab_size = cli.datamodule.vocab_size
+    assert cli.model.hparams.vocab_size == vocab_size  # linked from the data module
+    assert cli.model.net.embedding.num_embeddings == vocab_size
+    assert cli.model.class_names == ["neg", "pos"]
+    ckpt_dir = tmp_path / "runs" / "imdb" / "checkpoints"
+    assert (ckpt_dir / "confusion_matrix_val.png").is_file()
+
+    best = str(ckpt_dir / "best.ckpt")
+    run_cli(["test", *recipe, *small, "--ckpt_path", best])
+    assert (ckpt_dir / "confusion_matrix_test.png").is_file()
+    history = wandb_history(wandb_run(tmp_path / "runs" / "imdb", 1))
+    assert {"test_loss", "test_acc", "test_f1"} <= history.keys()
+    assert history["confusion_matrix_test._type"] == "images/separated"
+    fit_history = wandb_history(wandb_run(tmp_path / "runs" / "imdb", 0))
+    assert {"train_acc", "val_acc", "val_f1", "train_samples_per_sec"} <= fit_history.keys()
+
+    # predict from the checkpoint on raw text, with no training data at hand
+    capsys.readouterr()
+    texts = ["good great", "bad awful", "so so"]
+    missing = ["--data.data_dir", str(tmp_path / "gone")]
+    run_cli(
+        [
+            "predict",
+            *recipe,
+            *small,
+            *missing,
+            "--ckpt_path",
+            best,
+            "--data.predict_texts",
+            json.dumps(texts),
+        ]
+    )
+    lines = (ckpt_dir / "predictions.jsonl").read_text().splitlines()
+    predictions = [json.loads(line) for line in lines]
+    assert [p["text"] for p in predictions] == texts
+    assert all(p["label"] in ("neg", "pos") and 0.5 <= p["probability"] <= 1 for p in predictions)
+    assert '"label"' in capsys.readouterr().out
+
+
+@needs_wandb_reader
+def test_language_model_fit_validate_predict(tmp_path, text_file):
+    recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
+    small = [
+        *common(tmp_path, "tm"),
+        "--data.data_file",
+        str(text_file),
+        "--data.cache_dir",
+        str(tmp_path / "hf"),
+        "--data.batch_size",
+        "4",
+        "--data.num_steps",
+        "10",
+        "--model.init_args.hidden_size",
+        "16",
+        "--model.init_args.num_generate",
+        "12",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.check_val_every_n_epoch",
+        "1",
+    ]
+    cli = run_cli(["fit", *recipe, *small])
+    assert cli.model.hparams.vocab_size == cli.datamodule.vocab_size
+    assert cli.model._carry_state()  # the recipe's sequential partition carries the state
+    ckpt_dir = tmp_path / "runs" / "tm" / "checkpoints"
+    table = (ckpt_dir / "generated_text.md").read_text()
+    assert "| time traveller |" in table
+    history = wandb_history(wandb_run(tmp_path / "runs" / "tm"))
+    assert {"train_ppl", "val_ppl", "train_tokens_per_sec", "train_loss_epoch"} <= history.keys()
+    assert history["generated_text._type"] == "table-file"
+    assert history["train_ppl"] == pytest.approx(
+        float(torch.tensor(history["train_loss_epoch"]).exp()), rel=1e-4
+    )
+
+    run_cli(["validate", *recipe, *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
+
+    prefixes = ["time traveller", "the"]
+    run_cli(
+        [
+            "predict",
+            *recipe,
+            *small,
+            "--data.data_file",
+            str(tmp_path / "gone.txt"),  # the vocabulary comes from the checkpoint
+            "--ckpt_path",
+            str(ckpt_dir / "last.ckpt"),
+            "--data.predict_prefixes",
+            json.dumps(prefixes),
+        ]
+    )
+    lines = (ckpt_dir / "predictions.jsonl").read_text().splitlines()
+    predictions = [json.loads(line) for line in lines]
+    assert [p["prefix"] for p in predictions] == prefixes
+    assert all(p["text"].startswith(p["prefix"]) for p in predictions)
+    assert [len(p["text"]) - len(p["prefix"]) for p in predictions] == [12, 12]
+
+
+def test_configs_compose_and_short_class_names(tmp_path, capsys):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("model:\n  init_args:\n    hidden_size: 7\ntrainer:\n  max_epochs: 1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(
+            [
+                "fit",
+                "--config",
+                str(RECIPES / "forecasting" / "sine-gru.yaml"),
+                "--config",
+                str(overlay),
+                "--print_config",
+            ]
+        )
+    assert exit_info.value.code in (0, None)
+    import yaml
+
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["init_args"]["hidden_size"] == 7
+    assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 5.0e-4  # kept
+    assert config["trainer"]["max_epochs"] == 1
+
+    with pytest.raises(SystemExit):
+        run_cli(
+            ["fit", "--model", "LanguageModel", "--data", "TimeMachineDataModule", "--print_config"]
+        )
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["class_path"] == "lightning_gru.models.LanguageModel"
+    assert config["data"]["class_path"] == "lightning_gru.data.TimeMachineDataModule"
+
+
+def test_python_dash_m_runs_the_command():
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lightning_gru",
+            "fit",
+            "--config",
+            str(RECIPES / "debug.yaml"),
+            "--print_config",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert "lightning_gru.models.Forecaster" in out
+
+
+def test_wandb_goes_offline_without_credentials(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert not wandb_has_credentials()
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password abc\n")
+    os.chmod(tmp_path / "netrc", 0o600)
+    assert wandb_has_credentials()
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_has_credentials()
+
+    monkeypatch.delenv("WANDB_API_KEY")
+    monkeypatch.delenv("WANDB_MODE")
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", wandb=False)]
+    run_cli([*args, "--trainer.max_epochs", "1"])
+    assert os.environ["WANDB_MODE"] == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    run_cli([*args, "--trainer.max_epochs", "1"])
+    assert os.environ["WANDB_MODE"] == "disabled"  # an existing choice wins
