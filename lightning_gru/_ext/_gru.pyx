@@ -27,12 +27,6 @@ from cython.parallel cimport prange
 # Below this many gate elements per step the loop runs on one thread (forking costs more).
 cdef int PARALLEL_MIN_ELEMENTS = 4096
 
-cdef extern from "gru_math.h" nogil:
-    float expf(float)
-    float tanhf(float)
-    double exp(double)
-    double tanh(double)
-
 cdef extern from "gru_gates.h" nogil:
     void lgru_ra_forward_f(int, float *, const float *, const float *, float *, float *)
     void lgru_ra_forward_d(int, double *, const double *, const double *, double *, double *)
@@ -85,7 +79,7 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
     cdef Py_ssize_t i, j
     if M <= 0 or N <= 0:
         return
-    if K <= 0:  # BLAS would only scale C; do it here and skip the argument checks
+    if K <= 0:  # BLAS would only scale C; do it here and skip its argument checks
         for i in range(M):
             for j in range(N):
                 C[i * ldc + j] = 0 if beta == 0 else beta * C[i * ldc + j]
@@ -94,20 +88,6 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
         _sgemm(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc)
     else:
         _dgemm(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc)
-
-
-cdef inline floating sigmoid(floating x) noexcept nogil:
-    if floating is float:
-        return 1.0 / (1.0 + expf(-x))
-    else:
-        return 1.0 / (1.0 + exp(-x))
-
-
-cdef inline floating tanh_(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
 
 
 cdef inline void add_rows(floating *dst, int ld_dst, const floating *row, int rows,
@@ -182,6 +162,37 @@ cdef inline void rb_forward_n(int H, floating *g, const floating *ghn,
         lgru_rb_forward_n_d(H, g, ghn, h)
 
 
+cdef inline void ra_forward_rows(
+    Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *b_hn,
+    floating *h, floating *hn_saved, floating *y, int ldy, bint training,
+) noexcept nogil:
+    """Rows [b0, b1) of one reset_after step; ``g``, ``hn_saved`` and ``y`` start at the step."""
+    cdef Py_ssize_t b
+    for b in range(b0, b1):
+        ra_forward(H, g + b * 3 * H, gh + b * 3 * H, b_hn, h + b * H,
+                   hn_saved + b * H if training else NULL, training)
+        memcpy(y + b * ldy, h + b * H, H * sizeof(floating))
+
+
+cdef inline void rb_forward_rz_rows(
+    Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *h,
+    floating *rh, int ld_rh,
+) noexcept nogil:
+    cdef Py_ssize_t b
+    for b in range(b0, b1):
+        rb_forward_rz(H, g + b * 3 * H, gh + b * 3 * H, h + b * H, rh + b * ld_rh)
+
+
+cdef inline void rb_forward_n_rows(
+    Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *ghn, floating *h,
+    floating *y, int ldy,
+) noexcept nogil:
+    cdef Py_ssize_t b
+    for b in range(b0, b1):
+        rb_forward_n(H, g + b * 3 * H, ghn + b * 3 * H, h + b * H)
+        memcpy(y + b * ldy, h + b * H, H * sizeof(floating))
+
+
 cdef int forward_direction(
     const floating *x, int ldx, int I, const int64_t *batch_sizes, const int64_t *offsets,
     int T, int B, int H, const floating *w_ih, const floating *w_hh, const floating *b_ih,
@@ -200,6 +211,8 @@ cdef int forward_direction(
     cdef const floating *b_hn = gh + B * H3 if b_hh == NULL else b_hh + 2 * H
     cdef floating *g
     cdef floating *rh
+    cdef floating *yt
+    cdef floating *et
     if gh == NULL:
         return -1
 
@@ -219,28 +232,36 @@ cdef int forward_direction(
         t = T - 1 - step if reverse else step
         bs = batch_sizes[t]
         g = gates + offsets[t] * H3
+        yt = y + offsets[t] * ldy
+        et = extra + offsets[t] * H if training else NULL
         chunks = chunks_for(bs, H, num_threads)
         if reset_after:
             gemm(False, True, bs, H3, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
-            for c in prange(chunks, num_threads=chunks, schedule="static"):
-                for b in range(c * bs // chunks, (c + 1) * bs // chunks):
-                    ra_forward(H, g + b * H3, gh + b * H3, b_hn, h + b * H,
-                               extra + (offsets[t] + b) * H if training else NULL, training)
-                    memcpy(y + (offsets[t] + b) * ldy, h + b * H, H * sizeof(floating))
+            if chunks == 1:
+                ra_forward_rows(0, bs, H, g, gh, b_hn, h, et, yt, ldy, training)
+            else:
+                for c in prange(chunks, num_threads=chunks, schedule="static"):
+                    ra_forward_rows(c * bs // chunks, (c + 1) * bs // chunks, H, g, gh, b_hn, h,
+                                    et, yt, ldy, training)
         else:
             # r and z first; then n from W_hn (r * h), a second product that needs r.
             gemm(False, True, bs, 2 * H, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
-            rh = extra + offsets[t] * H if training else gh + 2 * H
+            rh = et if training else gh + 2 * H
             ld_rh = H if training else H3
-            for c in prange(chunks, num_threads=chunks, schedule="static"):
-                for b in range(c * bs // chunks, (c + 1) * bs // chunks):
-                    rb_forward_rz(H, g + b * H3, gh + b * H3, h + b * H, rh + b * ld_rh)
+            if chunks == 1:
+                rb_forward_rz_rows(0, bs, H, g, gh, h, rh, ld_rh)
+            else:
+                for c in prange(chunks, num_threads=chunks, schedule="static"):
+                    rb_forward_rz_rows(c * bs // chunks, (c + 1) * bs // chunks, H, g, gh, h, rh,
+                                       ld_rh)
             gemm(False, True, bs, H, H, <floating>1.0, rh, ld_rh, w_hh + 2 * H * H, H,
                  <floating>0.0, gh, H3)
-            for c in prange(chunks, num_threads=chunks, schedule="static"):
-                for b in range(c * bs // chunks, (c + 1) * bs // chunks):
-                    rb_forward_n(H, g + b * H3, gh + b * H3, h + b * H)
-                    memcpy(y + (offsets[t] + b) * ldy, h + b * H, H * sizeof(floating))
+            if chunks == 1:
+                rb_forward_n_rows(0, bs, H, g, gh, h, yt, ldy)
+            else:
+                for c in prange(chunks, num_threads=chunks, schedule="static"):
+                    rb_forward_n_rows(c * bs // chunks, (c + 1) * bs // chunks, H, g, gh, h, yt,
+                                      ldy)
     free(gh)
     return 0
 
@@ -319,6 +340,42 @@ cdef inline const floating *previous_state(
     return h0 + b * H
 
 
+cdef inline void backward_rows(
+    Py_ssize_t b0, Py_ssize_t b1, int H, Py_ssize_t t, int T, const int64_t *batch_sizes,
+    const int64_t *offsets, const floating *y, int ldy, const floating *h0, const floating *dy,
+    const floating *zeros, floating *g, floating *e, floating *dh_state, floating *dg_step,
+    floating *h_prev_buffer, bint reverse, bint reset_after,
+) noexcept nogil:
+    """Rows [b0, b1) of step ``t``: gate gradients (r's too when reset_after); ``g``/``e`` start
+    at the step."""
+    cdef Py_ssize_t b
+    cdef const floating *h_prev
+    cdef const floating *dy_row
+    for b in range(b0, b1):
+        h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
+        if h_prev_buffer != NULL:
+            memcpy(h_prev_buffer + (offsets[t] + b) * H, h_prev, H * sizeof(floating))
+        dy_row = dy + (offsets[t] + b) * ldy if dy != NULL else zeros
+        if reset_after:
+            ra_backward(H, g + b * 3 * H, e + b * H, dh_state + b * H, dy_row, h_prev,
+                        dg_step + b * 3 * H)
+        else:
+            rb_backward_zn(H, g + b * 3 * H, dh_state + b * H, dy_row, h_prev,
+                           dg_step + b * 3 * H)
+
+
+cdef inline void rb_backward_r_rows(
+    Py_ssize_t b0, Py_ssize_t b1, int H, Py_ssize_t t, int T, const int64_t *batch_sizes,
+    const int64_t *offsets, const floating *y, int ldy, const floating *h0, floating *g,
+    floating *dh_state, floating *dg_step, bint reverse,
+) noexcept nogil:
+    cdef Py_ssize_t b
+    for b in range(b0, b1):
+        rb_backward_r(H, g + b * 3 * H, dh_state + b * H,
+                      previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse),
+                      dg_step + b * 3 * H)
+
+
 cdef void hidden_weight_grad(
     floating *dw, int M, const floating *dg, int ld_dg, const floating *y, int ldy,
     const floating *h0, int H, const int64_t *batch_sizes, const int64_t *offsets, int T, int B,
@@ -357,10 +414,8 @@ cdef int backward_direction(
     """Gradients of one direction; ``gates``/``extra`` are consumed (overwritten in place)."""
     cdef int H3 = 3 * H
     cdef int N = offsets[T]
-    cdef Py_ssize_t step, t, b, j, row, c
+    cdef Py_ssize_t step, t, c
     cdef int bs, chunks
-    cdef const floating *h_prev
-    cdef const floating *dy_row
     cdef floating *g
     cdef floating *e
     cdef floating *dh_state = dh0  # running gradient of the state, (B, H)
@@ -386,18 +441,14 @@ cdef int backward_direction(
         g = gates + offsets[t] * H3
         e = extra + offsets[t] * H
         chunks = chunks_for(bs, H, num_threads)
-        for c in prange(chunks, num_threads=chunks, schedule="static"):
-            for b in range(c * bs // chunks, (c + 1) * bs // chunks):
-                h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
-                if h_prev_buffer != NULL:
-                    memcpy(h_prev_buffer + (offsets[t] + b) * H, h_prev, H * sizeof(floating))
-                dy_row = dy + (offsets[t] + b) * ldy if dy != NULL else zeros
-                if reset_after:
-                    ra_backward(H, g + b * H3, e + b * H, dh_state + b * H, dy_row, h_prev,
-                                dg_step + b * H3)
-                else:
-                    rb_backward_zn(H, g + b * H3, dh_state + b * H, dy_row, h_prev,
-                                   dg_step + b * H3)
+        if chunks == 1:
+            backward_rows(0, bs, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, zeros, g, e,
+                          dh_state, dg_step, h_prev_buffer, reverse, reset_after)
+        else:
+            for c in prange(chunks, num_threads=chunks, schedule="static"):
+                backward_rows(c * bs // chunks, (c + 1) * bs // chunks, H, t, T, batch_sizes,
+                              offsets, y, ldy, h0, dy, zeros, g, e, dh_state, dg_step,
+                              h_prev_buffer, reverse, reset_after)
         if reset_after:
             gemm(False, False, bs, H, H3, <floating>1.0, dg_step, H3, w_hh, H, <floating>1.0,
                  dh_state, H)
@@ -405,11 +456,14 @@ cdef int backward_direction(
             # d(r*h) = dgn W_hn into dg_step[:, :H], then r's gradient and r*h's path to h.
             gemm(False, False, bs, H, H, <floating>1.0, dg_step + 2 * H, H3, w_hh + 2 * H * H,
                  H, <floating>0.0, dg_step, H3)
-            for c in prange(chunks, num_threads=chunks, schedule="static"):
-                for b in range(c * bs // chunks, (c + 1) * bs // chunks):
-                    h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b,
-                                            reverse)
-                    rb_backward_r(H, g + b * H3, dh_state + b * H, h_prev, dg_step + b * H3)
+            if chunks == 1:
+                rb_backward_r_rows(0, bs, H, t, T, batch_sizes, offsets, y, ldy, h0, g,
+                                   dh_state, dg_step, reverse)
+            else:
+                for c in prange(chunks, num_threads=chunks, schedule="static"):
+                    rb_backward_r_rows(c * bs // chunks, (c + 1) * bs // chunks, H, t, T,
+                                       batch_sizes, offsets, y, ldy, h0, g, dh_state, dg_step,
+                                       reverse)
             gemm(False, False, bs, H, 2 * H, <floating>1.0, dg_step, H3, w_hh, H, <floating>1.0,
                  dh_state, H)
 

@@ -118,6 +118,9 @@ class GRU(torch.nn.GRU):
             raise RuntimeError(
                 f"GRU: hx dtype ({hx.dtype}) does not match input dtype ({data.dtype})"
             )
+        tensors = (hx, *self._flat_weights)
+        if data.is_cpu and all(t.is_cpu for t in tensors):
+            return
         for tensor, name in ((hx, "hx"), *((w, "weights") for w in self._flat_weights)):
             if tensor.device != data.device:
                 raise RuntimeError(

@@ -1,0 +1,171 @@
+"""The autograd Function around the Cython kernel, and the multi-layer driver (private).
+
+Everything here runs once per layer, not per time step, but it is on the path of every call:
+it keeps Python work to a few tensor allocations and passes raw addresses to the kernel.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+try:
+    from lightning_gru import _ext
+except ImportError as error:  # built without its extension: say so where it matters
+    _ext = None
+    _IMPORT_ERROR = error
+else:
+    _IMPORT_ERROR = None
+
+
+def kernel_available() -> bool:
+    """Whether the compiled kernel imported (it does in any installed build)."""
+    return _ext is not None
+
+
+def kernel_import_error() -> str:
+    return "" if _IMPORT_ERROR is None else str(_IMPORT_ERROR)
+
+
+@lru_cache(maxsize=64)
+def _dense_batch_sizes(T: int, B: int) -> Tensor:
+    with torch.inference_mode(False):  # cached: must stay usable outside inference mode
+        return torch.full((T,), B, dtype=torch.int64)
+
+
+def cython_gru(
+    input, hx, weights, num_layers, num_directions, batch_sizes, reset_after, has_biases,
+    dropout, training,
+):  # fmt: skip
+    """Stacked layers on the kernel; same contract as ``lightning_gru.functional.gru``."""
+    dense = batch_sizes is None
+    if dense:
+        T, B, _ = input.shape
+        batch_sizes = _dense_batch_sizes(T, B)
+        x = input.contiguous().view(T * B, -1)  # (T*B, I)
+    else:
+        x = input.contiguous()  # (N, I)
+        batch_sizes = batch_sizes.to(device="cpu", dtype=torch.int64).contiguous()
+    hx = hx.contiguous()
+    weights = [w.contiguous() for w in weights]
+    if not has_biases:  # the kernel takes (w_ih, w_hh, b_ih, b_hh) per direction
+        weights = [w for i in range(0, len(weights), 2) for w in (*weights[i : i + 2], None, None)]
+    # The Function cannot tell no_grad from grad mode in its forward; decide here.
+    save_for_backward = torch.is_grad_enabled() and (
+        input.requires_grad
+        or hx.requires_grad
+        or any(w is not None and w.requires_grad for w in weights)
+    )
+    D = num_directions
+    h_n = []
+    for layer in range(num_layers):
+        x, h = GRULayerFunction.apply(
+            x, hx[layer * D : (layer + 1) * D] if num_layers > 1 else hx, batch_sizes,
+            reset_after, save_for_backward, *weights[4 * D * layer : 4 * D * (layer + 1)],
+        )  # fmt: skip
+        h_n.append(h)
+        if dropout > 0 and training and layer < num_layers - 1:
+            x = torch.nn.functional.dropout(x, dropout, training=True)
+    h_n = h_n[0] if num_layers == 1 else torch.cat(h_n)
+    if dense:
+        x = x.view(T, B, -1)  # (T, B, D*H)
+    return x, h_n
+
+
+def _address(tensor: Tensor | None) -> int:
+    return 0 if tensor is None else tensor.data_ptr()
+
+
+def _layer_forward(x, h0, batch_sizes, reset_after, weights, training):
+    """Run both directions of one layer.
+
+    Returns ``y (N, D*H)``, ``h_n (D, B, H)`` and, when training, the flat buffer that holds
+    per direction the gates ``(N, 3H)`` and the extra ``(N, H)`` block the backward needs.
+    """
+    N, I = x.shape
+    D, B, H = h0.shape
+    T = batch_sizes.numel()
+    itemsize = x.element_size()
+    y = x.new_empty(N, D * H)
+    h_n = x.new_empty(D, B, H)
+    # per direction: gates (N, 3H) then extra (N, H); inference reuses one gates block
+    buffer = x.new_empty(D * N * 4 * H if training else N * 3 * H)
+    block = N * 4 * H * itemsize
+    threads = torch.get_num_threads()
+    for d in range(D):
+        w_ih, w_hh, b_ih, b_hh = weights[4 * d : 4 * d + 4]
+        gates = buffer.data_ptr() + (d * block if training else 0)
+        _ext.forward(
+            x.data_ptr(), I, I, batch_sizes.data_ptr(), T, B, H,
+            w_ih.data_ptr(), w_hh.data_ptr(), _address(b_ih), _address(b_hh),
+            h0.data_ptr() + d * B * H * itemsize, y.data_ptr() + d * H * itemsize, D * H,
+            h_n.data_ptr() + d * B * H * itemsize, gates,
+            gates + N * 3 * H * itemsize if training else 0,
+            d == 1, reset_after, training, x.dtype == torch.float64, threads,
+        )  # fmt: skip
+    return y, h_n, buffer if training else None
+
+
+class GRULayerFunction(torch.autograd.Function):
+    """Both directions of one GRU layer on the Cython kernel.
+
+    Inputs: ``x (N, I)`` packed rows, ``h0 (D, B, H)``, ``batch_sizes (T,)``, ``reset_after``,
+    ``save_for_backward`` (False under no_grad/inference: nothing is kept), then ``w_ih, w_hh,
+    b_ih, b_hh`` per direction (biases may be None). Outputs ``y (N, D*H)``, ``h_n (D, B, H)``.
+
+    The forward keeps the gate activations for the backward, which overwrites them in place
+    with their gradients. A second backward through the same graph (``retain_graph=True``)
+    recomputes them first, so it gives the same result.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, batch_sizes, reset_after, save_for_backward, *weights):
+        training = save_for_backward and any(ctx.needs_input_grad)
+        y, h_n, buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, training)
+        if training:
+            ctx.save_for_backward(x, h0, y, *weights)
+            ctx.batch_sizes = batch_sizes  # never modified: no version tracking needed
+            ctx.buffer = buffer
+            ctx.reset_after = reset_after
+        return y, h_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n):
+        x, h0, y, *weights = ctx.saved_tensors
+        batch_sizes, reset_after = ctx.batch_sizes, ctx.reset_after
+        buffer, ctx.buffer = ctx.buffer, None
+        if buffer is None:  # consumed by an earlier backward through this graph
+            buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True)[2]
+        N, I = x.shape
+        D, B, H = h0.shape
+        T = batch_sizes.numel()
+        itemsize = x.element_size()
+        block = N * 4 * H * itemsize
+        dy = None if dy is None else dy.contiguous()
+        dh_n = None if dh_n is None else dh_n.contiguous()
+        needs = ctx.needs_input_grad
+        dx = torch.empty_like(x) if needs[0] else None
+        dh0 = torch.empty_like(h0)
+        dweights = [None if w is None else torch.empty_like(w) for w in weights]
+        threads = torch.get_num_threads()
+        for d in range(D):
+            w_ih, w_hh = weights[4 * d : 4 * d + 2]
+            dw_ih, dw_hh, db_ih, db_hh = dweights[4 * d : 4 * d + 4]
+            gates = buffer.data_ptr() + d * block
+            _ext.backward(
+                x.data_ptr(), I, I, batch_sizes.data_ptr(), T, B, H,
+                w_ih.data_ptr(), w_hh.data_ptr(), h0.data_ptr() + d * B * H * itemsize,
+                y.data_ptr() + d * H * itemsize, D * H,
+                0 if dy is None else dy.data_ptr() + d * H * itemsize,
+                0 if dh_n is None else dh_n.data_ptr() + d * B * H * itemsize,
+                gates, gates + N * 3 * H * itemsize, d == 1, reset_after,
+                _address(dx), d > 0, dh0.data_ptr() + d * B * H * itemsize,
+                dw_ih.data_ptr(), dw_hh.data_ptr(), _address(db_ih), _address(db_hh),
+                x.dtype == torch.float64, threads,
+            )  # fmt: skip
+        dweights = [g if needs[5 + i] else None for i, g in enumerate(dweights)]
+        return dx, dh0 if needs[1] else None, None, None, None, *dweights
