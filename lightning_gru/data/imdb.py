@@ -9,6 +9,7 @@ Lightning stores in every checkpoint.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -452,28 +453,36 @@ def _load_table_files(root: Path, split: str, cache_dir: str | None) -> tuple[An
 
 
 def _load_acl_tree(root: Path, split: str, cache_dir: str | None) -> tuple[Any, str]:
-    """One split of the ``aclImdb/`` tree: neg reviews then pos reviews, each by numeric id."""
+    """One split of the ``aclImdb/`` tree: neg reviews then pos reviews, each by numeric id.
+
+    ``Dataset.from_generator`` reads the files once into the cache; its fingerprint covers every
+    file's path, size and modification time, so an edited tree is read again.
+    """
     import datasets
 
-    parts = []
+    files = []
     for label, name in enumerate(CLASS_NAMES):
         folder = root / split / name
-        files = sorted(folder.glob("*.txt"), key=_review_order)
-        if not files:
+        found = sorted(folder.glob("*.txt"), key=_review_order)
+        if not found:
             raise FileNotFoundError(f"aclImdb folder {str(folder)!r} has no .txt reviews")
-        part = datasets.load_dataset(
-            "text",
-            data_files=[str(f) for f in files],
-            sample_by="document",
-            split="train",
-            cache_dir=cache_dir,
-        )
-        if len(part) != len(files):
-            raise ValueError(f"{folder}: read {len(part)} reviews from {len(files)} files")
-        for row in np.flatnonzero(np.asarray(pc.utf8_length(part.data.table.column("text"))) == 0):
-            raise ValueError(f"{files[row]}: empty review")
-        parts.append(part.add_column("label", [label] * len(part)))
-    return datasets.concatenate_datasets(parts), str(root / split)
+        for path in found:
+            stat = path.stat()
+            files.append((str(path), label, stat.st_size, stat.st_mtime_ns))
+    features = datasets.Features(text=datasets.Value("string"), label=datasets.Value("int64"))
+    dataset = datasets.Dataset.from_generator(
+        _read_reviews, features, cache_dir=cache_dir, gen_kwargs={"files": files}
+    )
+    text = pc.utf8_trim_whitespace(_arrow(dataset).column("text"))
+    for row in np.flatnonzero(pc.utf8_length(text).to_numpy() == 0)[:1]:
+        raise ValueError(f"{files[row][0]}: empty review")
+    return dataset, str(root / split)
+
+
+def _read_reviews(files: list[tuple[str, int, int, int]]) -> Iterator[dict[str, Any]]:
+    for path, label, _, _ in files:
+        with open(path, encoding="utf-8", newline="") as f:  # the exact text, as in the parquet
+            yield {"text": f.read(), "label": label}
 
 
 def _review_order(path: Path) -> tuple:

@@ -110,6 +110,18 @@ def test_aclimdb_tree_loads_like_parquet(tmp_path, imdb_frames, parquet_dir, cac
     assert encoded_rows(dm.test_dataset) == encoded_rows(reference.test_dataset)
 
 
+def test_edited_aclimdb_tree_is_read_again(tmp_path, imdb_frames, cache_dir):
+    root = write_acl_tree(tmp_path / "aclImdb", *imdb_frames)
+    before = make_dm(root, cache_dir, val_fraction=0.0)
+    (root / "train" / "neg" / "0_2.txt").write_text("Unseenword unseenword brand new words")
+    after = make_dm(root, cache_dir, val_fraction=0.0)
+    assert "unseenword" not in before.vocab and "unseenword" in after.vocab
+    assert (
+        after.train_dataset[0]["input_ids"].tolist()
+        == after.encode(["Unseenword"])[0] * 2 + (after.encode(["brand new words"])[0])
+    )
+
+
 def test_prepare_data_second_run_reuses_the_cache(parquet_dir, cache_dir):
     from pathlib import Path
 
