@@ -47,8 +47,8 @@ def cython_gru(
         batch_sizes = _dense_batch_sizes(T, B)
         x = input.contiguous().view(T * B, -1)  # (T*B, I)
     else:
-        x = input.contiguous()  # (N, I)
         batch_sizes = batch_sizes.to(device="cpu", dtype=torch.int64).contiguous()
+        x = input[: _check_batch_sizes(batch_sizes, input.size(0))].contiguous()  # (N, I)
     hx = hx.contiguous()
     weights = [w.contiguous() for w in weights]
     if not has_biases:  # the kernel takes (w_ih, w_hh, b_ih, b_hh) per direction
@@ -73,6 +73,26 @@ def cython_gru(
     if dense:
         x = x.view(T, B, -1)  # (T, B, D*H)
     return x, h_n
+
+
+def _check_batch_sizes(batch_sizes: Tensor, rows: int) -> int:
+    """Validate PackedSequence batch sizes before the kernel trusts them; returns their sum."""
+    if batch_sizes.dim() != 1 or batch_sizes.numel() == 0:
+        raise RuntimeError("PackedSequence batch_sizes must be a non-empty 1-D tensor")
+    if bool((batch_sizes <= 0).any()):
+        raise RuntimeError(
+            f"PackedSequence batch_sizes must be positive, got {batch_sizes.tolist()}"
+        )
+    if bool((batch_sizes[1:] > batch_sizes[:-1]).any()):
+        raise RuntimeError(
+            f"PackedSequence batch_sizes must be nonincreasing, got {batch_sizes.tolist()}"
+        )
+    total = int(batch_sizes.sum())
+    if total > rows:
+        raise RuntimeError(
+            f"PackedSequence batch_sizes sum to {total} but its data has only {rows} rows"
+        )
+    return total
 
 
 def _address(tensor: Tensor | None) -> int:
