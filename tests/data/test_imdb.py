@@ -110,6 +110,25 @@ def test_aclimdb_tree_loads_like_parquet(tmp_path, imdb_frames, parquet_dir, cac
     assert encoded_rows(dm.test_dataset) == encoded_rows(reference.test_dataset)
 
 
+@pytest.mark.parametrize("how", ["dataset_name", "data_dir"])
+def test_hub_layout_with_unsupervised_split(tmp_path, imdb_frames, parquet_dir, cache_dir, how):
+    """A snapshot of the hub repository: ``plain_text/<split>-00000-of-00001.parquet``."""
+    folder = tmp_path / "imdb-snapshot" / "plain_text"
+    folder.mkdir(parents=True)
+    unsupervised = make_reviews(3).assign(label=-1)
+    frames = {"train": imdb_frames[0], "test": imdb_frames[1], "unsupervised": unsupervised}
+    for split, frame in frames.items():
+        frame.to_parquet(folder / f"{split}-00000-of-00001.parquet", index=False)
+    source = (
+        {"dataset_name": str(folder.parent)} if how == "dataset_name" else {"data_dir": str(folder)}
+    )
+    dm = IMDbDataModule(cache_dir=cache_dir, batch_size=8, **source)
+    dm.setup("fit")
+    reference = make_dm(parquet_dir, cache_dir)
+    assert dm.vocab == reference.vocab
+    assert encoded_rows(dm.test_dataset) == encoded_rows(reference.test_dataset)
+
+
 def test_edited_aclimdb_tree_is_read_again(tmp_path, imdb_frames, cache_dir):
     root = write_acl_tree(tmp_path / "aclImdb", *imdb_frames)
     before = make_dm(root, cache_dir, val_fraction=0.0)
