@@ -23,16 +23,26 @@ def fetch(source: str, local_hint: str, load: Callable[[], T]) -> T:
         load: the call that downloads.
 
     Raises:
-        SourceUnreachableError: ``load`` raised an ``OSError`` (no network, offline mode,
-            unknown dataset or URL); the original error is chained.
+        SourceUnreachableError: ``load`` raised an ``OSError`` (no network, offline mode without
+            a cached copy, unknown dataset or URL); the original error is chained.
     """
+    import datasets.config
+
     try:
         return load()
     except OSError as err:
-        raise SourceUnreachableError(
-            f"Could not download {source} ({type(err).__name__}: {err}); {local_hint}, or set "
-            "HF_HUB_OFFLINE=1 to use a copy already in the Hugging Face cache."
-        ) from err
+        reason = f"{type(err).__name__}: {err}"
+        if datasets.config.HF_HUB_OFFLINE:
+            message = (
+                f"Could not load {source}: offline mode is on (HF_HUB_OFFLINE=1) and the Hugging "
+                f"Face cache has no copy ({reason}); {local_hint}."
+            )
+        else:
+            message = (
+                f"Could not download {source} ({reason}); {local_hint}, or set HF_HUB_OFFLINE=1 "
+                "to use a copy already in the Hugging Face cache."
+            )
+        raise SourceUnreachableError(message) from err
 
 
 def existing_file(path: str | Path, what: str) -> Path:

@@ -146,3 +146,28 @@ def test_random_batches_are_aligned_disjoint_and_reproducible():
 def test_subsequence_sampler_rejects_a_corpus_too_short_for_one_batch():
     with pytest.raises(ValueError, match="too few"):
         SubsequenceBatchSampler(50, 4, 20, "sequential")
+
+
+# -- download errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["offline", "online"])
+def test_fetch_explains_a_failed_download_in_one_sentence(monkeypatch, offline):
+    import datasets.config
+
+    from lightning_gru.data._common import fetch
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", offline)
+
+    def unreachable():
+        raise ConnectionError("Name or service not known")
+
+    with pytest.raises(data_pkg.SourceUnreachableError) as err:
+        fetch("'x/y' from the Hugging Face Hub", "pass data_dir= a folder", unreachable)
+    message = str(err.value)
+    assert message.count(". ") == 0 and message.endswith(".")
+    assert "'x/y' from the Hugging Face Hub" in message and "pass data_dir= a folder" in message
+    assert ("offline mode is on" in message) == offline
+    assert "HF_HUB_OFFLINE=1" in message and "Name or service not known" in message
+    assert isinstance(err.value.__cause__, ConnectionError)
+    assert fetch("z", "hint", lambda: 42) == 42
