@@ -42,6 +42,16 @@ def offline(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf"))
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and threads waiting on each other slow to a crawl
+    when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def imdb_dir(tmp_path) -> Path:
     """train/test parquet files: 'good great' reviews are positive, 'bad awful' negative."""

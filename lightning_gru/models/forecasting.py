@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from lightning_gru.models._common import build_optimizers
 from lightning_gru.models.figures import log_figure, plot_forecast
-from lightning_gru.nn.baselines import MLP, make_encoder
+from lightning_gru.nn.baselines import MLP, Backend, make_encoder
 
 __all__ = ["ForecastNet", "Forecaster"]
 
@@ -49,7 +49,7 @@ class ForecastNet(nn.Module):
         num_layers: int = 1,
         mlp_hidden_sizes: tuple[int, ...] = (32, 16),
         reset_after: bool = True,
-        backend: str = "auto",
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         self.kind = encoder
@@ -124,12 +124,12 @@ class Forecaster(L.LightningModule):
         num_layers: int = 1,
         mlp_hidden_sizes: tuple[int, ...] = (32, 16),
         reset_after: bool = True,
-        backend: str = "auto",
+        backend: Backend = "auto",
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.net = ForecastNet(
             encoder, input_size, hidden_size, num_layers, mlp_hidden_sizes, reset_after, backend
         )

@@ -11,7 +11,7 @@ from torchmetrics.text import Perplexity
 
 from lightning_gru.models._common import Throughput, build_optimizers
 from lightning_gru.models.figures import log_table
-from lightning_gru.nn.baselines import Encoder, make_encoder
+from lightning_gru.nn.baselines import Backend, Encoder, make_encoder
 
 __all__ = ["LanguageModel", "LanguageModelNet"]
 
@@ -47,7 +47,7 @@ class LanguageModelNet(nn.Module):
         embedding_dim: int | None = None,
         dropout: float = 0.0,
         reset_after: bool = True,
-        backend: str = "auto",
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
@@ -119,7 +119,7 @@ class LanguageModel(L.LightningModule):
         embedding_dim: int | None = None,
         dropout: float = 0.0,
         reset_after: bool = True,
-        backend: str = "auto",
+        backend: Backend = "auto",
         carry_state: bool | None = None,
         sample_prefixes: list[str] | None = None,
         num_generate: int = 50,
@@ -127,7 +127,7 @@ class LanguageModel(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.net = LanguageModelNet(
             vocab_size,
             encoder,

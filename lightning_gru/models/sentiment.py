@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from lightning_gru.models._common import Throughput, build_optimizers
 from lightning_gru.models.figures import log_figure, plot_confusion_matrix
-from lightning_gru.nn.baselines import BagOfWords, final_state, make_encoder
+from lightning_gru.nn.baselines import Backend, BagOfWords, final_state, make_encoder
 
 __all__ = ["SentimentClassifier", "SentimentNet", "load_word_vectors"]
 
@@ -63,7 +63,7 @@ class SentimentNet(nn.Module):
         num_classes: int = 2,
         padding_idx: int = 0,
         reset_after: bool = True,
-        backend: str = "auto",
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         self.bidirectional = bidirectional
@@ -179,7 +179,7 @@ class SentimentClassifier(L.LightningModule):
         bidirectional: bool = False,
         dropout: float = 0.0,
         reset_after: bool = True,
-        backend: str = "auto",
+        backend: Backend = "auto",
         pad_index: int = 0,
         embedding_file: str | None = None,
         freeze_embedding: bool = False,
@@ -187,7 +187,7 @@ class SentimentClassifier(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.class_names = list(class_names) if class_names is not None else ["neg", "pos"]
         C = len(self.class_names)
         self.net = SentimentNet(

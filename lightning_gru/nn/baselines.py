@@ -12,9 +12,10 @@ from torch import Tensor, nn
 
 from lightning_gru.nn.gru import GRU
 
-__all__ = ["ENCODERS", "MLP", "BagOfWords", "Encoder", "final_state", "make_encoder"]
+__all__ = ["ENCODERS", "MLP", "Backend", "BagOfWords", "Encoder", "final_state", "make_encoder"]
 
 Encoder = Literal["gru", "lstm", "rnn"]
+Backend = Literal["auto", "cython", "torch"]
 ENCODERS: tuple[str, ...] = ("gru", "lstm", "rnn")
 
 
@@ -27,7 +28,7 @@ def make_encoder(
     bidirectional: bool = False,
     *,
     reset_after: bool = True,
-    backend: str = "auto",
+    backend: Backend = "auto",
 ) -> nn.RNNBase:
     """A ``batch_first`` recurrent encoder by name.
 

@@ -1,0 +1,48 @@
+"""``LearningCurves``, ``PredictionWriter`` and the figure helpers."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from lightning_gru.data import SineWaveDataModule
+from lightning_gru.models import Forecaster, LearningCurves, PredictionWriter
+from lightning_gru.models.figures import log_table, plot_history
+
+
+def test_learning_curves_record_every_epoch_and_survive_a_checkpoint(tmp_path, make_trainer):
+    curves = LearningCurves()
+    data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8)
+    make_trainer(max_epochs=3, callbacks=[curves]).fit(Forecaster(hidden_size=4), data)
+    assert set(curves.history) == {"train_loss", "val_loss"}
+    assert [epoch for epoch, _ in curves.history["val_loss"]] == [0, 1, 2]
+    assert (tmp_path / "learning_curves.png").is_file()
+
+    restored = LearningCurves()
+    restored.load_state_dict(curves.state_dict())
+    assert restored.history == curves.history
+
+
+def test_prediction_writer_writes_json_lines(tmp_path, make_trainer, capsys):
+    output = tmp_path / "out" / "predictions.jsonl"
+    writer = PredictionWriter(output_file=str(output))
+    data = SineWaveDataModule(num_points=100, seq_len=5)
+    make_trainer(callbacks=[writer]).predict(Forecaster(hidden_size=4), data)
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 1 and set(rows[0]) == {"context", "target", "prediction"}
+    assert torch.tensor(rows[0]["prediction"]).shape == (1, 19, 1)  # 20 test points
+    assert f"predictions written to {output}" in capsys.readouterr().out
+
+
+def test_log_table_writes_markdown(tmp_path, make_trainer):
+    path = log_table(make_trainer(), "generated_text", ["prefix", "text"], [["a|b", "c"]])
+    assert path == tmp_path / "generated_text.md"
+    assert path.read_text().splitlines() == ["| prefix | text |", "| --- | --- |", "| a\\|b | c |"]
+
+
+def test_plot_history_panels():
+    history = {"train_loss": [(0, 2.0), (1, 1.0)], "val_loss": [(0, 2.5)], "val_acc": [(0, 0.5)]}
+    fig = plot_history(history, "title")
+    assert [ax.get_title() for ax in fig.axes] == ["acc", "loss"]
+    assert [line.get_label() for line in fig.axes[1].lines] == ["train", "val"]

@@ -1,0 +1,73 @@
+"""``ForecastNet`` and ``Forecaster``: the roll-out, test_mse and training on the sine wave."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+
+from lightning_gru.data import SineWaveDataModule
+from lightning_gru.models import Forecaster, ForecastNet
+
+
+@pytest.mark.parametrize("encoder", ["gru", "lstm", "rnn"])
+def test_rollout_feeds_predictions_back(encoder):
+    torch.manual_seed(0)
+    net = ForecastNet(encoder, hidden_size=5)
+    context, start = torch.randn(2, 30, 1), torch.randn(2, 1, 1)
+    _, state = net(context)
+    x, expected = start, []
+    for _ in range(4):
+        x, state = net(x, state)
+        expected.append(x)
+    torch.testing.assert_close(net.rollout(context, start, 4), torch.cat(expected, dim=1))
+    other = net.rollout(torch.randn(2, 30, 1), start, 4)
+    assert not torch.allclose(other, net.rollout(context, start, 4))  # the context sets the state
+
+
+def test_mlp_has_no_memory():
+    torch.manual_seed(0)
+    net = ForecastNet("mlp")
+    x = torch.randn(3, 10, 1)
+    y, state = net(x)
+    assert state is None
+    torch.testing.assert_close(y[:, 4], net(x[:, 4:5])[0][:, 0])  # each step on its own
+    start = torch.randn(1, 1, 1)
+    torch.testing.assert_close(
+        net.rollout(torch.randn(1, 50, 1), start, 5), net.rollout(torch.randn(1, 9, 1), start, 5)
+    )
+
+
+def test_test_mse_is_the_rollout_mse(tmp_path, make_trainer):
+    model = Forecaster(hidden_size=4)
+    data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8)
+    trainer = make_trainer()
+    result = trainer.test(model, data, verbose=False)[0]
+    forecast = model.forecast
+    assert forecast["prediction"].shape == (1, 39, 1)  # 40 test points
+    expected = torch.nn.functional.mse_loss(forecast["prediction"], forecast["target"][:, 1:])
+    assert result["test_mse"] == pytest.approx(expected.item())
+    assert (tmp_path / "forecast.png").is_file()
+
+
+@pytest.mark.parametrize("encoder", ["gru", "mlp"])
+def test_training_lowers_the_loss(make_trainer, encoder):
+    torch.manual_seed(0)
+    model = Forecaster(encoder, hidden_size=8, optimizer=partial(torch.optim.Adam, lr=0.02))
+    data = SineWaveDataModule(num_points=300, seq_len=10, batch_size=8)
+    trainer = make_trainer(max_epochs=1, limit_train_batches=0)
+    first = trainer.validate(model, data, verbose=False)[0]["val_loss"]
+    make_trainer(max_epochs=15).fit(model, data)
+    assert trainer.validate(model, data, verbose=False)[0]["val_loss"] < first / 2
+
+
+def test_checkpoint_round_trip(tmp_path, make_trainer):
+    model = Forecaster("lstm", hidden_size=3)
+    trainer = make_trainer(fast_dev_run=True)
+    trainer.fit(model, SineWaveDataModule(num_points=100, seq_len=5))
+    trainer.save_checkpoint(tmp_path / "f.ckpt")
+    loaded = Forecaster.load_from_checkpoint(tmp_path / "f.ckpt")
+    assert loaded.hparams.encoder == "lstm" and "optimizer" not in loaded.hparams
+    x = torch.randn(2, 5, 1)
+    torch.testing.assert_close(loaded(x)[0], model(x)[0])

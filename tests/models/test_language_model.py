@@ -1,0 +1,127 @@
+"""``LanguageModelNet`` and ``LanguageModel``: state carrying, perplexity, generation."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from lightning_gru.models import LanguageModel, LanguageModelNet
+
+V = 5
+
+
+class ToyText(L.LightningDataModule):
+    """Batches ``(X, Y)`` of a repeating sequence, with a ``partition`` and a tokenizer over
+    the characters ``' abcd'``."""
+
+    def __init__(self, partition: str = "sequential", batches: int = 3, B: int = 4, T: int = 6):
+        super().__init__()
+        self.partition = partition
+        corpus = torch.arange(B * T * batches + 1) % V
+        X, Y = corpus[:-1].reshape(batches, B, T), corpus[1:].reshape(batches, B, T)
+        self.batches = list(zip(X, Y, strict=True))
+
+    def train_dataloader(self):
+        return DataLoader(self.batches, batch_size=None)
+
+    def val_dataloader(self):
+        return DataLoader(self.batches[:1], batch_size=None)
+
+    def predict_dataloader(self):
+        return DataLoader([{"prefix": ["ab", "c"]}], batch_size=None)
+
+    def encode(self, text: str) -> list[int]:
+        return [max(" abcd".find(c), 0) for c in text]  # unknown characters: space
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(" abcd"[i] for i in ids)
+
+
+@pytest.mark.parametrize("encoder", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("embedding_dim", [None, 3], ids=["one-hot", "embedding"])
+def test_net_shapes(encoder, embedding_dim):
+    net = LanguageModelNet(V, encoder, hidden_size=4, num_layers=2, embedding_dim=embedding_dim)
+    logits, state = net(torch.randint(0, V, (2, 7)))
+    assert logits.shape == (2, 7, V)
+    h = state[0] if encoder == "lstm" else state
+    assert h.shape == (2, 2, 4)
+
+
+def record_states(model: LanguageModel) -> list:
+    """Wrap ``model.net.forward`` to record the state each training call starts from."""
+    seen, forward = [], model.net.forward
+
+    def spy(ids, state=None):
+        if model.training:
+            seen.append(state)
+        return forward(ids, state)
+
+    model.net.forward = spy
+    return seen
+
+
+@pytest.mark.parametrize("encoder", ["gru", "lstm"])
+def test_sequential_partition_carries_a_detached_state(make_trainer, encoder):
+    model = LanguageModel(V, encoder, hidden_size=4, num_generate=3)
+    seen = record_states(model)
+    make_trainer(max_epochs=2, num_sanity_val_steps=0).fit(model, ToyText("sequential"))
+    assert [s is None for s in seen] == [True, False, False] * 2  # reset at every epoch start
+    for state in seen[1:3]:
+        for tensor in state if isinstance(state, tuple) else (state,):
+            assert not tensor.requires_grad
+
+
+def test_random_partition_resets_the_state(make_trainer):
+    model = LanguageModel(V, hidden_size=4, num_generate=3)
+    seen = record_states(model)
+    make_trainer(max_epochs=2, num_sanity_val_steps=0).fit(model, ToyText("random"))
+    assert seen == [None] * 6
+
+
+def test_carry_state_argument_overrides_the_partition(make_trainer):
+    model = LanguageModel(V, hidden_size=4, carry_state=False, num_generate=3)
+    seen = record_states(model)
+    make_trainer(num_sanity_val_steps=0).fit(model, ToyText("sequential"))
+    assert seen == [None] * 3
+
+
+def test_logs_perplexity_and_throughput(make_trainer):
+    model = LanguageModel(V, hidden_size=4, num_generate=3)
+    trainer = make_trainer(max_epochs=1, num_sanity_val_steps=0)
+    trainer.fit(model, ToyText("random", batches=1))
+    metrics = trainer.callback_metrics
+    torch.testing.assert_close(metrics["val_ppl"], metrics["val_loss"].exp(), rtol=1e-5, atol=0)
+    torch.testing.assert_close(
+        metrics["train_ppl"], metrics["train_loss_epoch"].exp(), rtol=1e-5, atol=0
+    )
+    assert metrics["train_tokens_per_sec"] > 0
+
+
+def test_learns_and_generates(tmp_path, make_trainer):
+    torch.manual_seed(0)
+    optimizer = partial(torch.optim.Adam, lr=0.05)
+    model = LanguageModel(
+        V, hidden_size=16, sample_prefixes=["ab"], num_generate=8, optimizer=optimizer
+    )
+    data = ToyText("sequential")
+    trainer = make_trainer(max_epochs=30, check_val_every_n_epoch=30, gradient_clip_val=1.0)
+    trainer.fit(model, data)
+    assert model.generate("ab", 8) == "abcd abcd " == model.generate("ab", 8, tokenizer=data)
+    model.train()
+    model.generate("ab", 2, tokenizer=data)
+    assert model.training  # generate runs in eval mode and restores the mode
+    assert "| ab | abcd abcd  |" in (tmp_path / "generated_text.md").read_text()
+    predictions = trainer.predict(model, data)[0]
+    assert predictions == [
+        {"prefix": "ab", "text": "abcd abcd "},
+        {"prefix": "c", "text": "cd abcd a"},
+    ]
+
+
+def test_generate_needs_a_tokenizer():
+    with pytest.raises(ValueError, match="tokenizer"):
+        LanguageModel(V, hidden_size=4).generate("ab", 3)

@@ -1,0 +1,143 @@
+"""``SentimentNet`` and ``SentimentClassifier`` on tiny synthetic reviews."""
+
+from __future__ import annotations
+
+from functools import partial
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader
+
+from lightning_gru.models import SentimentClassifier, SentimentNet, load_word_vectors
+
+VOCAB = {"<pad>": 0, "<unk>": 1, "good": 2, "bad": 3, "film": 4, "the": 5}
+
+
+def collate(examples):
+    ids = [torch.tensor(e[0]) for e in examples]
+    return {
+        "input_ids": pad_sequence(ids, batch_first=True),  # (B, T)
+        "lengths": torch.tensor([len(i) for i in ids]),
+        "labels": torch.tensor([e[1] for e in examples]),
+        "text": [" ".join(str(t) for t in e[0]) for e in examples],
+    }
+
+
+class ToyReviews(L.LightningDataModule):
+    """'good' reviews are positive, 'bad' ones negative, with filler words of random length."""
+
+    def __init__(self, n: int = 64, batch_size: int = 16) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.examples = []
+        for i in range(n):
+            label = i % 2
+            filler = torch.randint(
+                4, 6, (int(torch.randint(1, 8, (1,), generator=g)),), generator=g
+            )
+            self.examples.append(([2 if label else 3, *filler.tolist()], label))
+        self.batch_size = batch_size
+        self.vocab = SimpleNamespace(token_to_idx=VOCAB)
+        self.class_names = ["neg", "pos"]
+
+    def _loader(self, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            self.examples, batch_size=self.batch_size, shuffle=shuffle, collate_fn=collate
+        )
+
+    def train_dataloader(self):
+        return self._loader(shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader()
+
+    def test_dataloader(self):
+        return self._loader()
+
+    def predict_dataloader(self):
+        return self._loader()
+
+
+@pytest.mark.parametrize("encoder", ["gru", "lstm", "rnn", "bow"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_padding_never_reaches_the_output(encoder, bidirectional):
+    torch.manual_seed(0)
+    net = SentimentNet(
+        10, 6, encoder, hidden_size=5, num_layers=2, bidirectional=bidirectional
+    ).eval()
+    short = torch.tensor([[2, 4, 5]])
+    padded = torch.tensor([[2, 4, 5, 7, 8, 9], [2, 4, 5, 3, 3, 3]])  # junk after the length
+    alone = net(short, torch.tensor([3]))
+    together = net(padded, torch.tensor([3, 6]))
+    torch.testing.assert_close(together[0], alone[0])
+
+
+def test_load_word_vectors(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_text("6 3\ngood 1 2 3\nbad -1 -2 -3.5\nunknownword 9 9 9\n")
+    weight = torch.zeros(len(VOCAB), 3)
+    assert load_word_vectors(path, VOCAB, weight, progress=False) == 2
+    torch.testing.assert_close(weight[2], torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(weight[3], torch.tensor([-1.0, -2.0, -3.5]))
+    assert weight[[0, 1, 4, 5]].abs().sum() == 0
+    with pytest.raises(ValueError, match="expected 4"):
+        load_word_vectors(path, VOCAB, torch.zeros(len(VOCAB), 4), progress=False)
+
+
+def test_embedding_file_initialises_the_embedding_at_fit(tmp_path, make_trainer):
+    path = tmp_path / "vectors.txt"
+    path.write_text("good 1 2 3\nbad -1 -2 -3\n")
+    model = SentimentClassifier(
+        len(VOCAB), embedding_dim=3, hidden_size=4, embedding_file=str(path), freeze_embedding=True
+    )
+    make_trainer(fast_dev_run=True).fit(model, ToyReviews())
+    torch.testing.assert_close(model.net.embedding.weight[2], torch.tensor([1.0, 2.0, 3.0]))
+    assert not model.net.embedding.weight.requires_grad
+
+
+def test_learns_the_toy_task_and_logs_metrics(tmp_path, make_trainer):
+    torch.manual_seed(0)
+    optimizer = partial(torch.optim.Adam, lr=0.05)
+    model = SentimentClassifier(len(VOCAB), embedding_dim=8, hidden_size=8, optimizer=optimizer)
+    data = ToyReviews()
+    trainer = make_trainer(max_epochs=12, check_val_every_n_epoch=4)
+    trainer.fit(model, data)
+    metrics = trainer.callback_metrics
+    assert {
+        "train_loss_epoch",
+        "train_acc",
+        "train_f1",
+        "val_loss",
+        "val_acc",
+        "val_f1",
+    } <= metrics.keys()
+    assert metrics["train_samples_per_sec"] > 0
+    assert (tmp_path / "confusion_matrix_val.png").is_file()
+    result = trainer.test(model, data, verbose=False)[0]
+    assert result["test_acc"] == 1.0 and result["test_f1"] == 1.0
+    assert (tmp_path / "confusion_matrix_test.png").is_file()
+
+    predictions = [row for batch in trainer.predict(model, data) for row in batch]
+    assert len(predictions) == 64
+    for row, (_, label) in zip(predictions, data.examples, strict=True):
+        assert row["label"] == ["neg", "pos"][label]
+        assert 0.5 <= row["probability"] <= 1.0
+
+
+def test_checkpoint_round_trip(tmp_path, make_trainer):
+    model = SentimentClassifier(
+        len(VOCAB), class_names=["bad", "good"], embedding_dim=4, hidden_size=4, encoder="lstm"
+    )
+    trainer = make_trainer(fast_dev_run=True)
+    trainer.fit(model, ToyReviews())
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = SentimentClassifier.load_from_checkpoint(tmp_path / "m.ckpt")
+    assert loaded.class_names == ["bad", "good"] and loaded.hparams.encoder == "lstm"
+    batch = collate(ToyReviews().examples[:4])
+    model.eval(), loaded.eval()
+    torch.testing.assert_close(
+        loaded(batch["input_ids"], batch["lengths"]), model(batch["input_ids"], batch["lengths"])
+    )
