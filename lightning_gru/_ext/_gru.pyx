@@ -28,23 +28,31 @@ from cython.parallel cimport prange
 cdef int PARALLEL_MIN_ELEMENTS = 4096
 
 cdef extern from "gru_gates.h" nogil:
-    void lgru_ra_forward_f(int, float *, const float *, const float *, float *, float *)
-    void lgru_ra_forward_d(int, double *, const double *, const double *, double *, double *)
-    void lgru_ra_infer_f(int, const float *, const float *, const float *, float *)
-    void lgru_ra_infer_d(int, const double *, const double *, const double *, double *)
-    void lgru_rb_forward_rz_f(int, float *, const float *, const float *, float *)
-    void lgru_rb_forward_rz_d(int, double *, const double *, const double *, double *)
-    void lgru_rb_forward_n_f(int, float *, const float *, float *)
-    void lgru_rb_forward_n_d(int, double *, const double *, double *)
-    void lgru_ra_backward_f(int, float *, float *, float *, const float *, const float *,
-                            float *)
-    void lgru_ra_backward_d(int, double *, double *, double *, const double *, const double *,
-                            double *)
-    void lgru_rb_backward_zn_f(int, float *, float *, const float *, const float *, float *)
-    void lgru_rb_backward_zn_d(int, double *, double *, const double *, const double *,
-                               double *)
-    void lgru_rb_backward_r_f(int, float *, float *, const float *, float *)
-    void lgru_rb_backward_r_d(int, double *, double *, const double *, double *)
+    void lgru_ra_forward_f(int, float *, float *, float *, const float *, const float *,
+                           float *, float *)
+    void lgru_ra_forward_d(int, double *, double *, double *, const double *, const double *,
+                           double *, double *)
+    void lgru_ra_infer_f(int, const float *, const float *, const float *, const float *,
+                         const float *, float *)
+    void lgru_ra_infer_d(int, const double *, const double *, const double *, const double *,
+                         const double *, double *)
+    void lgru_rb_forward_rz_f(int, float *, float *, const float *, const float *, float *)
+    void lgru_rb_forward_rz_d(int, double *, double *, const double *, const double *,
+                              double *)
+    void lgru_rb_forward_n_f(int, const float *, float *, const float *, float *)
+    void lgru_rb_forward_n_d(int, const double *, double *, const double *, double *)
+    void lgru_ra_backward_f(int, float *, float *, float *, float *, float *, const float *,
+                            const float *, float *, float *, float *)
+    void lgru_ra_backward_d(int, double *, double *, double *, double *, double *,
+                            const double *, const double *, double *, double *, double *)
+    void lgru_rb_backward_zn_f(int, float *, float *, float *, const float *, const float *,
+                               float *)
+    void lgru_rb_backward_zn_d(int, double *, double *, double *, const double *,
+                               const double *, double *)
+    void lgru_rb_backward_r_f(int, float *, const float *, float *, const float *, float *,
+                              float *)
+    void lgru_rb_backward_r_d(int, double *, const double *, double *, const double *,
+                              double *, double *)
 
 ctypedef void (*sgemm_fn)(const char *transa, const char *transb, const int *m, const int *n,
                           const int *k, const float *alpha, const float *a, const int *lda,
@@ -136,30 +144,30 @@ cdef inline void ra_forward(int H, floating *g, const floating *gh, const floati
                             floating *h, floating *hn_saved, bint training) noexcept nogil:
     if floating is float:
         if training:
-            lgru_ra_forward_f(H, g, gh, b_hn, h, hn_saved)
+            lgru_ra_forward_f(H, g, g + H, g + 2 * H, gh, b_hn, h, hn_saved)
         else:
-            lgru_ra_infer_f(H, g, gh, b_hn, h)
+            lgru_ra_infer_f(H, g, g + H, g + 2 * H, gh, b_hn, h)
     else:
         if training:
-            lgru_ra_forward_d(H, g, gh, b_hn, h, hn_saved)
+            lgru_ra_forward_d(H, g, g + H, g + 2 * H, gh, b_hn, h, hn_saved)
         else:
-            lgru_ra_infer_d(H, g, gh, b_hn, h)
+            lgru_ra_infer_d(H, g, g + H, g + 2 * H, gh, b_hn, h)
 
 
 cdef inline void rb_forward_rz(int H, floating *g, const floating *gh, const floating *h,
                                floating *rh) noexcept nogil:
     if floating is float:
-        lgru_rb_forward_rz_f(H, g, gh, h, rh)
+        lgru_rb_forward_rz_f(H, g, g + H, gh, h, rh)
     else:
-        lgru_rb_forward_rz_d(H, g, gh, h, rh)
+        lgru_rb_forward_rz_d(H, g, g + H, gh, h, rh)
 
 
 cdef inline void rb_forward_n(int H, floating *g, const floating *ghn,
                               floating *h) noexcept nogil:
     if floating is float:
-        lgru_rb_forward_n_f(H, g, ghn, h)
+        lgru_rb_forward_n_f(H, g + H, g + 2 * H, ghn, h)
     else:
-        lgru_rb_forward_n_d(H, g, ghn, h)
+        lgru_rb_forward_n_d(H, g + H, g + 2 * H, ghn, h)
 
 
 cdef inline void ra_forward_rows(
@@ -306,25 +314,27 @@ cdef inline void ra_backward(int H, floating *g, floating *e, floating *dh_state
                              const floating *dy, const floating *h_prev,
                              floating *dg) noexcept nogil:
     if floating is float:
-        lgru_ra_backward_f(H, g, e, dh_state, dy, h_prev, dg)
+        lgru_ra_backward_f(H, g, g + H, g + 2 * H, e, dh_state, dy, h_prev, dg, dg + H,
+                           dg + 2 * H)
     else:
-        lgru_ra_backward_d(H, g, e, dh_state, dy, h_prev, dg)
+        lgru_ra_backward_d(H, g, g + H, g + 2 * H, e, dh_state, dy, h_prev, dg, dg + H,
+                           dg + 2 * H)
 
 
 cdef inline void rb_backward_zn(int H, floating *g, floating *dh_state, const floating *dy,
                                 const floating *h_prev, floating *dg) noexcept nogil:
     if floating is float:
-        lgru_rb_backward_zn_f(H, g, dh_state, dy, h_prev, dg)
+        lgru_rb_backward_zn_f(H, g + H, g + 2 * H, dh_state, dy, h_prev, dg + 2 * H)
     else:
-        lgru_rb_backward_zn_d(H, g, dh_state, dy, h_prev, dg)
+        lgru_rb_backward_zn_d(H, g + H, g + 2 * H, dh_state, dy, h_prev, dg + 2 * H)
 
 
 cdef inline void rb_backward_r(int H, floating *g, floating *dh_state, const floating *h_prev,
                                floating *dg) noexcept nogil:
     if floating is float:
-        lgru_rb_backward_r_f(H, g, dh_state, h_prev, dg)
+        lgru_rb_backward_r_f(H, g, g + H, dh_state, h_prev, dg, dg + H)
     else:
-        lgru_rb_backward_r_d(H, g, dh_state, h_prev, dg)
+        lgru_rb_backward_r_d(H, g, g + H, dh_state, h_prev, dg, dg + H)
 
 
 cdef inline const floating *previous_state(

@@ -1,102 +1,113 @@
 /* The fused gate loops of the GRU, one batch row of H units per call (private).
  *
  * Written in C so that every pointer can be `restrict` and GCC vectorises the loops (with the
- * SIMD exp/tanh declared in gru_math.h). Gate order r, z, n as in torch; `g` is a row of the
- * (N, 3H) gates buffer, `gh` a row of the hidden projection W_hh h, `h` a row of the running state.
+ * SIMD exp/tanh declared in gru_math.h). The three gate blocks of a row (r, z, n, in torch's
+ * order, each H wide) come as three pointers: as offsets into one array, GCC could not prove
+ * that the stores into one block miss the loads from another and would not vectorise.
+ * `gh` is a row of the hidden projection W_hh h (r, z, n blocks), `h` a row of the state.
  */
 #ifndef LIGHTNING_GRU_GRU_GATES_H
 #define LIGHTNING_GRU_GRU_GATES_H
 
 #include "gru_math.h"
 
+/* Out of line, so that `restrict` survives (inlined, GCC guards loops with alias checks). */
+#if defined(__GNUC__)
+#define LGRU_KERNEL static __attribute__((noinline))
+#else
+#define LGRU_KERNEL static
+#endif
+
 #define LGRU_DEFINE_GATES(T, S, EXP, TANH)                                                     \
 static inline T lgru_sigmoid_##S(T x) { return (T)1 / ((T)1 + EXP(-x)); }                      \
                                                                                                 \
-/* reset_after, forward: h <- (1-z) n + z h with n = tanh(gi_n + r (W_hn h + b_hn)). */         \
-static inline void lgru_ra_forward_##S(int H, T *restrict g, const T *restrict gh,             \
-                                       const T *restrict b_hn, T *restrict h,                  \
-                                       T *restrict hn_saved) {                                 \
+/* reset_after, forward: h <- (1-z) n + z h with n = tanh(gi_n + r (W_hn h + b_hn)); the       \
+ * activations replace the input projections gi in (r, z, n); hn saves W_hn h + b_hn. */       \
+LGRU_KERNEL void lgru_ra_forward_##S(int H, T *restrict r, T *restrict z, T *restrict n,        \
+                                     const T *restrict gh, const T *restrict b_hn,              \
+                                     T *restrict h, T *restrict hn) {                          \
     for (int j = 0; j < H; j++) {                                                               \
-        T r = lgru_sigmoid_##S(g[j] + gh[j]);                                                  \
-        T z = lgru_sigmoid_##S(g[H + j] + gh[H + j]);                                          \
-        T hn = gh[2 * H + j] + b_hn[j];                                                        \
-        T n = TANH(g[2 * H + j] + r * hn);                                                     \
-        h[j] = n + z * (h[j] - n);                                                              \
-        g[j] = r; g[H + j] = z; g[2 * H + j] = n;                                               \
-        hn_saved[j] = hn;                                                                       \
+        T rj = lgru_sigmoid_##S(r[j] + gh[j]);                                                 \
+        T zj = lgru_sigmoid_##S(z[j] + gh[H + j]);                                             \
+        T hnj = gh[2 * H + j] + b_hn[j];                                                       \
+        T nj = TANH(n[j] + rj * hnj);                                                          \
+        h[j] = nj + zj * (h[j] - nj);                                                           \
+        r[j] = rj; z[j] = zj; n[j] = nj; hn[j] = hnj;                                           \
     }                                                                                           \
 }                                                                                               \
-static inline void lgru_ra_infer_##S(int H, const T *restrict g, const T *restrict gh,         \
-                                     const T *restrict b_hn, T *restrict h) {                  \
+LGRU_KERNEL void lgru_ra_infer_##S(int H, const T *restrict r, const T *restrict z,             \
+                                   const T *restrict n, const T *restrict gh,                  \
+                                   const T *restrict b_hn, T *restrict h) {                    \
     for (int j = 0; j < H; j++) {                                                               \
-        T r = lgru_sigmoid_##S(g[j] + gh[j]);                                                  \
-        T z = lgru_sigmoid_##S(g[H + j] + gh[H + j]);                                          \
-        T n = TANH(g[2 * H + j] + r * (gh[2 * H + j] + b_hn[j]));                              \
-        h[j] = n + z * (h[j] - n);                                                              \
+        T rj = lgru_sigmoid_##S(r[j] + gh[j]);                                                 \
+        T zj = lgru_sigmoid_##S(z[j] + gh[H + j]);                                             \
+        T nj = TANH(n[j] + rj * (gh[2 * H + j] + b_hn[j]));                                    \
+        h[j] = nj + zj * (h[j] - nj);                                                           \
     }                                                                                           \
 }                                                                                               \
 /* reset_before, forward, first half: r, z and r * h (the input of W_hn). */                    \
-static inline void lgru_rb_forward_rz_##S(int H, T *restrict g, const T *restrict gh,          \
-                                          const T *restrict h, T *restrict rh) {               \
+LGRU_KERNEL void lgru_rb_forward_rz_##S(int H, T *restrict r, T *restrict z,                    \
+                                        const T *restrict gh, const T *restrict h,             \
+                                        T *restrict rh) {                                      \
     for (int j = 0; j < H; j++) {                                                               \
-        T r = lgru_sigmoid_##S(g[j] + gh[j]);                                                  \
-        g[j] = r;                                                                               \
-        g[H + j] = lgru_sigmoid_##S(g[H + j] + gh[H + j]);                                     \
-        rh[j] = r * h[j];                                                                       \
+        T rj = lgru_sigmoid_##S(r[j] + gh[j]);                                                 \
+        r[j] = rj;                                                                              \
+        z[j] = lgru_sigmoid_##S(z[j] + gh[H + j]);                                             \
+        rh[j] = rj * h[j];                                                                      \
     }                                                                                           \
 }                                                                                               \
 /* reset_before, forward, second half: n = tanh(gi_n + W_hn (r h)) (b_hn is folded in gi_n). */ \
-static inline void lgru_rb_forward_n_##S(int H, T *restrict g, const T *restrict ghn,          \
-                                         T *restrict h) {                                      \
+LGRU_KERNEL void lgru_rb_forward_n_##S(int H, const T *restrict z, T *restrict n,               \
+                                       const T *restrict ghn, T *restrict h) {                 \
     for (int j = 0; j < H; j++) {                                                               \
-        T z = g[H + j];                                                                         \
-        T n = TANH(g[2 * H + j] + ghn[j]);                                                     \
-        h[j] = n + z * (h[j] - n);                                                              \
-        g[2 * H + j] = n;                                                                       \
+        T nj = TANH(n[j] + ghn[j]);                                                            \
+        h[j] = nj + z[j] * (h[j] - nj);                                                         \
+        n[j] = nj;                                                                              \
     }                                                                                           \
 }                                                                                               \
-/* reset_after, backward. In: r, z, n in g, W_hn h + b_hn in e, dh_state = dL/dh_t minus the   \
- * output's share dy. Out: dL/d(gi) in g, dL/d(W_hn h) in e, the row [dgi_r, dgi_z, dgh_n]     \
- * of the step's hidden-product gradient in dg, and dh_state <- dh z (the W_hh part follows). */\
-static inline void lgru_ra_backward_##S(int H, T *restrict g, T *restrict e,                   \
-                                        T *restrict dh_state, const T *restrict dy,            \
-                                        const T *restrict h_prev, T *restrict dg) {            \
+/* reset_after, backward. In: r, z, n, hn = W_hn h + b_hn, dh_state = dL/dh_t less the        \
+ * output's share dy. Out: dL/d(gi) in (r, z, n), dL/d(W_hn h) in hn, the row of the step's    \
+ * hidden-product gradient in (dr, dz, dhn), and dh_state <- dh z (the W_hh part follows). */  \
+LGRU_KERNEL void lgru_ra_backward_##S(int H, T *restrict r, T *restrict z, T *restrict n,       \
+                                      T *restrict hn, T *restrict dh_state,                    \
+                                      const T *restrict dy, const T *restrict h_prev,          \
+                                      T *restrict dr, T *restrict dz, T *restrict dhn) {       \
     for (int j = 0; j < H; j++) {                                                               \
         T dh = dh_state[j] + dy[j];                                                             \
-        T r = g[j], z = g[H + j], n = g[2 * H + j];                                             \
-        T dgn = dh * ((T)1 - z) * ((T)1 - n * n);                                              \
-        T dgr = dgn * e[j] * r * ((T)1 - r);                                                   \
-        T dgz = dh * (h_prev[j] - n) * z * ((T)1 - z);                                         \
-        T dghn = dgn * r;                                                                       \
-        g[j] = dgr; g[H + j] = dgz; g[2 * H + j] = dgn;                                         \
-        e[j] = dghn;                                                                            \
-        dg[j] = dgr; dg[H + j] = dgz; dg[2 * H + j] = dghn;                                     \
-        dh_state[j] = dh * z;                                                                   \
+        T rj = r[j], zj = z[j], nj = n[j];                                                      \
+        T dgn = dh * ((T)1 - zj) * ((T)1 - nj * nj);                                           \
+        T dgr = dgn * hn[j] * rj * ((T)1 - rj);                                                \
+        T dgz = dh * (h_prev[j] - nj) * zj * ((T)1 - zj);                                      \
+        T dghn = dgn * rj;                                                                      \
+        r[j] = dgr; z[j] = dgz; n[j] = dgn; hn[j] = dghn;                                       \
+        dr[j] = dgr; dz[j] = dgz; dhn[j] = dghn;                                                \
+        dh_state[j] = dh * zj;                                                                  \
     }                                                                                           \
 }                                                                                               \
 /* reset_before, backward, first half: dgi_z and dgi_n (= dgh_n), dh_state <- dh z. */          \
-static inline void lgru_rb_backward_zn_##S(int H, T *restrict g, T *restrict dh_state,         \
-                                           const T *restrict dy, const T *restrict h_prev,     \
-                                           T *restrict dg) {                                   \
+LGRU_KERNEL void lgru_rb_backward_zn_##S(int H, T *restrict z, T *restrict n,                   \
+                                         T *restrict dh_state, const T *restrict dy,           \
+                                         const T *restrict h_prev, T *restrict dn) {           \
     for (int j = 0; j < H; j++) {                                                               \
         T dh = dh_state[j] + dy[j];                                                             \
-        T z = g[H + j], n = g[2 * H + j];                                                       \
-        T dgn = dh * ((T)1 - z) * ((T)1 - n * n);                                              \
-        g[H + j] = dh * (h_prev[j] - n) * z * ((T)1 - z);                                      \
-        g[2 * H + j] = dgn;                                                                     \
-        dg[2 * H + j] = dgn;                                                                    \
-        dh_state[j] = dh * z;                                                                   \
+        T zj = z[j], nj = n[j];                                                                 \
+        T dgn = dh * ((T)1 - zj) * ((T)1 - nj * nj);                                           \
+        z[j] = dh * (h_prev[j] - nj) * zj * ((T)1 - zj);                                       \
+        n[j] = dgn;                                                                             \
+        dn[j] = dgn;                                                                            \
+        dh_state[j] = dh * zj;                                                                  \
     }                                                                                           \
 }                                                                                               \
-/* reset_before, backward, second half: dg[0:H] holds d(r h) = dgn W_hn on entry. */            \
-static inline void lgru_rb_backward_r_##S(int H, T *restrict g, T *restrict dh_state,          \
-                                          const T *restrict h_prev, T *restrict dg) {          \
+/* reset_before, backward, second half: dr holds d(r h) = dgn W_hn on entry. */                 \
+LGRU_KERNEL void lgru_rb_backward_r_##S(int H, T *restrict r, const T *restrict z,              \
+                                        T *restrict dh_state, const T *restrict h_prev,        \
+                                        T *restrict dr, T *restrict dz) {                      \
     for (int j = 0; j < H; j++) {                                                               \
-        T r = g[j], drh = dg[j];                                                                \
-        T dgr = drh * h_prev[j] * r * ((T)1 - r);                                              \
-        dh_state[j] += drh * r;                                                                 \
-        g[j] = dgr;                                                                             \
-        dg[j] = dgr; dg[H + j] = g[H + j];                                                      \
+        T rj = r[j], drh = dr[j];                                                               \
+        T dgr = drh * h_prev[j] * rj * ((T)1 - rj);                                            \
+        dh_state[j] += drh * rj;                                                                \
+        r[j] = dgr;                                                                             \
+        dr[j] = dgr; dz[j] = z[j];                                                              \
     }                                                                                           \
 }
 
