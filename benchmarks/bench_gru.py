@@ -1,0 +1,325 @@
+"""Speed and memory of ``lightning_gru.nn.GRU`` (Cython backend) against ``torch.nn.GRU`` on CPU.
+
+Both run in the same process with the same thread count, float32, with identical weights. For
+every configuration it measures
+
+* inference: one forward pass under ``torch.inference_mode()``;
+* a training step: zeroing the gradients, the forward pass and the backward pass of
+  ``out.sum()`` (the input requires grad, as the output of an embedding does);
+* the achieved GFLOP/s, counting only the matrix products: ``2 * T * B * 3H * (in + H)`` per
+  layer and direction for the forward pass, three times that for a training step;
+* the peak memory of a training step (and of an inference call), each measured in a fresh
+  subprocess as the rise of the resident set's high-water mark (see ``benchmarks/README.md``).
+
+Timings are medians over interleaved repeats (torch, ours, ours, torch, ...), each repeat
+timing enough calls to last ``--min-time`` seconds. Run ``python benchmarks/bench_gru.py -h``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from lightning_gru.nn import GRU
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    T: int
+    B: int
+    I: int  # noqa: E741
+    H: int
+    num_layers: int = 1
+    bidirectional: bool = False
+
+    @property
+    def D(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def forward_flops(self) -> float:
+        """Multiply-adds of the input and recurrent projections, counted as 2 FLOPs each."""
+        total = 0.0
+        for layer in range(self.num_layers):
+            in_size = self.I if layer == 0 else self.D * self.H
+            total += self.D * 2 * self.T * self.B * 3 * self.H * (in_size + self.H)
+        return total
+
+    def shape(self) -> str:
+        extra = ""
+        if self.num_layers > 1 or self.bidirectional:
+            extra = f", {self.num_layers}L{' bi' if self.bidirectional else ''}"
+        return f"({self.T}, {self.B}, {self.I}, {self.H}{extra})"
+
+
+CONFIGS = {
+    c.name: c
+    for c in [
+        Config("time-machine", 35, 32, 28, 256),
+        Config("imdb", 256, 64, 100, 256),
+        Config("imdb-2l-bi", 256, 64, 100, 256, num_layers=2, bidirectional=True),
+        Config("sine-b1", 20, 1, 1, 16),
+        Config("sine-b38", 20, 38, 1, 16),
+        Config("large", 100, 128, 512, 512),
+    ]
+}
+IMPLS = ("torch", "ours")
+
+
+def build(config: Config, impl: str, seed: int = 0) -> torch.nn.GRU:
+    """The module of one implementation; both get the same weights for the same seed."""
+    torch.manual_seed(seed)
+    kwargs = dict(num_layers=config.num_layers, bidirectional=config.bidirectional)
+    reference = torch.nn.GRU(config.I, config.H, **kwargs)
+    if impl == "torch":
+        return reference
+    ours = GRU(config.I, config.H, **kwargs, backend="cython")
+    ours.load_state_dict(reference.state_dict())
+    return ours
+
+
+def make_input(config: Config, seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(config.T, config.B, config.I, generator=gen).requires_grad_()  # (T, B, I)
+
+
+def inference_step(module: torch.nn.GRU, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        with torch.inference_mode():
+            module(x)
+
+    return step
+
+
+def training_step(module: torch.nn.GRU, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        module.zero_grad()  # set_to_none, as optimizer.zero_grad() does
+        x.grad = None
+        out, _ = module(x)
+        out.sum().backward()
+
+    return step
+
+
+def time_per_call(step: Callable[[], None], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        step()
+    return (time.perf_counter() - start) / calls
+
+
+def calibrate(step: Callable[[], None], min_time: float, warmup: int) -> int:
+    """Warm up, then the number of calls one timed repeat needs to last ``min_time``."""
+    for _ in range(warmup):
+        step()
+    single = time_per_call(step, 1)
+    return max(1, round(min_time / max(single, 1e-6)))
+
+
+def measure_speed(config: Config, repeats: int, min_time: float, warmup: int) -> dict:
+    """Median seconds per call for each (impl, mode), over interleaved repeats."""
+    x = make_input(config)
+    steps = {}
+    for impl in IMPLS:
+        module = build(config, impl)
+        steps[impl, "inference"] = inference_step(module, x)
+        steps[impl, "train"] = training_step(module, x)
+    calls = {key: calibrate(step, min_time, warmup) for key, step in steps.items()}
+    samples: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
+    keys = list(steps)
+    for r in range(repeats):
+        for key in keys if r % 2 == 0 else keys[::-1]:  # alternate the order: drifts cancel
+            samples[key].append(time_per_call(steps[key], calls[key]))
+    return {f"{impl}_{mode}_s": statistics.median(samples[impl, mode]) for impl, mode in samples}
+
+
+# --- memory, in a fresh subprocess per (config, impl, mode) -----------------------------------
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
+def memory_child(config: Config, impl: str, mode: str) -> int:
+    """Bytes by which one call raises the resident set's high-water mark above its start.
+
+    Runs in a fresh process started with a fixed glibc mmap threshold (see ``measure_memory``),
+    so that freed buffers go back to the OS and the steady-state peak of a call is what it
+    allocates, not what an earlier call left cached.
+    """
+    module = build(config, impl)
+    x = make_input(config)
+    step = training_step(module, x) if mode == "train" else inference_step(module, x)
+    for _ in range(2):  # warm-up: lazy initialisation, thread pools, BLAS buffers, code pages
+        step()
+    module.zero_grad()
+    x.grad = None
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    step()
+    return (_status_kib("VmHWM") - before) * 1024
+
+
+def measure_memory(config: Config) -> dict:
+    env = dict(os.environ)
+    # Allocations >= 64 KiB are their own mmap, returned to the OS on free (this also turns off
+    # glibc's dynamic threshold, which would otherwise keep freed tensors resident).
+    env["MALLOC_MMAP_THRESHOLD_"] = str(64 * 1024)
+    env["MALLOC_TRIM_THRESHOLD_"] = str(128 * 1024)
+    result = {}
+    for impl in IMPLS:
+        for mode in ("inference", "train"):
+            cmd = [sys.executable, __file__, "--memory-child", config.name, impl, mode]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            result[f"{impl}_{mode}_peak_bytes"] = int(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def environment() -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = re.search(r"^model name\s*:\s*(.*)$", f.read(), re.M).group(1)
+    except (OSError, AttributeError):
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "commit": commit,
+        "python": platform.python_version(),
+        "load_average_1min": os.getloadavg()[0],
+    }
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 10 else f"{ms:.0f}"
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.0f}" if n >= 10 * 2**20 else f"{n / 2**20:.2g}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    header = (
+        "| config (T, B, I, H) | fwd GFLOP | inference ms torch / ours | speed-up "
+        "| train step ms torch / ours | speed-up | train GFLOP/s torch / ours "
+        "| peak train MiB torch / ours | ratio |"
+    )
+    lines = [header, "|" + "---|" * 9]
+    for row in rows:
+        cells = [
+            f"{row['name']} {row['shape']}",
+            f"{row['forward_flops'] / 1e9:.3g}",
+            f"{_ms(row['torch_inference_s'])} / {_ms(row['ours_inference_s'])}",
+            f"{row['torch_inference_s'] / row['ours_inference_s']:.2f}x",
+            f"{_ms(row['torch_train_s'])} / {_ms(row['ours_train_s'])}",
+            f"{row['torch_train_s'] / row['ours_train_s']:.2f}x",
+            f"{row['torch_train_gflops']:.0f} / {row['ours_train_gflops']:.0f}",
+        ]
+        if "torch_train_peak_bytes" in row:
+            torch_peak, ours_peak = row["torch_train_peak_bytes"], row["ours_train_peak_bytes"]
+            ratio = f"{ours_peak / torch_peak:.2f}x" if torch_peak > 0 else "n/a"
+            cells += [f"{_mib(torch_peak)} / {_mib(ours_peak)}", ratio]
+        else:
+            cells += ["not measured", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help=f"comma-separated subset of: {', '.join(CONFIGS)} (default: all)",
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats (default 15)")
+    parser.add_argument("--min-time", type=float, default=None, help="seconds per repeat (0.2)")
+    parser.add_argument("--quick", action="store_true", help="3 repeats of 0.05 s: a smoke run")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--memory-child", nargs=3, metavar=("CONFIG", "IMPL", "MODE"),
+                        help=argparse.SUPPRESS)  # fmt: skip
+    args = parser.parse_args(argv)
+
+    if args.memory_child:
+        name, impl, mode = args.memory_child
+        print(memory_child(CONFIGS[name], impl, mode))
+        return 0
+
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
+    repeats = args.repeats or (3 if args.quick else 15)
+    min_time = args.min_time or (0.05 if args.quick else 0.2)
+    warmup = 1 if args.quick else 3
+
+    env = environment()
+    print(
+        f"torch {env['torch']}, torch.get_num_threads() = {env['threads']}, "
+        f"{env['cpus']} CPUs ({env['cpu']}), commit {env['commit']}; float32, "
+        f"median of {repeats} interleaved repeats of >= {min_time} s",
+        flush=True,
+    )
+    if env["load_average_1min"] > 0.5 * (env["cpus"] or 1):
+        print(
+            f"warning: load average {env['load_average_1min']:.1f} on {env['cpus']} CPUs: "
+            "other processes compete for the cores, timings will be noisy",
+            file=sys.stderr,
+        )
+    rows = []
+    for name in names:
+        config = CONFIGS[name]
+        row = {**asdict(config), "shape": config.shape(), "forward_flops": config.forward_flops()}
+        row |= measure_speed(config, repeats, min_time, warmup)
+        for impl in IMPLS:
+            row[f"{impl}_train_gflops"] = 3 * config.forward_flops() / row[f"{impl}_train_s"] / 1e9
+            row[f"{impl}_inference_gflops"] = (
+                config.forward_flops() / row[f"{impl}_inference_s"] / 1e9
+            )
+        if not args.no_memory:
+            row |= measure_memory(config)
+        rows.append(row)
+        print(
+            f"  {name}: train {row['torch_train_s'] * 1e3:.3g} ms (torch) vs "
+            f"{row['ours_train_s'] * 1e3:.3g} ms (ours)",
+            file=sys.stderr,
+            flush=True,
+        )
+    env["load_average_1min_end"] = os.getloadavg()[0]
+    print()
+    print(markdown_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": env, "repeats": repeats, "results": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
