@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
-EXT_SOURCES := $(wildcard lightning_gru/_ext/*.pyx lightning_gru/_ext/*.pxd)
+EXT_SOURCES := $(wildcard lightning_gru/_ext/*.pyx lightning_gru/_ext/*.pxd lightning_gru/_ext/*.h)
 EXT_STAMP   := $(VENV)/.ext-built
 PYTEST_ARGS ?=
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PIP) install --quiet -c constraints.txt --no-build-isolation -e ".[dev]"
 	touch $@
 
-# The Cython extension: rebuilt in place only when a .pyx/.pxd or setup.py changes.
+# The Cython extension: rebuilt in place only when a .pyx/.pxd/.h or setup.py changes.
 $(EXT_STAMP): $(STAMP) setup.py $(EXT_SOURCES)
 	$(PY) setup.py --quiet build_ext --inplace
 	touch $@

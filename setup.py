@@ -69,6 +69,7 @@ extensions = [
     Extension(
         f"lightning_gru._ext.{path.stem}",
         [str(path)],
+        depends=[str(header) for header in Path("lightning_gru/_ext").glob("*.h")],
         include_dirs=[np.get_include(), "lightning_gru/_ext"],
         libraries=["m"] if sys.platform.startswith("linux") else [],
         extra_compile_args=compile_args,
