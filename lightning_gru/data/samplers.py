@@ -12,9 +12,9 @@ from torch.utils.data import Sampler
 class EpochBatchSampler(Sampler[list[int]]):
     """A batch sampler whose order depends only on ``(seed, epoch)``.
 
-    Each pass (``iter``) draws from ``numpy.random.default_rng([seed, epoch])`` and then moves on
-    to the next epoch, so two runs with the same seed see the same batches epoch after epoch
-    (Lightning calls ``iter`` once per epoch). :meth:`set_epoch` picks the epoch explicitly, for
+    Each pass draws from ``numpy.random.default_rng([seed, epoch])`` and then moves on to the
+    next epoch, so two runs with the same seed see the same batches epoch after epoch (Lightning
+    iterates the dataloader once per epoch). :meth:`set_epoch` picks the epoch explicitly, for
     example when resuming. Subclasses implement :meth:`batches` and ``__len__``.
 
     Args:
@@ -34,9 +34,11 @@ class EpochBatchSampler(Sampler[list[int]]):
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[list[int]]:
+        # A generator: the epoch advances when the pass starts, not when ``iter`` is called, since
+        # a multi-worker DataLoader calls ``iter`` twice and drops the first one unstarted.
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
-        return iter(self.batches(rng))
+        yield from self.batches(rng)
 
 
 class BucketBatchSampler(EpochBatchSampler):

@@ -99,6 +99,24 @@ def test_bucketing_is_reproducible_under_seed_and_changes_every_epoch():
     assert list(sampler) == second
 
 
+def test_worker_processes_see_the_same_epochs():
+    """A multi-worker DataLoader calls ``iter`` on its batch sampler twice per epoch."""
+    from torch.utils.data import DataLoader
+
+    def epochs(sampler, num_workers):
+        loader = DataLoader(list(range(200)), batch_sampler=sampler, num_workers=num_workers)
+        return [[b.tolist() for b in loader] for _ in range(2)]
+
+    def samplers():
+        return [
+            BucketBatchSampler(np.arange(200) % 13, 16, bucket_batches=3, seed=5),
+            SubsequenceBatchSampler(200, 4, 7, "random", seed=5),
+        ]
+
+    for one, two in zip(samplers(), samplers(), strict=True):
+        assert epochs(one, 0) == epochs(two, 2)
+
+
 def test_bucketing_without_shuffle_sorts_and_drop_last_drops_the_short_batch():
     lengths = np.array([3, 1, 2, 5, 4])
     assert list(BucketBatchSampler(lengths, 2, shuffle=False)) == [[1, 2], [0, 4], [3]]
