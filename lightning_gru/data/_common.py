@@ -51,3 +51,17 @@ def existing_file(path: str | Path, what: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist or is not a file")
     return path
+
+
+def check_fraction(name: str, value: float, allow_zero: bool = True) -> None:
+    """``ValueError`` unless ``value`` is in [0, 1) (or (0, 1) without ``allow_zero``)."""
+    low_ok = value >= 0.0 if allow_zero else value > 0.0
+    if not (low_ok and value < 1.0):
+        interval = "[0, 1)" if allow_zero else "(0, 1)"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+
+
+def check_limit(name: str, value: int) -> None:
+    """``ValueError`` unless ``value`` is a positive limit or -1 (no limit)."""
+    if value == 0 or value < -1:
+        raise ValueError(f"{name} must be positive or -1 (no limit), got {value}")

@@ -21,7 +21,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_gru.data._common import existing_file, fetch
+from lightning_gru.data._common import check_fraction, check_limit, existing_file, fetch
 from lightning_gru.data.samplers import BucketBatchSampler
 from lightning_gru.data.vocab import Vocab
 
@@ -130,10 +130,8 @@ class IMDbDataModule(L.LightningDataModule):
         num_proc: int | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        if max_length == 0 or max_length < -1:
-            raise ValueError(f"max_length must be positive or -1 (no limit), got {max_length}")
+        check_fraction("val_fraction", val_fraction)
+        check_limit("max_length", max_length)
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.dataset_name = dataset_name

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_gru.data._common import existing_file
+from lightning_gru.data._common import check_fraction, existing_file
 
 
 def generate_sine_series(
@@ -124,10 +124,8 @@ class SineWaveDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        if not 0.0 < train_fraction < 1.0:
-            raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        check_fraction("train_fraction", train_fraction, allow_zero=False)
+        check_fraction("val_fraction", val_fraction)
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         self.save_hyperparameters()

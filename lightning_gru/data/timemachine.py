@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_gru.data._common import existing_file, fetch
+from lightning_gru.data._common import check_fraction, check_limit, existing_file, fetch
 from lightning_gru.data.samplers import EpochBatchSampler
 from lightning_gru.data.vocab import Vocab
 
@@ -109,10 +109,8 @@ class TimeMachineDataModule(L.LightningDataModule):
             raise ValueError(f"token must be one of {_TOKENS}, got {token!r}")
         if partition not in _PARTITIONS:
             raise ValueError(f"partition must be one of {_PARTITIONS}, got {partition!r}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        if max_tokens == 0 or max_tokens < -1:
-            raise ValueError(f"max_tokens must be positive or -1 (no limit), got {max_tokens}")
+        check_fraction("val_fraction", val_fraction)
+        check_limit("max_tokens", max_tokens)
         self.save_hyperparameters()
         self.data_file = data_file
         self.url = url

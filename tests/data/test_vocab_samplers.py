@@ -189,3 +189,17 @@ def test_fetch_explains_a_failed_download_in_one_sentence(monkeypatch, offline):
     assert "HF_HUB_OFFLINE=1" in message and "Name or service not known" in message
     assert isinstance(err.value.__cause__, ConnectionError)
     assert fetch("z", "hint", lambda: 42) == 42
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        pytest.param(lambda: data_pkg.IMDbDataModule(val_fraction=1.0), r"\[0, 1\)", id="imdb-val"),
+        pytest.param(lambda: data_pkg.IMDbDataModule(max_length=0), "-1", id="imdb-max-length"),
+        pytest.param(lambda: data_pkg.TimeMachineDataModule(max_tokens=-2), "-1", id="tm-tokens"),
+        pytest.param(lambda: data_pkg.SineWaveDataModule(train_fraction=0), r"\(0, 1\)", id="sine"),
+    ],
+)
+def test_arguments_out_of_range_fail_at_construction(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
