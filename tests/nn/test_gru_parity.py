@@ -75,6 +75,8 @@ EDGE_CASES = [
         id="packed-sorted-bi",
     ),
     pytest.param(Case(T=40, B=3, I=4, H=5, num_layers=2), id="long-T40"),
+    pytest.param(Case(T=400, B=1, I=3, H=8, layout="unbatched"), id="long-T400-unbatched"),
+    pytest.param(Case(T=1, B=2000, I=3, H=8), id="wide-B2000-T1"),
     # sizes around SIMD widths and GEMM blocking
     pytest.param(Case(T=3, B=9, I=16, H=16, bidirectional=True), id="H16"),
     pytest.param(Case(T=3, B=5, I=17, H=17), id="H17"),
