@@ -177,8 +177,10 @@ class IMDbDataModule(L.LightningDataModule):
         )
         return self._loader(dataset, sampler)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
         dataset = self._datasets()[1]
+        if not len(dataset):
+            return []  # val_fraction=0: no validation
         return self._loader(dataset, BucketBatchSampler(dataset.lengths, self.batch_size, 1, False))
 
     def test_dataloader(self) -> DataLoader:

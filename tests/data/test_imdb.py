@@ -135,6 +135,7 @@ def test_edited_aclimdb_tree_is_read_again(tmp_path, imdb_frames, cache_dir):
     (root / "train" / "neg" / "0_2.txt").write_text("Unseenword unseenword brand new words")
     after = make_dm(root, cache_dir, val_fraction=0.0)
     assert "unseenword" not in before.vocab and "unseenword" in after.vocab
+    assert len(after.train_dataset) == 40 and after.val_dataloader() == []
     assert (
         after.train_dataset[0]["input_ids"].tolist()
         == after.encode(["Unseenword"])[0] * 2 + (after.encode(["brand new words"])[0])
