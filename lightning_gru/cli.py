@@ -53,6 +53,7 @@ from lightning_gru.models.callbacks import LearningCurves, PredictionWriter
 __all__ = ["LightningGRUCLI", "cli_main", "run_cli"]
 
 WANDB_PROJECT = "lightning-gru"
+_SUMMARY = "Sentiment, language-model and forecasting experiments with a fast GRU (LightningCLI)."
 
 
 class ConfigToLoggers(SaveConfigCallback):
@@ -84,7 +85,7 @@ class LightningGRUCLI(LightningCLI):
         kwargs.setdefault("save_config_callback", ConfigToLoggers)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("auto_configure_optimizers", False)  # the models take `optimizer`
-        kwargs.setdefault("parser_kwargs", {"description": "lightning-gru: " + _SUMMARY})
+        kwargs.setdefault("parser_kwargs", {"prog": "lightning-gru", "description": _SUMMARY})
         super().__init__(None, None, args=args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -114,7 +115,7 @@ class LightningGRUCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
-        for logger in self.trainer.loggers:  # wandb falls back to /tmp when its dir is missing
+        for logger in self.trainer.loggers:  # wandb warns about a save_dir that does not exist
             if isinstance(logger, WandbLogger) and logger.save_dir:
                 Path(logger.save_dir).mkdir(parents=True, exist_ok=True)
 
@@ -133,9 +134,6 @@ class LightningGRUCLI(LightningCLI):
         if not ckpt_path or not Path(ckpt_path).is_file():
             return None
         return torch.load(ckpt_path, map_location="cpu", weights_only=True).get(key)
-
-
-_SUMMARY = "sentiment, language-model and forecasting experiments with a fast GRU."
 
 
 def wandb_has_credentials() -> bool:

@@ -17,12 +17,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from models._fixtures import one_thread  # noqa: F401  (autouse: tests/models/_fixtures.py)
 
 from lightning_gru.cli import run_cli, wandb_has_credentials
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 WANDB = Path(sys.executable).with_name("wandb")
+
+# run_cli(args) inside pytest: LightningCLI warns that sys.argv holds pytest's arguments
+pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
 
 
 @pytest.fixture(autouse=True)
@@ -40,16 +44,6 @@ def offline(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf"))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and threads waiting on each other slow to a crawl
-    when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -156,7 +150,9 @@ def test_forecasting_fit_test_and_wandb_run(tmp_path):
     assert {"train_loss_step", "train_loss_epoch", "val_loss", "epoch"} <= history.keys()
     assert history["learning_curves._type"] == "images/separated"
     summary = wandb_summary(fit_run)
-    assert summary["state"] == "finished"
+    assert summary["state"] == "finished"  # complete, and ready for `wandb sync`:
+    sync = [str(WANDB), "sync", "--dry-run", str(fit_run)]
+    assert "Would sync 1 run" in subprocess.run(sync, capture_output=True, text=True).stderr
     assert summary["project"] == "lightning-gru"
     assert summary["config"]["config"]["model"]["class_path"] == "lightning_gru.models.Forecaster"
     assert summary["config"]["hidden_size"] == 16  # the model's hyperparameters
@@ -361,3 +357,37 @@ def test_wandb_goes_offline_without_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     run_cli([*args, "--trainer.max_epochs", "1"])
     assert os.environ["WANDB_MODE"] == "disabled"  # an existing choice wins
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        pytest.param(["torch.optim.lr_scheduler.StepLR", "step_size", "1"], id="StepLR"),
+        pytest.param(["torch.optim.lr_scheduler.ReduceLROnPlateau", "patience", "0"], id="plateau"),
+    ],
+)
+def test_optimizer_and_scheduler_come_from_the_config(tmp_path, scheduler):
+    class_path, option, value = scheduler
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "s", wandb=False)]
+    cli = run_cli(
+        [
+            *args,
+            "--trainer.max_epochs",
+            "3",
+            "--model.init_args.optimizer",
+            "torch.optim.SGD",
+            "--model.init_args.optimizer.lr",
+            "0.5",
+            "--model.init_args.lr_scheduler",
+            class_path,
+            f"--model.init_args.lr_scheduler.{option}",
+            value,
+            "--model.init_args.lr_scheduler.gamma"
+            if "StepLR" in class_path
+            else "--model.init_args.lr_scheduler.factor",
+            "0.5",
+        ]
+    )
+    optimizer = cli.trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.param_groups[0]["lr"] < 0.5

@@ -17,6 +17,9 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 OVERLAYS = sorted(RECIPES.glob("*/local-data.yaml"))
 RECIPE_FILES = sorted(p for p in RECIPES.rglob("*.yaml") if p not in OVERLAYS)
 
+# LightningCLI(args=...) inside pytest: it warns that sys.argv holds pytest's arguments
+pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+
 
 def ids(paths: list[Path]) -> list[str]:
     return [str(p.relative_to(RECIPES)) for p in paths]
