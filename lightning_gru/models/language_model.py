@@ -146,9 +146,6 @@ class LanguageModel(L.LightningModule):
         self.train_ppl, self.val_ppl, self.test_ppl = Perplexity(), Perplexity(), Perplexity()
         self.throughput = Throughput()
         self._state: dict[str, State] = {}
-        self._vocab: dict[str, Any] | None = (
-            None  # from a checkpoint when no data module is attached
-        )
 
     def forward(self, ids: Tensor, state: State = None) -> tuple[Tensor, State]:
         """See :meth:`LanguageModelNet.forward`."""
