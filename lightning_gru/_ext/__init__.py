@@ -23,8 +23,9 @@ forward = _gru.forward
 backward = _gru.backward
 
 
-def _torch_blas() -> tuple[int, int] | None:
-    """Addresses of ``sgemm_``/``dgemm_`` exported by torch's CPU library, if any."""
+def _torch_blas() -> tuple[int, int, int] | None:
+    """Addresses of ``sgemm_``/``dgemm_`` exported by torch's CPU library, if any, and of MKL's
+    ``MKL_Set_Num_Threads_Local`` (0 when torch's BLAS is not MKL)."""
     lib_dir = Path(torch.__file__).parent / "lib"
     for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
         path = lib_dir / name
@@ -32,12 +33,17 @@ def _torch_blas() -> tuple[int, int] | None:
             continue
         try:
             lib = ctypes.CDLL(str(path))
-            return (
+            gemms = (
                 ctypes.cast(lib.sgemm_, ctypes.c_void_p).value,
                 ctypes.cast(lib.dgemm_, ctypes.c_void_p).value,
             )
         except (OSError, AttributeError):
             return None
+        try:
+            set_threads = ctypes.cast(lib.MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
+        except AttributeError:
+            set_threads = 0
+        return (*gemms, set_threads or 0)
     return None
 
 
@@ -56,7 +62,7 @@ def _scipy_blas() -> tuple[int, int]:
 
 def _install_blas() -> str:
     addresses = _torch_blas()
-    if addresses is not None and all(addresses):
+    if addresses is not None and all(addresses[:2]):
         _gru.set_blas(*addresses)
         return "torch"
     _gru.set_blas(*_scipy_blas())

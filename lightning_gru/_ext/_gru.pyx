@@ -63,15 +63,27 @@ ctypedef void (*dgemm_fn)(const char *transa, const char *transb, const int *m, 
                           const double *b, const int *ldb, const double *beta, double *c,
                           const int *ldc) noexcept nogil
 
+ctypedef int (*set_threads_fn)(int) noexcept nogil
+
 cdef sgemm_fn _sgemm = NULL
 cdef dgemm_fn _dgemm = NULL
+cdef set_threads_fn _set_blas_threads_local = NULL  # MKL_Set_Num_Threads_Local, if any
+
+# Products below this many multiply-adds run on one thread: threading them gains nothing, and
+# every parallel region waits for its slowest thread, which on a busy machine can be a whole
+# scheduler tick (milliseconds).
+cdef long SERIAL_GEMM_MAX_MACS = 1 << 20
 
 
-def set_blas(size_t sgemm_address, size_t dgemm_address):
-    """Install the Fortran-ABI ``sgemm_``/``dgemm_`` the kernels call (addresses from ctypes)."""
-    global _sgemm, _dgemm
+def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_local_address=0):
+    """Install the Fortran-ABI ``sgemm_``/``dgemm_`` the kernels call (addresses from ctypes),
+    and optionally MKL's ``MKL_Set_Num_Threads_Local`` to run small products on one thread."""
+    global _sgemm, _dgemm, _set_blas_threads_local
     _sgemm = <sgemm_fn>sgemm_address
     _dgemm = <dgemm_fn>dgemm_address
+    _set_blas_threads_local = <set_threads_fn>set_threads_local_address
+
+
 
 
 def has_blas():
@@ -92,10 +104,15 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
             for j in range(N):
                 C[i * ldc + j] = 0 if beta == 0 else beta * C[i * ldc + j]
         return
+    cdef int previous_threads = -1
+    if _set_blas_threads_local != NULL and <long>M * N * K < SERIAL_GEMM_MAX_MACS:
+        previous_threads = _set_blas_threads_local(1)
     if floating is float:
         _sgemm(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc)
     else:
         _dgemm(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc)
+    if previous_threads >= 0:
+        _set_blas_threads_local(previous_threads)
 
 
 cdef inline void add_rows(floating *dst, int ld_dst, const floating *row, int rows,
