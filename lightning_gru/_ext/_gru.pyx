@@ -14,7 +14,9 @@ Buffers per direction (N = total rows, D = number of directions, ldy = D * H):
                    the activations r, z, n when training; backward overwrites it in place with
                    their pre-activation gradients.
     extra (N, H)   reset_after: ``W_hn h + b_hn``, then its gradient; reset_before: ``r * h``.
-    y              the layer output (N, ldy), which is also the history of hidden states.
+    history (N, H) when training, a private copy of this direction's hidden states (the
+                   layer output may be edited in place by the caller before the backward).
+    y              the layer output (N, ldy).
 """
 
 from libc.stdint cimport int64_t
@@ -189,14 +191,17 @@ cdef inline void rb_forward_n(int H, floating *g, const floating *ghn,
 
 cdef inline void ra_forward_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *b_hn,
-    floating *h, floating *hn_saved, floating *y, int ldy, bint training,
+    floating *h, floating *hn_saved, floating *y, int ldy, floating *history, bint training,
 ) noexcept nogil:
-    """Rows [b0, b1) of one reset_after step; ``g``, ``hn_saved`` and ``y`` start at the step."""
+    """Rows [b0, b1) of one reset_after step; ``g``, ``hn_saved``, ``y`` and ``history`` (may
+    be NULL) start at the step."""
     cdef Py_ssize_t b
     for b in range(b0, b1):
         ra_forward(H, g + b * 3 * H, gh + b * 3 * H, b_hn, h + b * H,
                    hn_saved + b * H if training else NULL, training)
         memcpy(y + b * ldy, h + b * H, H * sizeof(floating))
+        if history != NULL:
+            memcpy(history + b * H, h + b * H, H * sizeof(floating))
 
 
 cdef inline void rb_forward_rz_rows(
@@ -210,22 +215,26 @@ cdef inline void rb_forward_rz_rows(
 
 cdef inline void rb_forward_n_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *ghn, floating *h,
-    floating *y, int ldy,
+    floating *y, int ldy, floating *history,
 ) noexcept nogil:
     cdef Py_ssize_t b
     for b in range(b0, b1):
         rb_forward_n(H, g + b * 3 * H, ghn + b * 3 * H, h + b * H)
         memcpy(y + b * ldy, h + b * H, H * sizeof(floating))
+        if history != NULL:
+            memcpy(history + b * H, h + b * H, H * sizeof(floating))
 
 
 cdef int forward_direction(
     const floating *x, int ldx, int I, const int64_t *batch_sizes, const int64_t *offsets,
     int T, int B, int H, const floating *w_ih, const floating *w_hh, const floating *b_ih,
     const floating *b_hh, const floating *h0, floating *y, int ldy, floating *h_n,
-    floating *gates, floating *extra, bint reverse, bint reset_after, bint training,
-    int num_threads,
+    floating *gates, floating *extra, floating *history, bint reverse, bint reset_after,
+    bint training, int num_threads,
 ) noexcept nogil:
-    """One direction of one layer. ``extra`` may be NULL when not training. Returns -1 on OOM."""
+    """One direction of one layer. ``extra`` and ``history`` (a private (N, H) copy of the
+    states for the backward, so that the returned output may be edited in place) may be NULL
+    when not training. Returns -1 when out of memory."""
     cdef int H3 = 3 * H
     cdef int N = offsets[T]
     cdef Py_ssize_t step, t, b, j, row, c
@@ -238,6 +247,7 @@ cdef int forward_direction(
     cdef floating *rh
     cdef floating *yt
     cdef floating *et
+    cdef floating *ht
     if gh == NULL:
         return -1
 
@@ -258,16 +268,17 @@ cdef int forward_direction(
         bs = batch_sizes[t]
         g = gates + offsets[t] * H3
         yt = y + offsets[t] * ldy
+        ht = history + offsets[t] * H if history != NULL else NULL
         et = extra + offsets[t] * H if training else NULL
         chunks = chunks_for(bs, H, num_threads)
         if reset_after:
             gemm(False, True, bs, H3, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
             if chunks == 1:
-                ra_forward_rows(0, bs, H, g, gh, b_hn, h, et, yt, ldy, training)
+                ra_forward_rows(0, bs, H, g, gh, b_hn, h, et, yt, ldy, ht, training)
             else:
                 for c in prange(chunks, num_threads=chunks, schedule="static"):
                     ra_forward_rows(c * bs // chunks, (c + 1) * bs // chunks, H, g, gh, b_hn, h,
-                                    et, yt, ldy, training)
+                                    et, yt, ldy, ht, training)
         else:
             # r and z first; then n from W_hn (r * h), a second product that needs r.
             gemm(False, True, bs, 2 * H, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
@@ -282,11 +293,11 @@ cdef int forward_direction(
             gemm(False, True, bs, H, H, <floating>1.0, rh, ld_rh, w_hh + 2 * H * H, H,
                  <floating>0.0, gh, H3)
             if chunks == 1:
-                rb_forward_n_rows(0, bs, H, g, gh, h, yt, ldy)
+                rb_forward_n_rows(0, bs, H, g, gh, h, yt, ldy, ht)
             else:
                 for c in prange(chunks, num_threads=chunks, schedule="static"):
                     rb_forward_n_rows(c * bs // chunks, (c + 1) * bs // chunks, H, g, gh, h, yt,
-                                      ldy)
+                                      ldy, ht)
     free(gh)
     return 0
 
@@ -295,7 +306,7 @@ def forward(
     size_t x, int ldx, int I, size_t batch_sizes, int T, int B, int H,
     size_t w_ih, size_t w_hh, size_t b_ih, size_t b_hh, size_t h0, size_t y, int ldy,
     size_t h_n, size_t gates, size_t extra, bint reverse, bint reset_after, bint training,
-    bint double_precision, int num_threads=1,
+    bint double_precision, int num_threads=1, size_t history=0,
 ):
     """One direction of one layer (see the module docstring for the buffers)."""
     cdef int64_t *offsets
@@ -311,13 +322,15 @@ def forward(
                 <const double *>x, ldx, I, <const int64_t *>batch_sizes, offsets, T, B, H,
                 <const double *>w_ih, <const double *>w_hh, <const double *>b_ih,
                 <const double *>b_hh, <const double *>h0, <double *>y, ldy, <double *>h_n,
-                <double *>gates, <double *>extra, reverse, reset_after, training, num_threads)
+                <double *>gates, <double *>extra, <double *>history, reverse, reset_after, training,
+                num_threads)
         else:
             status = forward_direction(
                 <const float *>x, ldx, I, <const int64_t *>batch_sizes, offsets, T, B, H,
                 <const float *>w_ih, <const float *>w_hh, <const float *>b_ih,
                 <const float *>b_hh, <const float *>h0, <float *>y, ldy, <float *>h_n,
-                <float *>gates, <float *>extra, reverse, reset_after, training, num_threads)
+                <float *>gates, <float *>extra, <float *>history, reverse, reset_after, training,
+                num_threads)
     free(offsets)
     if status != 0:
         raise MemoryError()
@@ -370,7 +383,7 @@ cdef inline const floating *previous_state(
 cdef inline void backward_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, Py_ssize_t t, int T, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *y, int ldy, const floating *h0, const floating *dy,
-    const floating *zeros, floating *g, floating *e, floating *dh_state, floating *dg_step,
+    int ld_dy, const floating *zeros, floating *g, floating *e, floating *dh_state, floating *dg_step,
     floating *h_prev_buffer, bint reverse, bint reset_after,
 ) noexcept nogil:
     """Rows [b0, b1) of step ``t``: gate gradients (r's too when reset_after); ``g``/``e`` start
@@ -382,7 +395,7 @@ cdef inline void backward_rows(
         h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
         if h_prev_buffer != NULL:
             memcpy(h_prev_buffer + (offsets[t] + b) * H, h_prev, H * sizeof(floating))
-        dy_row = dy + (offsets[t] + b) * ldy if dy != NULL else zeros
+        dy_row = dy + (offsets[t] + b) * ld_dy if dy != NULL else zeros
         if reset_after:
             ra_backward(H, g + b * 3 * H, e + b * H, dh_state + b * H, dy_row, h_prev,
                         dg_step + b * 3 * H)
@@ -433,7 +446,8 @@ cdef void hidden_weight_grad(
 cdef int backward_direction(
     const floating *x, int ldx, int I, const int64_t *batch_sizes, const int64_t *offsets, int T,
     int B, int H, const floating *w_ih, const floating *w_hh, const floating *h0,
-    const floating *y, int ldy, const floating *dy, const floating *dh_n, floating *gates,
+    const floating *y, int ldy, const floating *dy, int ld_dy, const floating *dh_n,
+    floating *gates,
     floating *extra, bint reverse, bint reset_after, bint dense,
     floating *dx, bint accumulate_dx, floating *dh0, floating *dw_ih, floating *dw_hh,
     floating *db_ih, floating *db_hh, int num_threads,
@@ -469,12 +483,12 @@ cdef int backward_direction(
         e = extra + offsets[t] * H
         chunks = chunks_for(bs, H, num_threads)
         if chunks == 1:
-            backward_rows(0, bs, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, zeros, g, e,
+            backward_rows(0, bs, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, ld_dy, zeros, g, e,
                           dh_state, dg_step, h_prev_buffer, reverse, reset_after)
         else:
             for c in prange(chunks, num_threads=chunks, schedule="static"):
                 backward_rows(c * bs // chunks, (c + 1) * bs // chunks, H, t, T, batch_sizes,
-                              offsets, y, ldy, h0, dy, zeros, g, e, dh_state, dg_step,
+                              offsets, y, ldy, h0, dy, ld_dy, zeros, g, e, dh_state, dg_step,
                               h_prev_buffer, reverse, reset_after)
         if reset_after:
             gemm(False, False, bs, H, H3, <floating>1.0, dg_step, H3, w_hh, H, <floating>1.0,
@@ -521,12 +535,15 @@ cdef int backward_direction(
 
 def backward(
     size_t x, int ldx, int I, size_t batch_sizes, int T, int B, int H,
-    size_t w_ih, size_t w_hh, size_t h0, size_t y, int ldy, size_t dy, size_t dh_n,
+    size_t w_ih, size_t w_hh, size_t h0, size_t y, int ldy, size_t dy, int ld_dy, size_t dh_n,
     size_t gates, size_t extra, bint reverse, bint reset_after,
     size_t dx, bint accumulate_dx, size_t dh0, size_t dw_ih, size_t dw_hh, size_t db_ih,
     size_t db_hh, bint double_precision, int num_threads=1,
 ):
-    """Gradients of one direction of one layer; ``dy``/``dh_n``/``dx``/``db_*`` may be 0."""
+    """Gradients of one direction of one layer; ``dy``/``dh_n``/``dx``/``db_*`` may be 0.
+
+    ``y`` (with ``ldy``) holds the states the forward went through: its ``history`` buffer.
+    """
     cdef int64_t *offsets
     cdef int status
     cdef const int64_t *bsz = <const int64_t *>batch_sizes
@@ -545,14 +562,14 @@ def backward(
             status = backward_direction(
                 <const double *>x, ldx, I, bsz, offsets, T, B, H, <const double *>w_ih,
                 <const double *>w_hh, <const double *>h0, <const double *>y, ldy,
-                <const double *>dy, <const double *>dh_n, <double *>gates, <double *>extra,
+                <const double *>dy, ld_dy, <const double *>dh_n, <double *>gates, <double *>extra,
                 reverse, reset_after, dense, <double *>dx, accumulate_dx, <double *>dh0,
                 <double *>dw_ih, <double *>dw_hh, <double *>db_ih, <double *>db_hh, num_threads)
         else:
             status = backward_direction(
                 <const float *>x, ldx, I, bsz, offsets, T, B, H, <const float *>w_ih,
                 <const float *>w_hh, <const float *>h0, <const float *>y, ldy,
-                <const float *>dy, <const float *>dh_n, <float *>gates, <float *>extra,
+                <const float *>dy, ld_dy, <const float *>dh_n, <float *>gates, <float *>extra,
                 reverse, reset_after, dense, <float *>dx, accumulate_dx, <float *>dh0,
                 <float *>dw_ih, <float *>dw_hh, <float *>db_ih, <float *>db_hh, num_threads)
     free(offsets)

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 try:
     from lightning_gru import _ext
@@ -103,7 +103,8 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training):
     """Run both directions of one layer.
 
     Returns ``y (N, D*H)``, ``h_n (D, B, H)`` and, when training, the flat buffer that holds
-    per direction the gates ``(N, 3H)`` and the extra ``(N, H)`` block the backward needs.
+    per direction what the backward needs: the gates ``(N, 3H)``, the extra ``(N, H)`` block
+    and a private copy of the states ``(N, H)`` (the caller may edit ``y`` in place).
     """
     N, I = x.shape
     D, B, H = h0.shape
@@ -111,9 +112,9 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training):
     itemsize = x.element_size()
     y = x.new_empty(N, D * H)
     h_n = x.new_empty(D, B, H)
-    # per direction: gates (N, 3H) then extra (N, H); inference reuses one gates block
-    buffer = x.new_empty(D * N * 4 * H if training else N * 3 * H)
-    block = N * 4 * H * itemsize
+    # per direction: gates (N, 3H), extra (N, H), history (N, H); inference: one gates block
+    buffer = x.new_empty(D * N * 5 * H if training else N * 3 * H)
+    block = N * 5 * H * itemsize
     threads = torch.get_num_threads()
     for d in range(D):
         w_ih, w_hh, b_ih, b_hh = weights[4 * d : 4 * d + 4]
@@ -125,6 +126,7 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training):
             h_n.data_ptr() + d * B * H * itemsize, gates,
             gates + N * 3 * H * itemsize if training else 0,
             d == 1, reset_after, training, x.dtype == torch.float64, threads,
+            gates + N * 4 * H * itemsize if training else 0,
         )  # fmt: skip
     return y, h_n, buffer if training else None
 
@@ -138,7 +140,9 @@ class GRULayerFunction(torch.autograd.Function):
 
     The forward keeps the gate activations for the backward, which overwrites them in place
     with their gradients. A second backward through the same graph (``retain_graph=True``)
-    recomputes them first, so it gives the same result.
+    recomputes them first, so it gives the same result. A backward with ``create_graph=True``
+    (second-order gradients, e.g. a gradient penalty) differentiates the pure-torch reference
+    instead, so that its result is differentiable too.
     """
 
     @staticmethod
@@ -146,46 +150,82 @@ class GRULayerFunction(torch.autograd.Function):
         training = save_for_backward and any(ctx.needs_input_grad)
         y, h_n, buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, training)
         if training:
-            ctx.save_for_backward(x, h0, y, *weights)
+            ctx.save_for_backward(x, h0, *weights)
             ctx.batch_sizes = batch_sizes  # never modified: no version tracking needed
             ctx.buffer = buffer
             ctx.reset_after = reset_after
         return y, h_n
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy, dh_n):
-        x, h0, y, *weights = ctx.saved_tensors
-        batch_sizes, reset_after = ctx.batch_sizes, ctx.reset_after
-        buffer, ctx.buffer = ctx.buffer, None
-        if buffer is None:  # consumed by an earlier backward through this graph
-            buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True)[2]
-        N, I = x.shape
-        D, B, H = h0.shape
-        T = batch_sizes.numel()
-        itemsize = x.element_size()
-        block = N * 4 * H * itemsize
-        dy = None if dy is None else dy.contiguous()
-        dh_n = None if dh_n is None else dh_n.contiguous()
-        needs = ctx.needs_input_grad
-        dx = torch.empty_like(x) if needs[0] else None
-        dh0 = torch.empty_like(h0)
-        dweights = [None if w is None else torch.empty_like(w) for w in weights]
-        threads = torch.get_num_threads()
-        for d in range(D):
-            w_ih, w_hh = weights[4 * d : 4 * d + 2]
-            dw_ih, dw_hh, db_ih, db_hh = dweights[4 * d : 4 * d + 4]
-            gates = buffer.data_ptr() + d * block
-            _ext.backward(
-                x.data_ptr(), I, I, batch_sizes.data_ptr(), T, B, H,
-                w_ih.data_ptr(), w_hh.data_ptr(), h0.data_ptr() + d * B * H * itemsize,
-                y.data_ptr() + d * H * itemsize, D * H,
-                0 if dy is None else dy.data_ptr() + d * H * itemsize,
-                0 if dh_n is None else dh_n.data_ptr() + d * B * H * itemsize,
-                gates, gates + N * 3 * H * itemsize, d == 1, reset_after,
-                _address(dx), d > 0, dh0.data_ptr() + d * B * H * itemsize,
-                dw_ih.data_ptr(), dw_hh.data_ptr(), _address(db_ih), _address(db_hh),
-                x.dtype == torch.float64, threads,
-            )  # fmt: skip
-        dweights = [g if needs[5 + i] else None for i, g in enumerate(dweights)]
-        return dx, dh0 if needs[1] else None, None, None, None, *dweights
+        if torch.is_grad_enabled():  # create_graph=True
+            return _differentiable_backward(ctx, dy, dh_n)
+        return _kernel_backward(ctx, dy, dh_n)
+
+
+def _kernel_backward(ctx, dy, dh_n):
+    """The kernel's backward: fast, and its result is not differentiable again."""
+    x, h0, *weights = ctx.saved_tensors
+    batch_sizes, reset_after = ctx.batch_sizes, ctx.reset_after
+    buffer, ctx.buffer = ctx.buffer, None
+    if buffer is None:  # consumed by an earlier backward through this graph
+        buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True)[2]
+    N, I = x.shape
+    D, B, H = h0.shape
+    T = batch_sizes.numel()
+    itemsize = x.element_size()
+    block = N * 5 * H * itemsize
+    dy = None if dy is None else dy.contiguous()
+    dh_n = None if dh_n is None else dh_n.contiguous()
+    needs = ctx.needs_input_grad
+    dx = torch.empty_like(x) if needs[0] else None
+    dh0 = torch.empty_like(h0)
+    dweights = [None if w is None else torch.empty_like(w) for w in weights]
+    threads = torch.get_num_threads()
+    for d in range(D):
+        w_ih, w_hh = weights[4 * d : 4 * d + 2]
+        dw_ih, dw_hh, db_ih, db_hh = dweights[4 * d : 4 * d + 4]
+        gates = buffer.data_ptr() + d * block
+        _ext.backward(
+            x.data_ptr(), I, I, batch_sizes.data_ptr(), T, B, H,
+            w_ih.data_ptr(), w_hh.data_ptr(), h0.data_ptr() + d * B * H * itemsize,
+            gates + N * 4 * H * itemsize, H,
+            0 if dy is None else dy.data_ptr() + d * H * itemsize, D * H,
+            0 if dh_n is None else dh_n.data_ptr() + d * B * H * itemsize,
+            gates, gates + N * 3 * H * itemsize, d == 1, reset_after,
+            _address(dx), d > 0, dh0.data_ptr() + d * B * H * itemsize,
+            dw_ih.data_ptr(), dw_hh.data_ptr(), _address(db_ih), _address(db_hh),
+            x.dtype == torch.float64, threads,
+        )  # fmt: skip
+    dweights = [g if needs[5 + i] else None for i, g in enumerate(dweights)]
+    return dx, dh0 if needs[1] else None, None, None, None, *dweights
+
+
+def _differentiable_backward(ctx, dy, dh_n):
+    """Backward by autograd through the reference GRU, so that it is differentiable itself."""
+    from lightning_gru.functional.reference import reference_gru
+
+    x, h0, *weights = ctx.saved_tensors
+    batch_sizes = ctx.batch_sizes
+    D = h0.size(0)
+    inputs = [x, h0, *weights]
+    wanted = [
+        i for i, needed in enumerate(ctx.needs_input_grad[:2] + ctx.needs_input_grad[5:]) if needed
+    ]
+    with torch.enable_grad():
+        padded, lengths = pad_packed_sequence(PackedSequence(x, batch_sizes))  # (T, B, I)
+        per_direction = [tuple(weights[4 * d : 4 * d + 4]) for d in range(D)]
+        out, h_n = reference_gru(
+            padded, h0, per_direction, num_layers=1, bidirectional=D == 2,
+            reset_after=ctx.reset_after, lengths=lengths,
+        )  # fmt: skip
+        y = pack_padded_sequence(out, lengths).data  # (N, D*H)
+        grads = torch.autograd.grad(
+            (y, h_n), [inputs[i] for i in wanted], (dy, dh_n), create_graph=True,
+            allow_unused=True,
+        )  # fmt: skip
+    result = [None] * len(inputs)
+    for i, grad in zip(wanted, grads, strict=True):
+        result[i] = grad
+    dx, dh0, *dweights = result
+    return dx, dh0, None, None, None, *dweights

@@ -78,19 +78,12 @@ def test_in_place_edits_like_torch(edit, reset_after: bool) -> None:
     _compare_edit(edit, reset_after)
 
 
-def known_kernel_gap(reason: str) -> pytest.MarkDecorator:
-    """A strict xfail: it turns into a failure (remove the mark) once the kernel is fixed."""
-    return pytest.mark.xfail(strict=True, reason=f"{reason} (reported to the kernel's author)")
-
-
-@known_kernel_gap("the returned output is saved for backward: editing it in place raises")
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
 @pytest.mark.parametrize("edit", OUTPUT_EDITS)
 def test_in_place_edit_of_output_like_torch(edit, reset_after: bool) -> None:
     _compare_edit(edit, reset_after)
 
 
-@known_kernel_gap("create_graph=True silently drops the second-order term")
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
 def test_second_order_gradient_is_right_or_refused(reset_after: bool) -> None:
     """A gradient penalty (``create_graph=True``) must match torch or raise, never differ."""
