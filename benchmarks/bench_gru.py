@@ -77,14 +77,18 @@ CONFIGS = {
 IMPLS = ("torch", "ours")
 
 
-def build(config: Config, impl: str, seed: int = 0) -> torch.nn.GRU:
-    """The module of one implementation; both get the same weights for the same seed."""
+def build(config: Config, impl: str, seed: int = 0, reset_after: bool = True) -> torch.nn.GRU:
+    """The module of one implementation; both get the same weights for the same seed.
+
+    ``reset_after=False`` changes our cell only: torch has no such cell, so its side stays the
+    same and the comparison is of the same shapes, not of the same function.
+    """
     torch.manual_seed(seed)
     kwargs = dict(num_layers=config.num_layers, bidirectional=config.bidirectional)
     reference = torch.nn.GRU(config.I, config.H, **kwargs)
     if impl == "torch":
         return reference
-    ours = GRU(config.I, config.H, **kwargs, backend="cython")
+    ours = GRU(config.I, config.H, **kwargs, reset_after=reset_after, backend="cython")
     ours.load_state_dict(reference.state_dict())
     return ours
 
@@ -127,12 +131,14 @@ def calibrate(step: Callable[[], None], min_time: float, warmup: int) -> int:
     return max(1, round(min_time / max(single, 1e-6)))
 
 
-def measure_speed(config: Config, repeats: int, min_time: float, warmup: int) -> dict:
+def measure_speed(
+    config: Config, repeats: int, min_time: float, warmup: int, reset_after: bool = True
+) -> dict:
     """Median seconds per call for each (impl, mode), over interleaved repeats."""
     x = make_input(config)
     steps = {}
     for impl in IMPLS:
-        module = build(config, impl)
+        module = build(config, impl, reset_after=reset_after)
         steps[impl, "inference"] = inference_step(module, x)
         steps[impl, "train"] = training_step(module, x)
     calls = {key: calibrate(step, min_time, warmup) for key, step in steps.items()}
@@ -152,14 +158,14 @@ def _status_kib(field: str) -> int:
         return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1))
 
 
-def memory_child(config: Config, impl: str, mode: str) -> int:
+def memory_child(config: Config, impl: str, mode: str, reset_after: bool = True) -> int:
     """Bytes by which one call raises the resident set's high-water mark above its start.
 
     Runs in a fresh process started with a fixed glibc mmap threshold (see ``measure_memory``),
     so that freed buffers go back to the OS and the steady-state peak of a call is what it
     allocates, not what an earlier call left cached.
     """
-    module = build(config, impl)
+    module = build(config, impl, reset_after=reset_after)
     x = make_input(config)
     step = training_step(module, x) if mode == "train" else inference_step(module, x)
     for _ in range(2):  # warm-up: lazy initialisation, thread pools, BLAS buffers, code pages
@@ -173,7 +179,7 @@ def memory_child(config: Config, impl: str, mode: str) -> int:
     return (_status_kib("VmHWM") - before) * 1024
 
 
-def measure_memory(config: Config) -> dict:
+def measure_memory(config: Config, reset_after: bool = True) -> dict:
     env = dict(os.environ)
     # Allocations >= 64 KiB are their own mmap, returned to the OS on free (this also turns off
     # glibc's dynamic threshold, which would otherwise keep freed tensors resident).
@@ -183,12 +189,22 @@ def measure_memory(config: Config) -> dict:
     for impl in IMPLS:
         for mode in ("inference", "train"):
             cmd = [sys.executable, __file__, "--memory-child", config.name, impl, mode]
+            cmd += [] if reset_after else ["--reset-after-false"]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             result[f"{impl}_{mode}_peak_bytes"] = int(proc.stdout.strip().splitlines()[-1])
     return result
 
 
 # --- report -----------------------------------------------------------------------------------
+
+
+def cpu_pressure_us() -> int | None:
+    """Total microseconds some task waited for a CPU (Linux PSI), or None where unavailable."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(re.search(r"^some .*total=(\d+)", f.read(), re.M).group(1))
+    except (OSError, AttributeError):
+        return None
 
 
 def environment() -> dict:
@@ -243,7 +259,8 @@ def markdown_table(rows: list[dict]) -> str:
         ]
         if "torch_train_peak_bytes" in row:
             torch_peak, ours_peak = row["torch_train_peak_bytes"], row["ours_train_peak_bytes"]
-            ratio = f"{ours_peak / torch_peak:.2f}x" if torch_peak > 0 else "n/a"
+            # below 1 MiB the step's buffers come from memory the allocator already holds
+            ratio = f"{ours_peak / torch_peak:.2f}x" if torch_peak >= 2**20 else "n/a (< 1 MiB)"
             cells += [f"{_mib(torch_peak)} / {_mib(ours_peak)}", ratio]
         else:
             cells += ["not measured", ""]
@@ -263,13 +280,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 repeats of 0.05 s: a smoke run")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--reset-after-false",
+        action="store_true",
+        help="time our reset_after=False (Cho) cell against torch's (reset_after=True) one",
+    )
     parser.add_argument("--memory-child", nargs=3, metavar=("CONFIG", "IMPL", "MODE"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args(argv)
 
     if args.memory_child:
         name, impl, mode = args.memory_child
-        print(memory_child(CONFIGS[name], impl, mode))
+        print(memory_child(CONFIGS[name], impl, mode, reset_after=not args.reset_after_false))
         return 0
 
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -284,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"torch {env['torch']}, torch.get_num_threads() = {env['threads']}, "
         f"{env['cpus']} CPUs ({env['cpu']}), commit {env['commit']}; float32, "
-        f"median of {repeats} interleaved repeats of >= {min_time} s",
+        f"median of {repeats} interleaved repeats of >= {min_time} s"
+        + ("; ours runs reset_after=False" if args.reset_after_false else ""),
         flush=True,
     )
     if env["load_average_1min"] > 0.5 * (env["cpus"] or 1):
@@ -294,17 +317,19 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     rows = []
+    start, pressure_start = time.perf_counter(), cpu_pressure_us()
     for name in names:
         config = CONFIGS[name]
         row = {**asdict(config), "shape": config.shape(), "forward_flops": config.forward_flops()}
-        row |= measure_speed(config, repeats, min_time, warmup)
+        row["reset_after"] = not args.reset_after_false
+        row |= measure_speed(config, repeats, min_time, warmup, not args.reset_after_false)
         for impl in IMPLS:
             row[f"{impl}_train_gflops"] = 3 * config.forward_flops() / row[f"{impl}_train_s"] / 1e9
             row[f"{impl}_inference_gflops"] = (
                 config.forward_flops() / row[f"{impl}_inference_s"] / 1e9
             )
         if not args.no_memory:
-            row |= measure_memory(config)
+            row |= measure_memory(config, not args.reset_after_false)
         rows.append(row)
         print(
             f"  {name}: train {row['torch_train_s'] * 1e3:.3g} ms (torch) vs "
@@ -313,6 +338,13 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     env["load_average_1min_end"] = os.getloadavg()[0]
+    pressure_end = cpu_pressure_us()
+    if pressure_start is not None and pressure_end is not None:
+        # the share of the run during which some task waited for a CPU: near 0 on a quiet
+        # machine (our own threads fit the cores), high when other processes compete
+        waited = (pressure_end - pressure_start) / 1e6 / (time.perf_counter() - start)
+        env["cpu_pressure_some"] = round(waited, 3)
+        print(f"CPU pressure during the run: {waited:.1%} of the time some task waited for a CPU")
     print()
     print(markdown_table(rows))
     if args.json:

@@ -1,12 +1,13 @@
-"""``torch.autograd.gradcheck`` of the Cython backend in float64, both cells, at tiny sizes.
+"""``torch.autograd.gradcheck`` / ``gradgradcheck`` of the Cython backend in float64, both cells.
 
 The analytic gradients of the kernel's backward pass (input, ``h0``, every weight and bias) are
-compared with finite differences of its own forward pass, independently of any oracle.
+compared with finite differences of its own forward pass, independently of any oracle; the
+second-order ones (``create_graph=True``) likewise.
 """
 
 import pytest
 import torch
-from _gru_helpers import RESET_AFTER, Case, make_inputs, make_pair
+from _gru_helpers import RESET_AFTER, Case, Inputs, make_inputs, make_pair
 from torch.nn.utils.rnn import PackedSequence
 
 CASES = [
@@ -20,22 +21,40 @@ CASES = [
         id="packed-L2-bi",
     ),
 ]
+SECOND_ORDER_CASES = [
+    pytest.param(Case(T=3, B=2, I=2, H=2, num_layers=2, bidirectional=True), id="L2-bi"),
+    pytest.param(Case(I=2, H=2, layout="packed", lengths=(1, 3, 2)), id="packed"),
+]
+
+
+def _function_and_inputs(case: Case) -> tuple:
+    """``f(x, h0, *weights) -> (output, h_n)`` of our module, and the float64 leaves to check.
+
+    The parameters themselves are gradcheck inputs: it perturbs them in place, and the analytic
+    gradients are taken with respect to them (no ``functional_call`` needed).
+    """
+    _, ours = make_pair(case, torch.float64)
+    inputs = make_inputs(case, torch.float64)
+
+    def f(x, h0, *weights):
+        out, h_n = ours(*Inputs(x, h0, inputs.lengths).module_args(case))
+        if isinstance(out, PackedSequence):
+            out = out.data  # (N, D * H)
+        return out, h_n
+
+    return f, (inputs.x, inputs.h0, *ours.parameters())
 
 
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
 @pytest.mark.parametrize("case", CASES)
 def test_gradcheck(case: Case, reset_after: bool) -> None:
-    case = case.with_(reset_after=reset_after)
-    _, ours = make_pair(case, torch.float64)
-    inputs = make_inputs(case, torch.float64)
-    # The parameters themselves are gradcheck inputs: it perturbs them in place, and the
-    # analytic gradients are taken with respect to them (no functional_call needed).
-    params = list(ours.parameters())
+    f, leaves = _function_and_inputs(case.with_(reset_after=reset_after))
+    assert torch.autograd.gradcheck(f, leaves, eps=1e-6, atol=1e-6)
 
-    def f(x, h0, *weights):
-        out, h_n = ours(*type(inputs)(x, h0, inputs.lengths).module_args(case))
-        if isinstance(out, PackedSequence):
-            out = out.data  # (N, D * H)
-        return out, h_n
 
-    assert torch.autograd.gradcheck(f, (inputs.x, inputs.h0, *params), eps=1e-6, atol=1e-6)
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("case", SECOND_ORDER_CASES)
+def test_gradgradcheck(case: Case, reset_after: bool) -> None:
+    """Second-order gradients (``create_graph=True``, e.g. a gradient penalty)."""
+    f, leaves = _function_and_inputs(case.with_(reset_after=reset_after))
+    assert torch.autograd.gradgradcheck(f, leaves, eps=1e-6, atol=1e-5)
