@@ -45,11 +45,16 @@ class ReferenceGRU(torch.nn.GRU):
         return super().extra_repr() + f", reset_after={self.reset_after}"
 
     def _layer_weights(self) -> list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
-        """Per (layer, direction) ``(w_ih, w_hh, b_ih, b_hh)``, read by name (so that
-        ``torch.func.functional_call`` and reassigned parameters are honoured)."""
+        """Per (layer, direction) ``(w_ih, w_hh, b_ih, b_hh)``, from ``_flat_weights``.
+
+        ``forward`` refreshes those first, as ``torch.nn.GRU.forward`` does, so that
+        ``torch.func.functional_call``, reassigned parameters and parametrizations (read exactly
+        as often as torch reads them: spectral norm updates itself on every read) behave alike.
+        """
+        step = 4 if self.bias else 2
         weights = []
-        for names in self._all_weights:
-            w_ih, w_hh, *biases = (getattr(self, name) for name in names)
+        for k in range(0, len(self._flat_weights), step):
+            w_ih, w_hh, *biases = self._flat_weights[k : k + step]
             b_ih, b_hh = biases if biases else (None, None)
             weights.append((w_ih, w_hh, b_ih, b_hh))
         return weights
@@ -57,6 +62,7 @@ class ReferenceGRU(torch.nn.GRU):
     def forward(
         self, input: Tensor | PackedSequence, hx: Tensor | None = None
     ) -> tuple[Tensor | PackedSequence, Tensor]:
+        self._update_flat_weights()
         D = 2 if self.bidirectional else 1
         packed = isinstance(input, PackedSequence)
         is_batched = True

@@ -193,7 +193,8 @@ def outputs_and_grads(
     out, h_n = run(module, case, inputs)
     result = {"output": out.detach(), "h_n": h_n.detach()}
     leaves = {"input": inputs.x, "h0": inputs.h0}
-    leaves |= {name: p for name, p in module.named_parameters()}
+    # (a torch.compile'd module names its parameters "_orig_mod.<name>")
+    leaves |= {name.removeprefix("_orig_mod."): p for name, p in module.named_parameters()}
     leaves = {k: v for k, v in leaves.items() if v is not None and v.requires_grad}
     if not leaves or not (out.requires_grad or h_n.requires_grad):
         return result

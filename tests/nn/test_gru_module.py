@@ -319,3 +319,34 @@ def test_dropout_in_training(reset_after: bool, layout: str) -> None:
     assert torch.isfinite(inputs.x.grad).all()
     for name, p in ours.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+# --- parametrizations and torch.compile ------------------------------------------------------
+
+
+PARAMETRIZATIONS = [
+    pytest.param(torch.nn.utils.parametrizations.weight_norm, id="weight_norm"),
+    pytest.param(torch.nn.utils.parametrizations.spectral_norm, id="spectral_norm"),
+]
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("parametrize", PARAMETRIZATIONS)
+def test_parametrized_weights(parametrize, reset_after: bool) -> None:
+    """Weights computed by a parametrization (weight drop, weight/spectral norm) are honoured."""
+    case = Case(num_layers=2, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    for module in (oracle, ours):
+        torch.manual_seed(1)  # spectral_norm draws its power-iteration vectors
+        parametrize(module, "weight_hh_l0")
+    for step in range(2):  # spectral_norm updates its vectors on every training forward
+        torch.manual_seed(step)
+        check_parity(oracle, ours, case, make_inputs(case, seed=step), torch.float64)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_torch_compile_eager_backend() -> None:
+    case = Case(num_layers=2, bidirectional=True)
+    oracle, ours = make_pair(case)
+    compiled = torch.compile(ours, backend="eager")
+    check_parity(oracle, compiled, case, make_inputs(case), torch.float64)
