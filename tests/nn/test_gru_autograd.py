@@ -6,7 +6,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from _gru_helpers import RESET_AFTER, Case, assert_close, make_inputs, make_pair, run
+from _gru_helpers import (
+    RESET_AFTER,
+    Case,
+    assert_close,
+    make_inputs,
+    make_pair,
+    outputs_and_grads,
+    run,
+)
 
 
 def _backward_or_exception(module, case: Case, edit) -> tuple[str, list[torch.Tensor] | None]:
@@ -135,3 +143,25 @@ def test_packed_input_ignores_batch_first(reset_after: bool) -> None:
     inputs = make_inputs(case)
     for a, e in zip(run(ours_tm, case, inputs), run(oracle_tm, case, inputs), strict=True):
         assert_close(a, e, torch.float64, "packed input, batch_first module")
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_thread_count_changed_between_forward_and_backward(reset_after: bool) -> None:
+    case = Case(T=7, B=16, I=8, H=32, num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    inputs = make_inputs(case)
+    expected = outputs_and_grads(oracle, case, inputs.clone_leaves())
+    threads = torch.get_num_threads()
+    leaves = inputs.clone_leaves()
+    out, h_n = ours(leaves.x, leaves.h0)
+    try:
+        torch.set_num_threads(1 if threads > 1 else 2)
+        (out * expected["output"]).sum().backward()
+    finally:
+        torch.set_num_threads(threads)
+    leaves_oracle = inputs.clone_leaves()
+    out_oracle, _ = oracle(leaves_oracle.x, leaves_oracle.h0)
+    (out_oracle * expected["output"]).sum().backward()
+    assert_close(leaves.x.grad, leaves_oracle.x.grad, torch.float64, "grad[input]")
+    for (name, p_oracle), p_ours in zip(oracle.named_parameters(), ours.parameters(), strict=True):
+        assert_close(p_ours.grad, p_oracle.grad, torch.float64, f"grad[{name}]")
