@@ -23,9 +23,9 @@ forward = _gru.forward
 backward = _gru.backward
 
 
-def _torch_blas() -> tuple[int, int, int] | None:
-    """Addresses of ``sgemm_``/``dgemm_`` exported by torch's CPU library, if any, and of MKL's
-    ``MKL_Set_Num_Threads_Local`` (0 when torch's BLAS is not MKL)."""
+def _torch_blas() -> tuple[int, ...] | None:
+    """Addresses of ``sgemm_``/``dgemm_`` exported by torch's CPU library, if any, then of MKL's
+    ``MKL_Set_Num_Threads_Local`` and packed-GEMM functions (0 when torch's BLAS is not MKL)."""
     lib_dir = Path(torch.__file__).parent / "lib"
     for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
         path = lib_dir / name
@@ -39,11 +39,18 @@ def _torch_blas() -> tuple[int, int, int] | None:
             )
         except (OSError, AttributeError):
             return None
-        try:
-            set_threads = ctypes.cast(lib.MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
-        except AttributeError:
-            set_threads = 0
-        return (*gemms, set_threads or 0)
+        extras = []
+        for symbol in (
+            "MKL_Set_Num_Threads_Local",
+            "cblas_sgemm_pack_get_size",
+            "cblas_sgemm_pack",
+            "cblas_sgemm_compute",
+        ):
+            try:
+                extras.append(ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value or 0)
+            except AttributeError:
+                extras.append(0)
+        return (*gemms, *extras)
     return None
 
 

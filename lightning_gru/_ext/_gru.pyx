@@ -26,8 +26,12 @@ from libc.string cimport memcpy, memset
 from cython cimport floating
 from cython.parallel cimport prange
 
-# Below this many gate elements per step the loop runs on one thread (forking costs more).
-cdef int PARALLEL_MIN_ELEMENTS = 4096
+# Recurrent products of at least this many multiply-adds use MKL's packed weights.
+cdef long PACK_MIN_MACS = 1 << 15
+# Below this many recurrent multiply-adds (all steps) a direction runs on one thread.
+cdef long PARALLEL_MIN_MACS = 1 << 18
+cdef enum:
+    MAX_THREADS = 64  # most row blocks a direction is split into
 
 cdef extern from "gru_gates.h" nogil:
     void lgru_ra_forward_f(int, float *, float *, float *, const float *, const float *,
@@ -66,8 +70,25 @@ ctypedef void (*dgemm_fn)(const char *transa, const char *transb, const int *m, 
                           const int *ldc) noexcept nogil
 
 ctypedef int (*set_threads_fn)(int) noexcept nogil
+# MKL's packed GEMM (CBLAS): the recurrent weight is packed once per call instead of once per
+# time step, which a plain sgemm does for every product.
+ctypedef size_t (*pack_size_fn)(int identifier, int m, int n, int k) noexcept nogil
+ctypedef void (*pack_fn)(int layout, int identifier, int trans, int m, int n, int k, float alpha,
+                         const float *src, int ld, float *dest) noexcept nogil
+ctypedef void (*compute_fn)(int layout, int transa, int transb, int m, int n, int k,
+                            const float *a, int lda, const float *b, int ldb, float beta,
+                            float *c, int ldc) noexcept nogil
+cdef enum:
+    CBLAS_ROW_MAJOR = 101
+    CBLAS_NO_TRANS = 111
+    CBLAS_TRANS = 112
+    CBLAS_PACKED = 151
+    CBLAS_B_MATRIX = 162
 
 cdef sgemm_fn _sgemm = NULL
+cdef pack_size_fn _sgemm_pack_get_size = NULL
+cdef pack_fn _sgemm_pack = NULL
+cdef compute_fn _sgemm_compute = NULL
 cdef dgemm_fn _dgemm = NULL
 cdef set_threads_fn _set_blas_threads_local = NULL  # MKL_Set_Num_Threads_Local, if any
 
@@ -77,15 +98,49 @@ cdef set_threads_fn _set_blas_threads_local = NULL  # MKL_Set_Num_Threads_Local,
 cdef long SERIAL_GEMM_MAX_MACS = 1 << 20
 
 
-def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_local_address=0):
-    """Install the Fortran-ABI ``sgemm_``/``dgemm_`` the kernels call (addresses from ctypes),
-    and optionally MKL's ``MKL_Set_Num_Threads_Local`` to run small products on one thread."""
+def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_local_address=0,
+             size_t pack_get_size_address=0, size_t pack_address=0, size_t compute_address=0):
+    """Install the Fortran-ABI ``sgemm_``/``dgemm_`` the kernels call (addresses from ctypes);
+    optionally MKL's ``MKL_Set_Num_Threads_Local`` (small products on one thread) and its
+    ``cblas_sgemm_pack_get_size``/``cblas_sgemm_pack``/``cblas_sgemm_compute``."""
     global _sgemm, _dgemm, _set_blas_threads_local
+    global _sgemm_pack_get_size, _sgemm_pack, _sgemm_compute
     _sgemm = <sgemm_fn>sgemm_address
     _dgemm = <dgemm_fn>dgemm_address
     _set_blas_threads_local = <set_threads_fn>set_threads_local_address
+    if pack_get_size_address and pack_address and compute_address:
+        _sgemm_pack_get_size = <pack_size_fn>pack_get_size_address
+        _sgemm_pack = <pack_fn>pack_address
+        _sgemm_compute = <compute_fn>compute_address
+    else:
+        _sgemm_pack_get_size = NULL
+        _sgemm_pack = NULL
+        _sgemm_compute = NULL
 
 
+cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw) noexcept nogil:
+    """op(w) (k, n) packed for ``packed_gemm`` products with up to m rows; NULL if unavailable."""
+    cdef float *packed
+    if _sgemm_pack == NULL or m <= 0 or n <= 0 or k <= 0:
+        return NULL
+    packed = <float *>malloc(_sgemm_pack_get_size(CBLAS_B_MATRIX, m, n, k))
+    if packed != NULL:
+        _sgemm_pack(CBLAS_ROW_MAJOR, CBLAS_B_MATRIX, CBLAS_TRANS if trans else CBLAS_NO_TRANS,
+                    m, n, k, 1.0, w, ldw, packed)
+    return packed
+
+
+cdef inline void packed_gemm(const float *packed, bint trans_b, int M, int N, int K,
+                             const floating *A, int lda, const floating *B, int ldb,
+                             floating beta, floating *C, int ldc) noexcept nogil:
+    """Row-major ``C = A op(B) + beta C`` with op(B) from ``pack_weight`` when it is not NULL."""
+    if floating is float:
+        if packed != NULL:
+            if M > 0:
+                _sgemm_compute(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_PACKED, M, N, K, A, lda,
+                               packed, N, beta, C, ldc)
+            return
+    gemm(False, trans_b, M, N, K, <floating>1.0, A, lda, B, ldb, beta, C, ldc)
 
 
 def has_blas():
@@ -136,11 +191,35 @@ cdef inline void column_sums(floating *out, const floating *src, int ld_src, int
             out[j] += src[i * ld_src + j]
 
 
-cdef inline int chunks_for(int rows, int H, int num_threads) noexcept nogil:
-    """How many threads share the gate loop of a step with ``rows`` rows."""
-    if num_threads <= 1 or rows * H < PARALLEL_MIN_ELEMENTS:
+cdef int split_rows(const int64_t *batch_sizes, int T, int B, int H, int num_threads,
+                    Py_ssize_t *bounds) noexcept nogil:
+    """Split the B sequences into contiguous row blocks of about equal work, one per thread.
+
+    Sequences are independent, so each block runs its whole time loop on its own thread with no
+    synchronisation at all. Returns the number of blocks; block c is rows
+    [bounds[c], bounds[c + 1]). One block when the work is too small to share.
+    """
+    cdef long total = 0, done = 0
+    cdef Py_ssize_t b, t = T - 1
+    cdef int blocks = num_threads if num_threads < B else B
+    cdef int c = 1
+    if blocks > MAX_THREADS:
+        blocks = MAX_THREADS
+    for b in range(T):
+        total += batch_sizes[b]
+    bounds[0] = 0
+    if blocks <= 1 or total * 3 * H * H < PARALLEL_MIN_MACS:
+        bounds[1] = B
         return 1
-    return num_threads if num_threads < rows else rows
+    for b in range(B):  # the length of sequence b is the number of steps with more rows than b
+        while t >= 0 and batch_sizes[t] <= b:
+            t -= 1
+        done += t + 1
+        if c < blocks and done * blocks >= total * c:
+            bounds[c] = b + 1
+            c += 1
+    bounds[c] = B
+    return c
 
 
 cdef int64_t *step_offsets(const int64_t *batch_sizes, int T) noexcept nogil:
@@ -225,6 +304,59 @@ cdef inline void rb_forward_n_rows(
             memcpy(history + b * H, h + b * H, H * sizeof(floating))
 
 
+cdef int forward_time_loop(
+    Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
+    const int64_t *offsets, const floating *w_hh, const float *packed_rz, const float *packed_n,
+    const floating *b_hn, floating *h, floating *gates, floating *y, int ldy, floating *extra,
+    floating *history, bint reverse, bint reset_after, bint training, bint serial_blas,
+) noexcept nogil:
+    """The time loop of sequences [b0, b1): their products, gates, outputs and states.
+
+    ``packed_rz`` is W_hh^T packed (all of it when reset_after, its r and z columns otherwise),
+    ``packed_n`` W_hn^T; NULL when not packed."""
+    cdef int H3 = 3 * H
+    cdef Py_ssize_t step, t, row0
+    cdef int n, ld_rh
+    cdef int blas_threads = -1
+    cdef floating *hb = h + b0 * H  # the running state of the block
+    cdef floating *gh = <floating *>malloc((b1 - b0) * H3 * sizeof(floating))  # (rows, 3H)
+    cdef floating *g
+    cdef floating *rh
+    cdef floating *yt
+    cdef floating *et
+    cdef floating *ht
+    if gh == NULL:
+        return -1
+    if serial_blas and _set_blas_threads_local != NULL:
+        blas_threads = _set_blas_threads_local(1)
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        n = (batch_sizes[t] if batch_sizes[t] < b1 else b1) - b0  # active rows of the block
+        if n <= 0:
+            continue
+        row0 = offsets[t] + b0
+        g = gates + row0 * H3
+        yt = y + row0 * ldy
+        ht = history + row0 * H if history != NULL else NULL
+        et = extra + row0 * H if training else NULL
+        if reset_after:
+            packed_gemm(packed_rz, True, n, H3, H, hb, H, w_hh, H, <floating>0.0, gh, H3)
+            ra_forward_rows(0, n, H, g, gh, b_hn, hb, et, yt, ldy, ht, training)
+        else:
+            # r and z first; then n from W_hn (r * h), a second product that needs r.
+            packed_gemm(packed_rz, True, n, 2 * H, H, hb, H, w_hh, H, <floating>0.0, gh, H3)
+            rh = et if training else gh + 2 * H
+            ld_rh = H if training else H3
+            rb_forward_rz_rows(0, n, H, g, gh, hb, rh, ld_rh)
+            packed_gemm(packed_n, True, n, H, H, rh, ld_rh, w_hh + 2 * H * H, H, <floating>0.0,
+                        gh, H3)
+            rb_forward_n_rows(0, n, H, g, gh, hb, yt, ldy, ht)
+    if blas_threads >= 0:
+        _set_blas_threads_local(blas_threads)
+    free(gh)
+    return 0
+
+
 cdef int forward_direction(
     const floating *x, int ldx, int I, const int64_t *batch_sizes, const int64_t *offsets,
     int T, int B, int H, const floating *w_ih, const floating *w_hh, const floating *b_ih,
@@ -237,18 +369,15 @@ cdef int forward_direction(
     when not training. Returns -1 when out of memory."""
     cdef int H3 = 3 * H
     cdef int N = offsets[T]
-    cdef Py_ssize_t step, t, b, j, row, c
-    cdef int bs, ld_rh, chunks
-    cdef floating *h = h_n  # the running state; rows past batch_sizes[t] keep theirs
-    # (B, 3H) scratch for the hidden products, then H zeros standing in for a missing b_hn
-    cdef floating *gh = <floating *>calloc(B * H3 + H, sizeof(floating))
-    cdef const floating *b_hn = gh + B * H3 if b_hh == NULL else b_hh + 2 * H
-    cdef floating *g
-    cdef floating *rh
-    cdef floating *yt
-    cdef floating *et
-    cdef floating *ht
-    if gh == NULL:
+    cdef Py_ssize_t j, row, c
+    cdef Py_ssize_t bounds[MAX_THREADS + 1]
+    cdef int status[MAX_THREADS]
+    cdef int blocks, failed = 0
+    cdef float *packed_rz = NULL
+    cdef float *packed_n = NULL
+    cdef floating *zeros = <floating *>calloc(H, sizeof(floating))  # stands in for a missing b_hn
+    cdef const floating *b_hn = zeros if b_hh == NULL else b_hh + 2 * H
+    if zeros == NULL:
         return -1
 
     # Input projection for all steps at once; b_hh of r and z (and of n when reset_before)
@@ -262,44 +391,28 @@ cdef int forward_direction(
     gemm(False, True, N, H3, I, <floating>1.0, x, ldx, w_ih, I,
          <floating>(1.0 if b_ih != NULL else 0.0), gates, H3)
 
-    memcpy(h, h0, B * H * sizeof(floating))
-    for step in range(T):
-        t = T - 1 - step if reverse else step
-        bs = batch_sizes[t]
-        g = gates + offsets[t] * H3
-        yt = y + offsets[t] * ldy
-        ht = history + offsets[t] * H if history != NULL else NULL
-        et = extra + offsets[t] * H if training else NULL
-        chunks = chunks_for(bs, H, num_threads)
-        if reset_after:
-            gemm(False, True, bs, H3, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
-            if chunks == 1:
-                ra_forward_rows(0, bs, H, g, gh, b_hn, h, et, yt, ldy, ht, training)
-            else:
-                for c in prange(chunks, num_threads=chunks, schedule="static"):
-                    ra_forward_rows(c * bs // chunks, (c + 1) * bs // chunks, H, g, gh, b_hn, h,
-                                    et, yt, ldy, ht, training)
-        else:
-            # r and z first; then n from W_hn (r * h), a second product that needs r.
-            gemm(False, True, bs, 2 * H, H, <floating>1.0, h, H, w_hh, H, <floating>0.0, gh, H3)
-            rh = et if training else gh + 2 * H
-            ld_rh = H if training else H3
-            if chunks == 1:
-                rb_forward_rz_rows(0, bs, H, g, gh, h, rh, ld_rh)
-            else:
-                for c in prange(chunks, num_threads=chunks, schedule="static"):
-                    rb_forward_rz_rows(c * bs // chunks, (c + 1) * bs // chunks, H, g, gh, h, rh,
-                                       ld_rh)
-            gemm(False, True, bs, H, H, <floating>1.0, rh, ld_rh, w_hh + 2 * H * H, H,
-                 <floating>0.0, gh, H3)
-            if chunks == 1:
-                rb_forward_n_rows(0, bs, H, g, gh, h, yt, ldy, ht)
-            else:
-                for c in prange(chunks, num_threads=chunks, schedule="static"):
-                    rb_forward_n_rows(c * bs // chunks, (c + 1) * bs // chunks, H, g, gh, h, yt,
-                                      ldy, ht)
-    free(gh)
-    return 0
+    memcpy(h_n, h0, B * H * sizeof(floating))  # h_n is the running state
+    if floating is float:
+        if T > 1 and <long>B * H3 * H >= PACK_MIN_MACS:
+            packed_rz = pack_weight(True, B, H3 if reset_after else 2 * H, H, w_hh, H)
+            if not reset_after:
+                packed_n = pack_weight(True, B, H, H, w_hh + 2 * H * H, H)
+    blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
+    if blocks == 1:
+        failed = forward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_rz, packed_n,
+                                   b_hn, h_n, gates, y, ldy, extra, history, reverse,
+                                   reset_after, training, False)
+    else:
+        for c in prange(blocks, num_threads=blocks, schedule="static"):
+            status[c] = forward_time_loop(bounds[c], bounds[c + 1], T, H, batch_sizes, offsets,
+                                          w_hh, packed_rz, packed_n, b_hn, h_n, gates, y, ldy,
+                                          extra, history, reverse, reset_after, training, True)
+        for c in range(blocks):
+            failed = failed | status[c]
+    free(packed_rz)
+    free(packed_n)
+    free(zeros)
+    return failed
 
 
 def forward(
@@ -383,11 +496,11 @@ cdef inline const floating *previous_state(
 cdef inline void backward_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, Py_ssize_t t, int T, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *y, int ldy, const floating *h0, const floating *dy,
-    int ld_dy, const floating *zeros, floating *g, floating *e, floating *dh_state, floating *dg_step,
-    floating *h_prev_buffer, bint reverse, bint reset_after,
+    int ld_dy, const floating *zeros, floating *g, floating *e, floating *dh_state,
+    floating *dg_step, floating *h_prev_buffer, bint reverse, bint reset_after,
 ) noexcept nogil:
     """Rows [b0, b1) of step ``t``: gate gradients (r's too when reset_after); ``g``/``e`` start
-    at the step."""
+    at the step, ``dg_step`` at row b0."""
     cdef Py_ssize_t b
     cdef const floating *h_prev
     cdef const floating *dy_row
@@ -398,10 +511,10 @@ cdef inline void backward_rows(
         dy_row = dy + (offsets[t] + b) * ld_dy if dy != NULL else zeros
         if reset_after:
             ra_backward(H, g + b * 3 * H, e + b * H, dh_state + b * H, dy_row, h_prev,
-                        dg_step + b * 3 * H)
+                        dg_step + (b - b0) * 3 * H)
         else:
             rb_backward_zn(H, g + b * 3 * H, dh_state + b * H, dy_row, h_prev,
-                           dg_step + b * 3 * H)
+                           dg_step + (b - b0) * 3 * H)
 
 
 cdef inline void rb_backward_r_rows(
@@ -409,11 +522,12 @@ cdef inline void rb_backward_r_rows(
     const int64_t *offsets, const floating *y, int ldy, const floating *h0, floating *g,
     floating *dh_state, floating *dg_step, bint reverse,
 ) noexcept nogil:
+    """``dg_step`` starts at row b0."""
     cdef Py_ssize_t b
     for b in range(b0, b1):
         rb_backward_r(H, g + b * 3 * H, dh_state + b * H,
                       previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse),
-                      dg_step + b * 3 * H)
+                      dg_step + (b - b0) * 3 * H)
 
 
 cdef void hidden_weight_grad(
@@ -443,6 +557,54 @@ cdef void hidden_weight_grad(
              dw, H)
 
 
+cdef int backward_time_loop(
+    Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
+    const int64_t *offsets, const floating *w_hh, const float *packed_h, const float *packed_n,
+    const floating *h0, const floating *y, int ldy, const floating *dy, int ld_dy,
+    const floating *zeros, floating *gates, floating *extra, floating *dh_state,
+    floating *h_prev_buffer, bint reverse, bint reset_after, bint serial_blas,
+) noexcept nogil:
+    """The reverse time walk of sequences [b0, b1): gate gradients and the state gradient.
+
+    ``packed_h`` is W_hh packed (its r and z rows when reset_before), ``packed_n`` W_hn; NULL
+    when not packed."""
+    cdef int H3 = 3 * H
+    cdef Py_ssize_t step, t
+    cdef int n
+    cdef int blas_threads = -1
+    cdef floating *g
+    cdef floating *e
+    cdef floating *dhb = dh_state + b0 * H
+    # the step's hidden-product gradient of the block, (rows, 3H)
+    cdef floating *dg_step = <floating *>malloc((b1 - b0) * H3 * sizeof(floating))
+    if dg_step == NULL:
+        return -1
+    if serial_blas and _set_blas_threads_local != NULL:
+        blas_threads = _set_blas_threads_local(1)
+    for step in range(T):
+        t = step if reverse else T - 1 - step
+        n = (batch_sizes[t] if batch_sizes[t] < b1 else b1) - b0  # active rows of the block
+        if n <= 0:
+            continue
+        g = gates + offsets[t] * H3
+        e = extra + offsets[t] * H
+        backward_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, ld_dy, zeros,
+                      g, e, dh_state, dg_step, h_prev_buffer, reverse, reset_after)
+        if reset_after:
+            packed_gemm(packed_h, False, n, H, H3, dg_step, H3, w_hh, H, <floating>1.0, dhb, H)
+        else:
+            # d(r*h) = dgn W_hn into dg_step[:, :H], then r's gradient and r*h's path to h.
+            packed_gemm(packed_n, False, n, H, H, dg_step + 2 * H, H3, w_hh + 2 * H * H, H,
+                        <floating>0.0, dg_step, H3)
+            rb_backward_r_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, g,
+                               dh_state, dg_step, reverse)
+            packed_gemm(packed_h, False, n, H, 2 * H, dg_step, H3, w_hh, H, <floating>1.0, dhb, H)
+    if blas_threads >= 0:
+        _set_blas_threads_local(blas_threads)
+    free(dg_step)
+    return 0
+
+
 cdef int backward_direction(
     const floating *x, int ldx, int I, const int64_t *batch_sizes, const int64_t *offsets, int T,
     int B, int H, const floating *w_ih, const floating *w_hh, const floating *h0,
@@ -455,58 +617,50 @@ cdef int backward_direction(
     """Gradients of one direction; ``gates``/``extra`` are consumed (overwritten in place)."""
     cdef int H3 = 3 * H
     cdef int N = offsets[T]
-    cdef Py_ssize_t step, t, c
-    cdef int bs, chunks
-    cdef floating *g
-    cdef floating *e
-    cdef floating *dh_state = dh0  # running gradient of the state, (B, H)
-    # (B, 3H) scratch for the step's hidden-product gradient, then H zeros standing in for dy
-    cdef floating *dg_step = <floating *>calloc(B * H3 + H, sizeof(floating))
-    cdef const floating *zeros = dg_step + B * H3
+    cdef Py_ssize_t c
+    cdef Py_ssize_t bounds[MAX_THREADS + 1]
+    cdef int status[MAX_THREADS]
+    cdef int blocks, failed = 0
+    cdef float *packed_h = NULL
+    cdef float *packed_n = NULL
+    cdef floating *zeros = <floating *>calloc(H, sizeof(floating))  # stands in for a missing dy
     cdef floating *h_prev_buffer = NULL
-    if dg_step == NULL:
+    if zeros == NULL:
         return -1
     if not dense:
         h_prev_buffer = <floating *>malloc(N * H * sizeof(floating))
         if h_prev_buffer == NULL:
-            free(dg_step)
+            free(zeros)
             return -1
 
     if dh_n != NULL:
-        memcpy(dh_state, dh_n, B * H * sizeof(floating))
+        memcpy(dh0, dh_n, B * H * sizeof(floating))  # dh0 is the running state gradient
     else:
-        memset(dh_state, 0, B * H * sizeof(floating))
-    for step in range(T):
-        t = step if reverse else T - 1 - step
-        bs = batch_sizes[t]
-        g = gates + offsets[t] * H3
-        e = extra + offsets[t] * H
-        chunks = chunks_for(bs, H, num_threads)
-        if chunks == 1:
-            backward_rows(0, bs, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, ld_dy, zeros, g, e,
-                          dh_state, dg_step, h_prev_buffer, reverse, reset_after)
-        else:
-            for c in prange(chunks, num_threads=chunks, schedule="static"):
-                backward_rows(c * bs // chunks, (c + 1) * bs // chunks, H, t, T, batch_sizes,
-                              offsets, y, ldy, h0, dy, ld_dy, zeros, g, e, dh_state, dg_step,
-                              h_prev_buffer, reverse, reset_after)
-        if reset_after:
-            gemm(False, False, bs, H, H3, <floating>1.0, dg_step, H3, w_hh, H, <floating>1.0,
-                 dh_state, H)
-        else:
-            # d(r*h) = dgn W_hn into dg_step[:, :H], then r's gradient and r*h's path to h.
-            gemm(False, False, bs, H, H, <floating>1.0, dg_step + 2 * H, H3, w_hh + 2 * H * H,
-                 H, <floating>0.0, dg_step, H3)
-            if chunks == 1:
-                rb_backward_r_rows(0, bs, H, t, T, batch_sizes, offsets, y, ldy, h0, g,
-                                   dh_state, dg_step, reverse)
-            else:
-                for c in prange(chunks, num_threads=chunks, schedule="static"):
-                    rb_backward_r_rows(c * bs // chunks, (c + 1) * bs // chunks, H, t, T,
-                                       batch_sizes, offsets, y, ldy, h0, g, dh_state, dg_step,
-                                       reverse)
-            gemm(False, False, bs, H, 2 * H, <floating>1.0, dg_step, H3, w_hh, H, <floating>1.0,
-                 dh_state, H)
+        memset(dh0, 0, B * H * sizeof(floating))
+    if floating is float:
+        if T > 1 and <long>B * H3 * H >= PACK_MIN_MACS:
+            packed_h = pack_weight(False, B, H, H3 if reset_after else 2 * H, w_hh, H)
+            if not reset_after:
+                packed_n = pack_weight(False, B, H, H, w_hh + 2 * H * H, H)
+    blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
+    if blocks == 1:
+        failed = backward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
+                                    h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0,
+                                    h_prev_buffer, reverse, reset_after, False)
+    else:
+        for c in prange(blocks, num_threads=blocks, schedule="static"):
+            status[c] = backward_time_loop(bounds[c], bounds[c + 1], T, H, batch_sizes, offsets,
+                                           w_hh, packed_h, packed_n, h0, y, ldy, dy, ld_dy,
+                                           zeros, gates, extra, dh0, h_prev_buffer, reverse,
+                                           reset_after, True)
+        for c in range(blocks):
+            failed = failed | status[c]
+    free(packed_h)
+    free(packed_n)
+    free(zeros)
+    if failed:
+        free(h_prev_buffer)
+        return -1
 
     # Weight and input gradients: large GEMMs over all steps at once.
     if dx != NULL:
@@ -528,7 +682,6 @@ cdef int backward_direction(
         column_sums(db_hh, gates, H3, N, H3, False)
         if reset_after:
             column_sums(db_hh + 2 * H, extra, H, N, H, False)
-    free(dg_step)
     free(h_prev_buffer)
     return 0
 
