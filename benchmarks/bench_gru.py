@@ -158,8 +158,17 @@ def _status_kib(field: str) -> int:
         return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1))
 
 
+def peak_rss_delta(step: Callable[[], None]) -> int:
+    """Bytes by which one ``step()`` raises the resident set's high-water mark above its start."""
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    step()
+    return (_status_kib("VmHWM") - before) * 1024
+
+
 def memory_child(config: Config, impl: str, mode: str, reset_after: bool = True) -> int:
-    """Bytes by which one call raises the resident set's high-water mark above its start.
+    """Peak extra memory of one call, after warm-up, gradients dropped.
 
     Runs in a fresh process started with a fixed glibc mmap threshold (see ``measure_memory``),
     so that freed buffers go back to the OS and the steady-state peak of a call is what it
@@ -172,11 +181,7 @@ def memory_child(config: Config, impl: str, mode: str, reset_after: bool = True)
         step()
     module.zero_grad()
     x.grad = None
-    before = _status_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current RSS
-    step()
-    return (_status_kib("VmHWM") - before) * 1024
+    return peak_rss_delta(step)
 
 
 def measure_memory(config: Config, reset_after: bool = True) -> dict:

@@ -50,6 +50,12 @@ def test_smoke_run_writes_json(bench, tmp_path, capsys) -> None:
         assert row[key] > 0
 
 
-def test_memory_child_measures_an_allocation(bench) -> None:
+def test_peak_rss_delta_sees_a_known_allocation(bench) -> None:
+    mib = 2**20
+    peak = bench.peak_rss_delta(lambda: torch.ones(48 * mib // 4).sum())  # 48 MiB, touched
+    assert 46 * mib <= peak <= 56 * mib
+
+
+def test_memory_child_runs(bench) -> None:
     config = bench.Config("small", 8, 16, 32, 64)
     assert bench.memory_child(config, "ours", "train") >= 0
