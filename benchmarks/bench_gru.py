@@ -223,6 +223,12 @@ def environment() -> dict:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "lightning_gru"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        if changed:
+            commit += " (+ uncommitted changes in lightning_gru/)"
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {
