@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -75,6 +76,7 @@ CONFIGS = {
     ]
 }
 IMPLS = ("torch", "ours")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build(config: Config, impl: str, seed: int = 0, reset_after: bool = True) -> torch.nn.GRU:
@@ -221,11 +223,12 @@ def environment() -> dict:
         pass
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True, cwd=REPO,
+        ).stdout.strip()  # fmt: skip
         changed = subprocess.run(
             ["git", "status", "--porcelain", "--", "lightning_gru"],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, cwd=REPO,
         ).stdout.strip()  # fmt: skip
         if changed:
             commit += " (+ uncommitted changes in lightning_gru/)"
