@@ -95,16 +95,30 @@ def _check_batch_sizes(batch_sizes: Tensor, rows: int) -> int:
     return total
 
 
+def _rows_of(grad: Tensor | None) -> tuple[Tensor | None, int]:
+    """A gradient the kernel can read row by row, and its row stride, copying as little as
+    possible: the gradient of ``out.sum()`` is one value broadcast to every element."""
+    if grad is None:
+        return None, 0
+    if grad.stride(1) == 1:
+        return grad, grad.stride(0)
+    if grad.stride(0) == 0:  # every row the same: materialise one
+        return grad[:1].contiguous(), 0
+    grad = grad.contiguous()
+    return grad, grad.stride(0)
+
+
 def _address(tensor: Tensor | None) -> int:
     return 0 if tensor is None else tensor.data_ptr()
 
 
-def _layer_forward(x, h0, batch_sizes, reset_after, weights, training):
+def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_history=False):
     """Run both directions of one layer.
 
     Returns ``y (N, D*H)``, ``h_n (D, B, H)`` and, when training, the flat buffer that holds
     per direction what the backward needs: the gates ``(N, 3H)``, the extra ``(N, H)`` block
-    and a private copy of the states ``(N, H)`` (the caller may edit ``y`` in place).
+    and, with ``keep_history``, a copy of the states ``(N, H)`` (the backward otherwise reads
+    them from ``y``).
     """
     N, I = x.shape
     D, B, H = h0.shape
@@ -112,9 +126,10 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training):
     itemsize = x.element_size()
     y = x.new_empty(N, D * H)
     h_n = x.new_empty(D, B, H)
-    # per direction: gates (N, 3H), extra (N, H), history (N, H); inference: one gates block
-    buffer = x.new_empty(D * N * 5 * H if training else N * 3 * H)
-    block = N * 5 * H * itemsize
+    # per direction: gates (N, 3H), extra (N, H)[, history (N, H)]; inference: one gates block
+    width = 5 * H if keep_history else 4 * H
+    buffer = x.new_empty(D * N * width if training else N * 3 * H)
+    block = N * width * itemsize
     threads = torch.get_num_threads()
     for d in range(D):
         w_ih, w_hh, b_ih, b_hh = weights[4 * d : 4 * d + 4]
@@ -126,7 +141,7 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training):
             h_n.data_ptr() + d * B * H * itemsize, gates,
             gates + N * 3 * H * itemsize if training else 0,
             d == 1, reset_after, training, x.dtype == torch.float64, threads,
-            gates + N * 4 * H * itemsize if training else 0,
+            gates + N * 4 * H * itemsize if keep_history else 0,
         )  # fmt: skip
     return y, h_n, buffer if training else None
 
@@ -139,10 +154,11 @@ class GRULayerFunction(torch.autograd.Function):
     b_ih, b_hh`` per direction (biases may be None). Outputs ``y (N, D*H)``, ``h_n (D, B, H)``.
 
     The forward keeps the gate activations for the backward, which overwrites them in place
-    with their gradients. A second backward through the same graph (``retain_graph=True``)
-    recomputes them first, so it gives the same result. A backward with ``create_graph=True``
-    (second-order gradients, e.g. a gradient penalty) differentiates the pure-torch reference
-    instead, so that its result is differentiable too.
+    with their gradients, and reads the states from the output. When the output was edited in
+    place since (its version counter moved), or for a second backward through the same graph
+    (``retain_graph=True``), the backward recomputes all of it first, so it stays exact. A
+    backward with ``create_graph=True`` (second-order gradients, e.g. a gradient penalty)
+    differentiates the pure-torch reference instead, so that its result is differentiable too.
     """
 
     @staticmethod
@@ -153,6 +169,10 @@ class GRULayerFunction(torch.autograd.Function):
             ctx.save_for_backward(x, h0, *weights)
             ctx.batch_sizes = batch_sizes  # never modified: no version tracking needed
             ctx.buffer = buffer
+            # Not saved for backward: that would forbid in-place edits of the output, which
+            # torch.nn.GRU allows. A detached alias shares the version counter, so edits show.
+            ctx.output = y.detach()
+            ctx.output_version = ctx.output._version
             ctx.reset_after = reset_after
         return y, h_n
 
@@ -168,14 +188,17 @@ def _kernel_backward(ctx, dy, dh_n):
     x, h0, *weights = ctx.saved_tensors
     batch_sizes, reset_after = ctx.batch_sizes, ctx.reset_after
     buffer, ctx.buffer = ctx.buffer, None
-    if buffer is None:  # consumed by an earlier backward through this graph
-        buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True)[2]
     N, I = x.shape
     D, B, H = h0.shape
     T = batch_sizes.numel()
     itemsize = x.element_size()
-    block = N * 5 * H * itemsize
-    dy = None if dy is None else dy.contiguous()
+    if buffer is None or ctx.output._version != ctx.output_version:
+        # consumed by an earlier backward, or the output was edited: recompute, keep states
+        buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True, True)[2]
+        block, states, ld_states = N * 5 * H * itemsize, None, H
+    else:
+        block, states, ld_states = N * 4 * H * itemsize, ctx.output.data_ptr(), D * H
+    dy, ld_dy = _rows_of(dy)
     dh_n = None if dh_n is None else dh_n.contiguous()
     needs = ctx.needs_input_grad
     dx = torch.empty_like(x) if needs[0] else None
@@ -189,8 +212,8 @@ def _kernel_backward(ctx, dy, dh_n):
         _ext.backward(
             x.data_ptr(), I, I, batch_sizes.data_ptr(), T, B, H,
             w_ih.data_ptr(), w_hh.data_ptr(), h0.data_ptr() + d * B * H * itemsize,
-            gates + N * 4 * H * itemsize, H,
-            0 if dy is None else dy.data_ptr() + d * H * itemsize, D * H,
+            gates + N * 4 * H * itemsize if states is None else states + d * H * itemsize,
+            ld_states, 0 if dy is None else dy.data_ptr() + d * H * itemsize, ld_dy,
             0 if dh_n is None else dh_n.data_ptr() + d * B * H * itemsize,
             gates, gates + N * 3 * H * itemsize, d == 1, reset_after,
             _address(dx), d > 0, dh0.data_ptr() + d * B * H * itemsize,
