@@ -29,7 +29,7 @@ from cython.parallel cimport prange
 # Recurrent products of at least this many multiply-adds use MKL's packed weights.
 cdef long PACK_MIN_MACS = 1 << 15
 # Below this many recurrent multiply-adds (all steps) a direction runs on one thread.
-cdef long PARALLEL_MIN_MACS = 1 << 18
+cdef long PARALLEL_MIN_MACS = 1 << 22
 cdef enum:
     MAX_THREADS = 64  # most row blocks a direction is split into
 
