@@ -143,6 +143,18 @@ cdef inline void packed_gemm(const float *packed, bint trans_b, int M, int N, in
     gemm(False, trans_b, M, N, K, <floating>1.0, A, lda, B, ldb, beta, C, ldc)
 
 
+def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gemm_max_macs=-1):
+    """Private knobs for benchmarks (-1 keeps a value); returns the three current values."""
+    global PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS
+    if parallel_min_macs >= 0:
+        PARALLEL_MIN_MACS = parallel_min_macs
+    if pack_min_macs >= 0:
+        PACK_MIN_MACS = pack_min_macs
+    if serial_gemm_max_macs >= 0:
+        SERIAL_GEMM_MAX_MACS = serial_gemm_max_macs
+    return PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS
+
+
 def has_blas():
     return _sgemm != NULL and _dgemm != NULL
 
