@@ -62,6 +62,10 @@ class GRU(torch.nn.GRU):
         packed = isinstance(input, PackedSequence)
         if packed:
             data, batch_sizes, sorted_indices, unsorted_indices = input
+            if batch_sizes.is_floating_point() or batch_sizes.is_complex():
+                raise TypeError(
+                    f"PackedSequence batch_sizes must be integers, got dtype {batch_sizes.dtype}"
+                )
             max_batch_size = int(batch_sizes[0])
             is_batched = True
         else:
