@@ -1,0 +1,53 @@
+"""The kernel's alternative code paths, forced at small sizes so the parity checks reach them.
+
+By default the kernel splits a batch across threads only for large products and packs the
+recurrent weight (MKL) only above a size; at the small shapes of the parity grid neither
+happens. Here the thresholds are set to zero (and to "never") so every combination of thread
+blocks, packed weights and serial BLAS is compared with the oracle.
+"""
+
+import pytest
+import torch
+from _gru_helpers import DTYPES, RESET_AFTER, Case, check_parity, make_inputs, make_pair
+
+from lightning_gru._ext import _gru
+
+NEVER = 1 << 62
+PATHS = [
+    pytest.param((0, 0, 0), id="blocks+packed"),
+    pytest.param((0, NEVER, 0), id="blocks"),
+    pytest.param((NEVER, 0, 0), id="packed"),
+    pytest.param((NEVER, NEVER, NEVER), id="one-block-threaded-blas"),
+]
+LAYOUTS = [
+    pytest.param(Case(T=6, B=9, I=5, H=12, layout="packed"), id="packed-unsorted"),
+    pytest.param(Case(T=6, B=9, I=5, H=12, num_layers=2, bidirectional=True), id="dense-2L-bi"),
+    pytest.param(Case(T=4, B=1, I=3, H=8), id="B1"),
+]
+
+
+@pytest.fixture
+def kernel_tuning():
+    """Set the kernel's thresholds for one test and two threads; restore both afterwards."""
+    saved, threads = _gru.set_tuning(), torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield lambda values: _gru.set_tuning(*values)
+    _gru.set_tuning(*saved)
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("case", LAYOUTS)
+@pytest.mark.parametrize("path", PATHS)
+def test_every_kernel_path_matches_the_oracle(kernel_tuning, path, case, reset_after, dtype):
+    kernel_tuning(path)
+    case = case.with_(reset_after=reset_after)
+    oracle, ours = make_pair(case, dtype)
+    check_parity(oracle, ours, case, make_inputs(case, dtype), dtype)
+
+
+def test_tuning_knobs_round_trip(kernel_tuning):
+    before = _gru.set_tuning()
+    assert _gru.set_tuning(1, 2, 3) == (1, 2, 3)
+    assert _gru.set_tuning(*before) == before
