@@ -1,6 +1,6 @@
 """``make demo``: the sine-wave experiment end to end, our GRU against the MLP baseline.
 
-Trains ``recipes/forecasting/sine-gru.yaml`` and ``sine-mlp.yaml`` (150 epochs each), tests the
+Trains ``recipes/forecasting/sine-gru.yaml`` and ``sine-mlp.yaml`` (100 epochs each), tests the
 best checkpoint of each by the autoregressive roll-out over the 199 test steps, and prints both
 MSEs, the plot and the W&B runs (offline without an API key). A few minutes on two CPU cores.
 
@@ -31,7 +31,7 @@ def run_recipe(name: str, extra: list[str]) -> tuple[float, Path]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipes' 150")
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipes' 100")
     options = parser.parse_args(argv)
     extra = [] if options.epochs is None else ["--trainer.max_epochs", str(options.epochs)]
 

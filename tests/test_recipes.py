@@ -38,7 +38,7 @@ def print_config(*configs: Path, subcommand: str = "fit") -> dict:
 
 
 def test_recipes_are_found():
-    assert len(RECIPE_FILES) == 12  # 4 sentiment, 4 language model, 3 forecasting, debug
+    assert len(RECIPE_FILES) == 13  # 4 sentiment, 4 language model, 4 forecasting, debug
     assert {p.parent.name for p in OVERLAYS} == {"sentiment", "language_model"}
 
 
@@ -98,13 +98,23 @@ def test_language_model_recipes_keep_d2l_settings(name):
     assert model.get("reset_after", True) is (name != "gru-reset-before")
 
 
-@pytest.mark.parametrize("name", ["gru", "lstm", "mlp"])
-def test_forecasting_recipes_keep_the_original_settings(name):
-    config = load(f"forecasting/sine-{name}.yaml")
+def test_original_forecasting_recipe_keeps_the_original_settings():
+    config = load("forecasting/sine-gru-original.yaml")
     model, data = config["model"]["init_args"], config["data"]["init_args"]
     assert config["trainer"]["max_epochs"] == 150
     assert model["optimizer"] == {"class_path": "torch.optim.Adam", "init_args": {"lr": 5.0e-4}}
-    assert (data["seq_len"], data["num_points"], data["noise_std"]) == (20, 1000, 0.1)
+    assert (data["seq_len"], data["sliding"], data["batch_size"]) == (20, False, 38)
+    assert (data["num_points"], data["noise_std"], model["hidden_size"]) == (1000, 0.1, 16)
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm", "mlp"])
+def test_tuned_forecasting_recipes_differ_only_in_the_model(name):
+    config = load(f"forecasting/sine-{name}.yaml")
+    gru = load("forecasting/sine-gru.yaml")
+    model = config["model"]["init_args"]
+    assert config["data"] == gru["data"] and config["trainer"]["max_epochs"] == 100
+    assert model["optimizer"] == {"class_path": "torch.optim.Adam", "init_args": {"lr": 5.0e-3}}
+    assert config["checkpoint"]["monitor"] == "val_rollout_mse"
     assert model["encoder"] == name
     if name == "mlp":
         assert model["mlp_hidden_sizes"] == [32, 16]

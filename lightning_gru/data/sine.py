@@ -77,7 +77,9 @@ class SineWaveDataModule(L.LightningDataModule):
     start position. Validation is the tail of the training series: the last
     ``round(val_fraction * n)`` chunks (4 of 38 by default), or with sliding windows the windows
     inside its last ``val_fraction`` of points, so no validation point is ever a training
-    target. ``val_fraction=0`` trains on all windows and skips validation.
+    target. The validation points are also rolled out like the test split, from the series
+    before them (``val_rollout_mse``, what the recipes tune and checkpoint on).
+    ``val_fraction=0`` trains on all windows and skips validation.
 
     Train and validation batches are tuples ``(x, y)`` of float32 (B, seq_len, 1); training
     batches are shuffled under ``seed``. The test and predict dataloaders yield one batch, a dict
@@ -166,9 +168,10 @@ class SineWaveDataModule(L.LightningDataModule):
             chunks = width * np.arange(n_train // width)
             n_val = round(len(chunks) * self.val_fraction)
             train_starts, val_starts = chunks[: len(chunks) - n_val], chunks[len(chunks) - n_val :]
+            cut = int(val_starts[0]) if n_val else n_train
         if len(train_starts) == 0:
             raise ValueError(f"val_fraction={self.val_fraction} leaves no training window")
-        self.series, self.n_train = series, n_train
+        self.series, self.n_train, self.val_start = series, n_train, cut
         self.train_dataset = self._windows(train_starts)
         self.val_dataset = self._windows(val_starts)
 
@@ -183,22 +186,25 @@ class SineWaveDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
         )
 
-    def val_dataloader(self) -> DataLoader | list:
+    def val_dataloader(self) -> list[DataLoader]:
+        """The validation windows (one-step ``val_loss``), then the roll-out over the validation
+        points (``val_rollout_mse``); either is left out when the validation part is too short
+        for it, and both with ``val_fraction=0``."""
         self.setup()
-        if not len(self.val_dataset):
-            return []
-        return DataLoader(
-            self.val_dataset, batch_size=self.batch_size, num_workers=self.num_workers
-        )
+        loaders = []
+        if len(self.val_dataset):
+            loaders.append(
+                DataLoader(
+                    self.val_dataset, batch_size=self.batch_size, num_workers=self.num_workers
+                )
+            )
+        if self.n_train - self.val_start >= 2:
+            loaders.append(self._rollout_loader(self.val_start, self.n_train))
+        return loaders
 
     def test_dataloader(self) -> DataLoader:
         self.setup()
-        series = torch.as_tensor(self.series, dtype=torch.float32)
-        batch = {
-            "context": series[: self.n_train].reshape(1, -1, 1),  # (1, N_train, 1)
-            "target": series[self.n_train :].reshape(1, -1, 1),  # (1, N_test, 1)
-        }
-        return DataLoader([batch], batch_size=None)
+        return self._rollout_loader(self.n_train, len(self.series))
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
@@ -210,6 +216,15 @@ class SineWaveDataModule(L.LightningDataModule):
         path = Path(path)
         path.write_text("".join(f"{value!r}\n" for value in self.series.tolist()))
         return path
+
+    def _rollout_loader(self, start: int, stop: int) -> DataLoader:
+        """One batch: the series before ``start`` as context, ``series[start:stop]`` as target."""
+        series = torch.as_tensor(self.series, dtype=torch.float32)
+        batch = {
+            "context": series[:start].reshape(1, -1, 1),  # (1, start, 1)
+            "target": series[start:stop].reshape(1, -1, 1),  # (1, stop - start, 1)
+        }
+        return DataLoader([batch], batch_size=None)
 
     def _windows(self, starts: np.ndarray) -> TensorDataset:
         series = torch.as_tensor(self.series, dtype=torch.float32)

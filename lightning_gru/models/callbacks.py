@@ -25,7 +25,7 @@ class LearningCurves(Callback):
             ``train_loss`` and ``val_loss``); the ones a model does not log are skipped.
     """
 
-    def __init__(self, names: tuple[str, ...] = ("loss", "acc", "ppl")) -> None:
+    def __init__(self, names: tuple[str, ...] = ("loss", "acc", "ppl", "rollout_mse")) -> None:
         self.names = list(names)
         self.history: dict[str, list[tuple[int, float]]] = {}
 

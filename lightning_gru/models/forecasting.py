@@ -101,7 +101,8 @@ class Forecaster(L.LightningModule):
     batch is ``{"context": (1, N_train, 1), "target": (1, N_test, 1)}``: the model reads the
     context, starts from ``target[:, :1]`` and predicts ``target[:, 1:]`` from its own outputs;
     ``test_mse`` is the MSE of that roll-out. The last roll-out is kept in :attr:`forecast` and
-    drawn as ``forecast.png``.
+    drawn as ``forecast.png``. A validation batch of the same form (the validation points,
+    after the series before them) gives ``val_rollout_mse``.
 
     Args:
         encoder: ``"gru"``, ``"lstm"``, ``"rnn"`` or ``"mlp"`` (the baseline: 32 and 16 ReLU
@@ -144,7 +145,16 @@ class Forecaster(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def validation_step(
+        self, batch: tuple[Tensor, Tensor] | dict[str, Tensor], batch_idx: int, dataloader_idx=0
+    ) -> Tensor:
+        if isinstance(batch, dict):  # the roll-out over the validation points
+            prediction = self.net.rollout(
+                batch["context"], batch["target"][:, :1], steps=batch["target"].shape[1] - 1
+            )
+            mse = F.mse_loss(prediction, batch["target"][:, 1:])
+            self.log("val_rollout_mse", mse, prog_bar=True, batch_size=1, add_dataloader_idx=False)
+            return mse
         return self._shared_step(batch, "val")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -185,5 +195,6 @@ class Forecaster(L.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=len(x),
+            add_dataloader_idx=False,
         )
         return loss

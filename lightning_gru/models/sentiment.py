@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -23,15 +23,19 @@ from lightning_gru.models._common import Throughput, build_optimizers
 from lightning_gru.models.figures import log_figure, plot_confusion_matrix
 from lightning_gru.nn.baselines import Backend, BagOfWords, final_state, make_encoder
 
-__all__ = ["SentimentClassifier", "SentimentNet", "load_word_vectors"]
+__all__ = ["SentimentClassifier", "SentimentNet", "load_word_vectors", "pool_outputs"]
+
+Pooling = Literal["last", "max", "mean", "max_mean"]
+POOLINGS = ("last", "max", "mean", "max_mean")
 
 
 class SentimentNet(nn.Module):
     """Padded token ids and lengths to class logits.
 
     The recurrent encoders read a ``PackedSequence``, so padding never reaches the final state;
-    the last layer's final state (both directions when bidirectional) feeds the head. ``bow``
-    averages the embeddings of the real tokens instead.
+    with ``pooling="last"`` the last layer's final state (both directions when bidirectional)
+    feeds the head, otherwise the maximum and/or mean of the last layer's outputs over the real
+    time steps (:func:`pool_outputs`). ``bow`` averages the embeddings of the real tokens instead.
 
     Args:
         vocab_size: rows of the embedding.
@@ -45,6 +49,8 @@ class SentimentNet(nn.Module):
         padding_idx: the padding id (its embedding stays zero).
         reset_after: GRU cell variant (see :class:`lightning_gru.nn.GRU`).
         backend: GRU kernel (see :class:`lightning_gru.nn.GRU`).
+        pooling: what feeds the head: ``"last"`` (the final state), ``"max"``, ``"mean"`` or
+            ``"max_mean"`` (both, concatenated) of the outputs over time.
 
     >>> net = SentimentNet(100, 8, "gru", hidden_size=16, bidirectional=True)
     >>> net(torch.randint(1, 100, (3, 7)), torch.tensor([7, 2, 5])).shape
@@ -64,9 +70,13 @@ class SentimentNet(nn.Module):
         padding_idx: int = 0,
         reset_after: bool = True,
         backend: Backend = "auto",
+        pooling: Pooling = "last",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.bidirectional = bidirectional
+        self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         if encoder == "bow":
             self.encoder: nn.Module = BagOfWords()
@@ -83,6 +93,7 @@ class SentimentNet(nn.Module):
                 backend=backend,
             )
             features = hidden_size * (2 if bidirectional else 1)
+            features *= 2 if pooling == "max_mean" else 1
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(features, num_classes)
 
@@ -94,9 +105,33 @@ class SentimentNet(nn.Module):
         else:
             lengths = lengths.detach().cpu().clamp(min=1)
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            _, h_n = self.encoder(packed)  # (L * D, B, H), (h_n, c_n) for an LSTM
-            h = final_state(h_n, self.bidirectional)  # (B, D * H)
+            output, h_n = self.encoder(packed)  # (L * D, B, H), (h_n, c_n) for an LSTM
+            if self.pooling == "last":
+                h = final_state(h_n, self.bidirectional)  # (B, D * H)
+            else:
+                h = pool_outputs(output, lengths, self.pooling)  # (B, D * H) or (B, 2 * D * H)
         return self.head(self.dropout(h))  # (B, C)
+
+
+def pool_outputs(output: PackedSequence, lengths: Tensor, pooling: Pooling) -> Tensor:
+    """The maximum (``max``), the mean (``mean``) or both (``max_mean``) over the real time steps
+    of a packed ``(B, T, F)`` output; padding never enters either.
+
+    >>> out = pack_padded_sequence(torch.tensor([[[1.0], [3.0]], [[2.0], [0.0]]]),
+    ...                            torch.tensor([2, 1]), batch_first=True)
+    >>> pool_outputs(out, torch.tensor([2, 1]), "max_mean")
+    tensor([[3., 2.],
+            [2., 2.]])
+    """
+    padded, _ = pad_packed_sequence(output, batch_first=True)  # (B, T, F), zeros after the end
+    lengths = lengths.to(padded.device)
+    mean = padded.sum(1) / lengths[:, None].to(padded.dtype)  # (B, F)
+    if pooling == "mean":
+        return mean
+    steps = torch.arange(padded.shape[1], device=padded.device)
+    padding = (steps[None, :] >= lengths[:, None])[..., None]  # (B, T, 1)
+    maximum = padded.masked_fill(padding, float("-inf")).amax(1)  # (B, F)
+    return maximum if pooling == "max" else torch.cat([maximum, mean], dim=-1)
 
 
 def load_word_vectors(
@@ -159,6 +194,7 @@ class SentimentClassifier(L.LightningModule):
         dropout: on the embeddings, between layers and before the head.
         reset_after: GRU cell variant (see :class:`lightning_gru.nn.GRU`).
         backend: GRU kernel (see :class:`lightning_gru.nn.GRU`).
+        pooling: what feeds the head (see :class:`SentimentNet`).
         pad_index: the padding id.
         embedding_file: word vectors in GloVe's text format to start the embedding from (their
             size must be ``embedding_dim``); read at the start of ``fit`` through the data
@@ -180,6 +216,7 @@ class SentimentClassifier(L.LightningModule):
         dropout: float = 0.0,
         reset_after: bool = True,
         backend: Backend = "auto",
+        pooling: Pooling = "last",
         pad_index: int = 0,
         embedding_file: str | None = None,
         freeze_embedding: bool = False,
@@ -202,6 +239,7 @@ class SentimentClassifier(L.LightningModule):
             pad_index,
             reset_after,
             backend,
+            pooling,
         )
         self.net.embedding.weight.requires_grad_(not freeze_embedding)
         self.optimizer = optimizer

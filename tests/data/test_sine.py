@@ -140,3 +140,17 @@ def test_too_short_series_and_missing_file(tmp_path):
         SineWaveDataModule(data_file=str(path)).setup()
     with pytest.raises(FileNotFoundError, match="data_file"):
         SineWaveDataModule(data_file=str(tmp_path / "absent.csv")).setup()
+
+
+@pytest.mark.parametrize("sliding", [False, True], ids=["chunks", "sliding"])
+def test_validation_rolls_out_over_the_validation_points(sliding):
+    dm = make_dm(sliding=sliding)
+    loaders = dm.val_dataloader()
+    assert len(loaders) == 2  # the one-step windows, then the roll-out
+    rollout = next(iter(loaders[1]))
+    start = 21 * 34 if not sliding else 720  # the first validation point
+    y = torch.as_tensor(recipe_series(), dtype=torch.float32)
+    assert torch.equal(rollout["context"][0, :, 0], y[:start])
+    assert torch.equal(rollout["target"][0, :, 0], y[start:800])
+    long_windows = make_dm(sliding=True, seq_len=200).val_dataloader()  # no window fits in 80
+    assert len(long_windows) == 1 and next(iter(long_windows[0]))["target"].shape == (1, 80, 1)

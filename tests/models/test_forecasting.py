@@ -51,6 +51,22 @@ def test_test_mse_is_the_rollout_mse(tmp_path, make_trainer):
     assert (tmp_path / "forecast.png").is_file()
 
 
+def test_val_rollout_mse_rolls_out_over_the_validation_points(make_trainer):
+    torch.manual_seed(0)
+    model = Forecaster(hidden_size=4)
+    data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8, sliding=True)
+    results = make_trainer().validate(model, data, verbose=False)
+    data.setup()
+    series = torch.as_tensor(data.series, dtype=torch.float32).reshape(1, -1, 1)
+    start, stop = data.val_start, data.n_train
+    prediction = model.net.rollout(
+        series[:, :start], series[:, start : start + 1], stop - start - 1
+    )
+    expected = torch.nn.functional.mse_loss(prediction, series[:, start + 1 : stop])
+    assert results[1]["val_rollout_mse"] == pytest.approx(expected.item())
+    assert "val_loss" in results[0]
+
+
 @pytest.mark.parametrize("encoder", ["gru", "mlp"])
 def test_training_lowers_the_loss(make_trainer, encoder):
     torch.manual_seed(0)

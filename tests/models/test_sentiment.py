@@ -63,16 +63,32 @@ class ToyReviews(L.LightningDataModule):
 
 @pytest.mark.parametrize("encoder", ["gru", "lstm", "rnn", "bow"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-def test_padding_never_reaches_the_output(encoder, bidirectional):
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "max_mean"])
+def test_padding_never_reaches_the_output(encoder, bidirectional, pooling):
     torch.manual_seed(0)
     net = SentimentNet(
-        10, 6, encoder, hidden_size=5, num_layers=2, bidirectional=bidirectional
+        10, 6, encoder, hidden_size=5, num_layers=2, bidirectional=bidirectional, pooling=pooling
     ).eval()
     short = torch.tensor([[2, 4, 5]])
     padded = torch.tensor([[2, 4, 5, 7, 8, 9], [2, 4, 5, 3, 3, 3]])  # junk after the length
     alone = net(short, torch.tensor([3]))
     together = net(padded, torch.tensor([3, 6]))
     torch.testing.assert_close(together[0], alone[0])
+
+
+def test_pooling_over_the_outputs():
+    torch.manual_seed(0)
+    net = SentimentNet(10, 6, "gru", hidden_size=5, bidirectional=True, pooling="max_mean")
+    assert net.head.in_features == 2 * 2 * 5
+    ids, lengths = torch.tensor([[2, 4, 5, 0], [3, 1, 7, 9]]), torch.tensor([3, 4])
+    captured = {}
+    net.head.register_forward_hook(lambda module, args, out: captured.update(x=args[0]))
+    net.eval()(ids, lengths)
+    outputs, _ = net.encoder(net.embedding(ids[:1, :3]))  # (1, 3, 2 * 5), the first review alone
+    expected = torch.cat([outputs.amax(1), outputs.mean(1)], dim=-1)[0]
+    torch.testing.assert_close(captured["x"][0], expected)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        SentimentNet(10, 6, "gru", pooling="sum")
 
 
 def test_load_word_vectors(tmp_path):

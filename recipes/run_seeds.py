@@ -1,0 +1,81 @@
+"""Fit a recipe once per seed, test each best checkpoint, and print the mean and spread.
+
+Each seed gets its own folder, ``runs/<task>/<name>/seed-<S>/`` (checkpoints, figures, W&B
+run; ``name`` defaults to the recipe's), and sets ``seed_everything`` (the initial weights); the
+data stay those of the recipe. Extra arguments go to both ``fit`` and ``test``::
+
+    python recipes/run_seeds.py recipes/forecasting/sine-gru.yaml --seeds 0 1 2
+    python recipes/run_seeds.py recipes/forecasting/sine-gru.yaml --name sine-gru-short \\
+        -- --trainer.max_epochs 10
+
+The last line printed is one JSON object: recipe, metric, per-seed values, mean, standard
+deviation (``ddof=1``), minimum, maximum and the wall time of each ``fit``.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from lightning_gru.cli import run_cli
+
+
+def run_seed(
+    recipe: Path, seed: int, metric: str, extra: list[str], name: str
+) -> tuple[float, float]:
+    """Fit and test one seed; the test metric of its best checkpoint and the fit wall time."""
+    folder = Path("runs") / recipe.parent.name / name / f"seed-{seed}"
+    args = [
+        "--config", str(recipe),
+        "--seed_everything", str(seed),
+        "--trainer.logger.init_args.save_dir", str(folder),
+        "--trainer.logger.init_args.name", f"{name}-seed-{seed}",
+        "--checkpoint.dirpath", str(folder / "checkpoints"),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+        *extra,
+    ]  # fmt: skip
+    start = time.perf_counter()
+    fit = run_cli(["fit", *args])
+    fit_seconds = time.perf_counter() - start
+    best = fit.trainer.checkpoint_callback.best_model_path
+    test = run_cli(["test", *args, "--ckpt_path", best])
+    return float(test.trainer.callback_metrics[metric]), fit_seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", type=Path, help="a recipe YAML under recipes/")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--metric", default="test_mse", help="the test metric to report")
+    parser.add_argument("--name", help="the run folder and W&B name (default: the recipe's)")
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    options = parser.parse_args(argv[:split])
+    options.extra = argv[split + 1 :]  # after --: more arguments for fit and test
+
+    values, seconds = [], []
+    for seed in options.seeds:
+        name = options.name or options.recipe.stem
+        value, fit_seconds = run_seed(options.recipe, seed, options.metric, options.extra, name)
+        values.append(value)
+        seconds.append(round(fit_seconds, 1))
+        print(f"{options.recipe} seed {seed}: {options.metric} {value:.4f} ({fit_seconds:.0f} s)")
+    summary = {
+        "recipe": str(options.recipe),
+        "metric": options.metric,
+        "seeds": options.seeds,
+        "values": [round(v, 5) for v in values],
+        "mean": round(statistics.fmean(values), 5),
+        "std": round(statistics.stdev(values), 5) if len(values) > 1 else 0.0,
+        "min": round(min(values), 5),
+        "max": round(max(values), 5),
+        "fit_seconds": seconds,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
