@@ -11,8 +11,10 @@ recipe that sets both::
 Subcommands ``fit``, ``validate``, ``test`` and ``predict``; ``--config`` repeats and later files
 override earlier ones. Besides the model, data and trainer the command adds:
 
-- ``checkpoint``: a ``ModelCheckpoint`` keeping ``best.ckpt`` (lowest ``val_loss``) and
-  ``last.ckpt``, so ``--ckpt_path last`` resumes (give ``checkpoint.dirpath`` for a fixed folder);
+- ``checkpoint``: a ``ModelCheckpoint`` keeping ``best.ckpt`` (lowest ``val_loss``; give
+  ``checkpoint.dirpath`` for a fixed folder), and ``last_checkpoint``, one writing ``last.ckpt``
+  in the same folder at the end of every training epoch, so ``--ckpt_path last`` resumes from
+  the latest epoch;
 - ``learning_curves``: :class:`~lightning_gru.models.LearningCurves`, the loss (accuracy,
   perplexity) curves as ``learning_curves.png`` next to the checkpoints and in W&B;
 - ``prediction_writer``: :class:`~lightning_gru.models.PredictionWriter`, ``predict`` output as
@@ -90,15 +92,25 @@ class LightningGRUCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # Lightning's `save_last` writes last.ckpt only in an epoch that also saved a best
+        # checkpoint; a second callback writes last.ckpt at the end of every training epoch, so
+        # `--ckpt_path last` resumes from the latest epoch.
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_loss",
                 "checkpoint.mode": "min",
                 "checkpoint.filename": "best",
                 "checkpoint.save_top_k": 1,
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": False,
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.monitor": None,
+                "last_checkpoint.save_top_k": 1,
+                "last_checkpoint.save_on_train_epoch_end": True,
+                "last_checkpoint.enable_version_counter": False,
             }
         )
+        parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")
         parser.add_lightning_class_args(LearningCurves, "learning_curves")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
         # The vocabulary size comes from `data.encode`'s data module rather than from

@@ -174,6 +174,19 @@ def test_resume_from_last_checkpoint(tmp_path):
     assert [epoch for epoch, _ in curves.history["train_loss"]] == [0, 1, 2, 3]
 
 
+def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(tmp_path):
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", wandb=False)]
+    never_better = ["--checkpoint.monitor", "epoch", "--checkpoint.mode", "min"]  # best: epoch 0
+    first = run_cli([*args, *never_better, "--trainer.max_epochs", "3"])
+    ckpt_dir = Path(first.trainer.checkpoint_callback.dirpath)
+    assert torch.load(ckpt_dir / "best.ckpt", weights_only=False)["epoch"] == 0
+    last = torch.load(ckpt_dir / "last.ckpt", weights_only=False)
+    assert last["global_step"] == first.trainer.global_step
+    assert sorted(p.name for p in ckpt_dir.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
+    resumed = run_cli([*args, *never_better, "--trainer.max_epochs", "4", "--ckpt_path", "last"])
+    assert resumed.trainer.global_step == first.trainer.global_step * 4 // 3
+
+
 @needs_wandb_reader
 def test_sentiment_fit_test_predict(tmp_path, imdb_dir, capsys):
     recipe = ["--config", str(RECIPES / "sentiment" / "imdb-gru.yaml")]
