@@ -50,7 +50,8 @@ def fit_rates(recipe: Path, configs: list[str], backend: str, epochs: int, unit:
 
 def commit() -> str:
     root = Path(__file__).resolve().parents[1]
-    run = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)  # fmt: skip
+    command = ["git", "-C", str(root), "rev-parse", "--short", "HEAD"]
+    run = subprocess.run(command, capture_output=True, text=True)
     return run.stdout.strip() or "unknown"
 
 
