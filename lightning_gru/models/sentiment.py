@@ -105,7 +105,7 @@ class SentimentNet(nn.Module):
         else:
             lengths = lengths.detach().cpu().clamp(min=1)
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            output, h_n = self.encoder(packed)  # (L * D, B, H), (h_n, c_n) for an LSTM
+            output, h_n = self.encoder(packed)  # packed (B, T, D * H); h_n (L * D, B, H) or (h, c)
             if self.pooling == "last":
                 h = final_state(h_n, self.bidirectional)  # (B, D * H)
             else:
