@@ -337,7 +337,8 @@ class SentimentClassifier(L.LightningModule):
         matrix = confusion.compute()
         confusion.reset()
         acc = matrix.diag().sum() / matrix.sum().clamp(min=1)
-        title = f"{stage}, epoch {self.current_epoch}, accuracy {acc:.4f}"
+        epoch = f", epoch {self.current_epoch}" if stage == "val" else ""  # test: the ckpt's
+        title = f"{stage}{epoch}, accuracy {acc:.4f}"
         log_figure(
             self.trainer,
             f"confusion_matrix_{stage}",
