@@ -147,7 +147,7 @@ def test_forecasting_fit_test_and_wandb_run(tmp_path):
         wandb_run(tmp_path / "runs" / "sine", 1),
     )
     history = wandb_history(fit_run)
-    assert {"train_loss_step", "train_loss_epoch", "val_loss", "epoch"} <= history.keys()
+    assert {"train_loss_step", "train_loss_epoch", "val_rollout_mse", "epoch"} <= history.keys()
     assert history["learning_curves._type"] == "images/separated"
     summary = wandb_summary(fit_run)
     assert summary["state"] == "finished"  # complete, and ready for `wandb sync`:
@@ -320,7 +320,7 @@ def test_configs_compose_and_short_class_names(tmp_path, capsys):
 
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["model"]["init_args"]["hidden_size"] == 7
-    assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 5.0e-4  # kept
+    assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 5.0e-3  # kept
     assert config["trainer"]["max_epochs"] == 1
 
     with pytest.raises(SystemExit):

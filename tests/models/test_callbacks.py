@@ -15,7 +15,7 @@ def test_learning_curves_record_every_epoch_and_survive_a_checkpoint(tmp_path, m
     curves = LearningCurves()
     data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8)
     make_trainer(max_epochs=3, callbacks=[curves]).fit(Forecaster(hidden_size=4), data)
-    assert set(curves.history) == {"train_loss", "val_loss"}
+    assert set(curves.history) == {"train_loss", "val_loss", "val_rollout_mse"}
     assert [epoch for epoch, _ in curves.history["val_loss"]] == [0, 1, 2]
     assert (tmp_path / "learning_curves.png").is_file()
 
