@@ -146,7 +146,10 @@ class Forecaster(L.LightningModule):
         return self._shared_step(batch, "train")
 
     def validation_step(
-        self, batch: tuple[Tensor, Tensor] | dict[str, Tensor], batch_idx: int, dataloader_idx=0
+        self,
+        batch: tuple[Tensor, Tensor] | dict[str, Tensor],
+        batch_idx: int,
+        dataloader_idx: int = 0,
     ) -> Tensor:
         if isinstance(batch, dict):  # the roll-out over the validation points
             prediction = self.net.rollout(
