@@ -16,11 +16,11 @@ import argparse
 import csv
 import json
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
 import torch
+from bench_gru import environment  # benchmarks/ is on sys.path when run as a script
 
 from lightning_gru.cli import run_cli
 
@@ -46,13 +46,6 @@ def fit_rates(recipe: Path, configs: list[str], backend: str, epochs: int, unit:
         rows = list(csv.DictReader(next(Path(tmp).rglob("metrics.csv")).open()))
         rates = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key)]
     return [rate for epoch, rate in sorted(rates) if epoch > 0]
-
-
-def commit() -> str:
-    root = Path(__file__).resolve().parents[1]
-    command = ["git", "-C", str(root), "rev-parse", "--short", "HEAD"]
-    run = subprocess.run(command, capture_output=True, text=True)
-    return run.stdout.strip() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                 "speedup": round(medians["cython"] / medians["torch"], 2),
                 "rounds": {k: [round(v) for v in vs] for k, vs in rounds.items()},
                 "threads": torch.get_num_threads(),
-                "commit": commit(),
+                "commit": environment()["commit"],
             }
         )
     )

@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv[:split])
     options.extra = argv[split + 1 :]  # after --: more arguments for fit and test
 
+    name = options.name or options.recipe.stem
     values, seconds = [], []
     for seed in options.seeds:
-        name = options.name or options.recipe.stem
         value, fit_seconds = run_seed(options.recipe, seed, options.metric, options.extra, name)
         values.append(value)
         seconds.append(round(fit_seconds, 1))

@@ -152,10 +152,7 @@ class Forecaster(L.LightningModule):
         dataloader_idx: int = 0,
     ) -> Tensor:
         if isinstance(batch, dict):  # the roll-out over the validation points
-            prediction = self.net.rollout(
-                batch["context"], batch["target"][:, :1], steps=batch["target"].shape[1] - 1
-            )
-            mse = F.mse_loss(prediction, batch["target"][:, 1:])
+            _, mse = self._rollout(batch)
             self.log("val_rollout_mse", mse, prog_bar=True, batch_size=1, add_dataloader_idx=False)
             return mse
         return self._shared_step(batch, "val")
@@ -168,10 +165,20 @@ class Forecaster(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """The roll-out over ``target[:, 1:]``: ``{"context", "target", "prediction"}``."""
-        context, target = batch["context"], batch["target"]  # (B, N_train, I), (B, N_test, I)
-        prediction = self.net.rollout(context, target[:, :1], steps=target.shape[1] - 1)
-        self.forecast = {"context": context, "target": target, "prediction": prediction}
+        prediction, _ = self._rollout(batch)
+        self.forecast = {
+            "context": batch["context"],
+            "target": batch["target"],
+            "prediction": prediction,
+        }
         return self.forecast
+
+    def _rollout(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Read ``context`` (B, N, I), start from ``target[:, :1]``, predict ``target[:, 1:]``;
+        the prediction and its MSE."""
+        target = batch["target"]  # (B, N_target, I)
+        prediction = self.net.rollout(batch["context"], target[:, :1], steps=target.shape[1] - 1)
+        return prediction, F.mse_loss(prediction, target[:, 1:])
 
     def configure_optimizers(self) -> Any:
         return build_optimizers(self, self.optimizer, self.lr_scheduler)

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
@@ -26,7 +26,7 @@ from lightning_gru.nn.baselines import Backend, BagOfWords, final_state, make_en
 __all__ = ["SentimentClassifier", "SentimentNet", "load_word_vectors", "pool_outputs"]
 
 Pooling = Literal["last", "max", "mean", "max_mean"]
-POOLINGS = ("last", "max", "mean", "max_mean")
+POOLINGS = get_args(Pooling)
 
 
 class SentimentNet(nn.Module):
