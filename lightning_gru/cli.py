@@ -37,7 +37,6 @@ from urllib.parse import urlparse
 
 import torch
 import yaml
-from jsonargparse import lazy_instance
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import (
@@ -79,8 +78,14 @@ class LightningGRUCLI(LightningCLI):
     """LightningCLI with the checkpoint, curve and prediction callbacks and the data links."""
 
     def __init__(self, args: ArgsType = None, **kwargs: Any) -> None:
+        # A class_path dict rather than a `lazy_instance`: deep copies of the model (weight
+        # averaging) reach the parser's defaults, and copying a lazy instance creates it, which
+        # would start a stray W&B run.
         defaults = {
-            "logger": lazy_instance(WandbLogger, project=WANDB_PROJECT, save_dir="runs"),
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.WandbLogger",
+                "init_args": {"project": WANDB_PROJECT, "save_dir": "runs"},
+            },
         }
         kwargs.setdefault("trainer_defaults", defaults)
         kwargs.setdefault("seed_everything_default", 42)

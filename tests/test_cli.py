@@ -187,6 +187,36 @@ def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(tmp_path):
     assert resumed.trainer.global_step == first.trainer.global_step * 4 // 3
 
 
+def test_weight_averaging_saves_the_average_and_starts_no_other_wandb_run(tmp_path, monkeypatch):
+    import functools
+
+    import wandb
+
+    started = []
+
+    @functools.wraps(wandb.init)  # jsonargparse reads (and caches) wandb.init's signature
+    def init_spy(*args, **kwargs):
+        started.append(kwargs)
+
+    monkeypatch.setattr(wandb, "init", init_spy)
+    overlay = tmp_path / "ema.yaml"
+    overlay.write_text(
+        "trainer:\n  callbacks:\n"
+        "    - class_path: lightning.pytorch.callbacks.EMAWeightAveraging\n"
+        "      init_args: {decay: 0.5}\n"
+    )
+    args = ["--config", str(RECIPES / "debug.yaml"), "--config", str(overlay)]
+    fit = run_cli(["fit", *args, *common(tmp_path, "debug", wandb=False)])
+    assert started == []  # the CSV recipe; copying the model must not start the default W&B logger
+    ckpt_dir = Path(fit.trainer.checkpoint_callback.dirpath)
+    last = torch.load(ckpt_dir / "last.ckpt", weights_only=False)
+    averaged, current = last["state_dict"], last["current_model_state"]
+    assert averaged.keys() == current.keys()
+    assert not all(torch.equal(averaged[k], current[k]) for k in averaged)
+    model = fit.model.state_dict()  # after fit, the model holds the average
+    assert all(torch.equal(model[k], averaged[k]) for k in averaged)
+
+
 @needs_wandb_reader
 def test_sentiment_fit_test_predict(tmp_path, imdb_dir, capsys):
     recipe = ["--config", str(RECIPES / "sentiment" / "imdb-gru.yaml")]
