@@ -62,13 +62,17 @@ class ToyReviews(L.LightningDataModule):
 
 
 @pytest.mark.parametrize("encoder", ["gru", "lstm", "rnn", "bow"])
-@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize(
+    "bidirectional, packed", [(False, True), (True, True), (False, False)],
+    ids=["uni", "bi", "uni-padded"],
+)  # fmt: skip
 @pytest.mark.parametrize("pooling", ["last", "max", "mean", "max_mean"])
-def test_padding_never_reaches_the_output(encoder, bidirectional, pooling):
+def test_padding_never_reaches_the_output(encoder, bidirectional, packed, pooling):
     torch.manual_seed(0)
     net = SentimentNet(
-        10, 6, encoder, hidden_size=5, num_layers=2, bidirectional=bidirectional, pooling=pooling
-    ).eval()
+        10, 6, encoder, hidden_size=5, num_layers=2, bidirectional=bidirectional,
+        pooling=pooling, packed=packed,
+    ).eval()  # fmt: skip
     short = torch.tensor([[2, 4, 5]])
     padded = torch.tensor([[2, 4, 5, 7, 8, 9], [2, 4, 5, 3, 3, 3]])  # junk after the length
     alone = net(short, torch.tensor([3]))
@@ -89,6 +93,20 @@ def test_pooling_over_the_outputs():
     torch.testing.assert_close(captured["x"][0], expected)
     with pytest.raises(ValueError, match="pooling must be one of"):
         SentimentNet(10, 6, "gru", pooling="sum")
+
+
+@pytest.mark.parametrize("encoder", ["gru", "lstm"])
+def test_padded_batches_give_the_packed_results(encoder):
+    torch.manual_seed(0)
+    packed = SentimentNet(10, 6, encoder, hidden_size=5, num_layers=2, pooling="max_mean").eval()
+    padded = SentimentNet(
+        10, 6, encoder, hidden_size=5, num_layers=2, pooling="max_mean", packed=False
+    )
+    padded.load_state_dict(packed.state_dict())
+    ids, lengths = torch.tensor([[2, 4, 5, 0, 0], [3, 1, 7, 9, 8]]), torch.tensor([3, 5])
+    torch.testing.assert_close(padded.eval()(ids, lengths), packed(ids, lengths))
+    with pytest.raises(ValueError, match="packed=False needs bidirectional=False"):
+        SentimentNet(10, 6, encoder, bidirectional=True, packed=False)
 
 
 def test_load_word_vectors(tmp_path):
