@@ -1,0 +1,95 @@
+"""Where a training step at the sine sizes spends its time, in microseconds per call.
+
+At (T, B, I, H) = (20, 1, 1, 16) and (20, 38, 1, 16) the arithmetic is negligible and a training
+step is mostly fixed costs. For each configuration this prints, same process, same threads:
+
+* ``torch step`` and ``ours step``: the training step of ``bench_gru.py`` (zero the gradients,
+  forward, ``out.sum().backward()``) with ``torch.nn.GRU`` and with ours, and their ratio;
+* ``linear step``: the same step with a single ``nn.Linear(I, H)`` instead of a GRU, the floor
+  of any autograd training step on this machine (zeroing, a forward op, the sum, the engine);
+* ``ours forward``: our module's forward with autograd recording, and ``kernel forward``: the
+  compiled kernel alone (``_layer_forward``, no module, no autograd), for the share of Python.
+
+Example::
+
+    .venv/bin/python benchmarks/step_overhead.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from lightning_gru.functional._cython import _dense_batch_sizes, _layer_forward
+from lightning_gru.nn import GRU
+
+CONFIGS = {"sine-b1": (20, 1, 1, 16), "sine-b38": (20, 38, 1, 16)}
+
+
+def microseconds(fn: Callable[[], None], calls: int, repeats: int) -> float:
+    """Median over ``repeats`` of the mean time of ``calls`` calls, after a warm-up."""
+    for _ in range(calls // 10):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(times)
+
+
+def training_step(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        module.zero_grad()
+        x.grad = None
+        out = module(x)
+        out = out[0] if isinstance(out, tuple) else out
+        out.sum().backward()
+
+    return step
+
+
+def measure(T: int, B: int, I: int, H: int, calls: int, repeats: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    ours = GRU(I, H, backend="cython")
+    reference = torch.nn.GRU(I, H)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(T, B, I).requires_grad_()
+    weights = [w.detach() for w in ours._flat_weights]
+    rows, h0, batch_sizes = (
+        x.detach().reshape(T * B, I),
+        torch.zeros(1, B, H),
+        _dense_batch_sizes(T, B),
+    )
+    result = {
+        "torch step": microseconds(training_step(reference, x), max(calls // 10, 50), repeats),
+        "ours step": microseconds(training_step(ours, x), calls, repeats),
+        "linear step": microseconds(training_step(torch.nn.Linear(I, H), x), calls, repeats),
+        "ours forward": microseconds(lambda: ours(x), calls, repeats),
+        "kernel forward": microseconds(
+            lambda: _layer_forward(rows, h0, batch_sizes, True, weights, True), calls, repeats
+        ),
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=2000, help="calls per timed repeat")
+    parser.add_argument("--repeats", type=int, default=7)
+    options = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; microseconds per call")
+    for name, (T, B, I, H) in CONFIGS.items():
+        result = measure(T, B, I, H, options.calls, options.repeats)
+        cells = ", ".join(f"{key} {value:.1f}" for key, value in result.items())
+        speed_up = result["torch step"] / result["ours step"]
+        print(f"{name} (T={T}, B={B}, I={I}, H={H}): {cells}; speed-up {speed_up:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
