@@ -120,15 +120,17 @@ class SentimentNet(nn.Module):
             if self.packed:
                 packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
                 output, h_n = self.encoder(packed)  # h_n (L * D, B, H) or (h_n, c_n)
-                output, _ = pad_packed_sequence(output, batch_first=True)  # (B, T', D * H)
+                if self.pooling == "last":
+                    h = final_state(h_n, self.bidirectional)  # (B, D * H)
+                else:
+                    padded, _ = pad_packed_sequence(output, batch_first=True)  # (B, T', D * H)
+                    h = pool_outputs(padded, lengths, self.pooling)  # (B, D * H) or (B, 2 D H)
             else:
-                output, _ = self.encoder(x)  # (B, T, H): h_n would have read the padding
-            if self.pooling == "last" and self.packed:
-                h = final_state(h_n, self.bidirectional)  # (B, D * H)
-            elif self.pooling == "last":
-                h = output[torch.arange(len(lengths)), lengths.to(output.device) - 1]  # (B, H)
-            else:
-                h = pool_outputs(output, lengths, self.pooling)  # (B, D * H) or (B, 2 * D * H)
+                output, _ = self.encoder(x)  # (B, T, H); its h_n would have read the padding
+                if self.pooling == "last":
+                    h = output[torch.arange(len(lengths)), lengths.to(output.device) - 1]
+                else:
+                    h = pool_outputs(output, lengths, self.pooling)  # (B, H) or (B, 2 * H)
         return self.head(self.dropout(h))  # (B, C)
 
 
