@@ -13,8 +13,9 @@ override earlier ones. Besides the model, data and trainer the command adds:
 
 - ``checkpoint``: a ``ModelCheckpoint`` keeping ``best.ckpt`` (lowest ``val_loss``; give
   ``checkpoint.dirpath`` for a fixed folder), and ``last_checkpoint``, one writing ``last.ckpt``
-  in the same folder at the end of every training epoch, so ``--ckpt_path last`` resumes from
-  the latest epoch;
+  in the same folder after every epoch, so ``--ckpt_path last`` resumes from the latest epoch;
+- ``random_states``: :class:`~lightning_gru.models.RandomStates`, the random generators' states
+  in every checkpoint, so that a resumed run is the uninterrupted one, bit for bit;
 - ``learning_curves``: :class:`~lightning_gru.models.LearningCurves`, the loss (accuracy,
   perplexity) curves as ``learning_curves.png`` next to the checkpoints and in W&B;
 - ``prediction_writer``: :class:`~lightning_gru.models.PredictionWriter`, ``predict`` output as
@@ -49,7 +50,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
-from lightning_gru.models.callbacks import LearningCurves, PredictionWriter
+from lightning_gru.models.callbacks import LearningCurves, PredictionWriter, RandomStates
 
 __all__ = ["LightningGRUCLI", "cli_main", "run_cli"]
 
@@ -98,8 +99,9 @@ class LightningGRUCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         # Lightning's `save_last` writes last.ckpt only in an epoch that also saved a best
-        # checkpoint; a second callback writes last.ckpt at the end of every training epoch, so
-        # `--ckpt_path last` resumes from the latest epoch.
+        # checkpoint; a second callback writes last.ckpt every epoch, after validation (which
+        # draws from the random generators that RandomStates saves), so `--ckpt_path last`
+        # resumes from the latest epoch exactly.
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
@@ -111,13 +113,14 @@ class LightningGRUCLI(LightningCLI):
                 "last_checkpoint.filename": "last",
                 "last_checkpoint.monitor": None,
                 "last_checkpoint.save_top_k": 1,
-                "last_checkpoint.save_on_train_epoch_end": True,
+                "last_checkpoint.save_on_train_epoch_end": None,  # after validation, if any
                 "last_checkpoint.enable_version_counter": False,
             }
         )
         parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")
         parser.add_lightning_class_args(LearningCurves, "learning_curves")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        parser.add_lightning_class_args(RandomStates, "random_states")
         # The vocabulary size comes from `data.encode`'s data module rather than from
         # `data.vocab_size`, which builds the vocabulary as soon as it is read: jsonargparse
         # skips a link whose source attribute is missing (the sine data has no `encode`), and

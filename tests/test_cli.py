@@ -174,6 +174,29 @@ def test_resume_from_last_checkpoint(tmp_path):
     assert [epoch for epoch, _ in curves.history["train_loss"]] == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("task", ["forecasting", "sentiment"])
+def test_resumed_run_is_the_uninterrupted_run(tmp_path, imdb_dir, task):
+    """Same batches (the samplers take the epoch from Lightning) and same dropout masks (the
+    random generators' states are in last.ckpt): a resumed fit ends with the same weights."""
+    if task == "forecasting":
+        args = ["--config", str(RECIPES / "debug.yaml")]
+    else:
+        args = [
+            "--config", str(RECIPES / "sentiment" / "imdb-bigru.yaml"),
+            "--data.data_dir", str(imdb_dir), "--data.batch_size", "8",
+            "--model.init_args.hidden_size", "8", "--model.init_args.embedding_dim", "8",
+            "--trainer.callbacks", "null",  # no weight averaging: dropout decides alone
+        ]  # fmt: skip
+    whole = run_cli(
+        ["fit", *args, *common(tmp_path, "whole", wandb=False), "--trainer.max_epochs", "4"]
+    )
+    split = ["fit", *args, *common(tmp_path, "split", wandb=False)]
+    run_cli([*split, "--trainer.max_epochs", "2"])
+    resumed = run_cli([*split, "--trainer.max_epochs", "4", "--ckpt_path", "last"])
+    expected, actual = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(actual[name], expected[name]) for name in expected)
+
+
 def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(tmp_path):
     args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", wandb=False)]
     never_better = ["--checkpoint.monitor", "epoch", "--checkpoint.mode", "min"]  # best: epoch 0

@@ -2,7 +2,7 @@
 
 from lightning_gru.data._common import SourceUnreachableError
 from lightning_gru.data.imdb import IMDbDataModule, tokenize
-from lightning_gru.data.samplers import BucketBatchSampler, EpochBatchSampler
+from lightning_gru.data.samplers import BucketBatchSampler, EpochBatchSampler, ShuffledBatchSampler
 from lightning_gru.data.sine import SineWaveDataModule, generate_sine_series, load_series
 from lightning_gru.data.timemachine import (
     D2L_TIME_MACHINE_URL,
@@ -16,6 +16,7 @@ __all__ = [
     "D2L_TIME_MACHINE_URL",
     "BucketBatchSampler",
     "EpochBatchSampler",
+    "ShuffledBatchSampler",
     "IMDbDataModule",
     "SineWaveDataModule",
     "SourceUnreachableError",

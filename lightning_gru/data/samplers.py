@@ -29,6 +29,13 @@ class EpochBatchSampler(Sampler[list[int]]):
         """Use ``epoch``'s order for the next pass."""
         self.epoch = epoch
 
+    @property
+    def sampler(self) -> EpochBatchSampler:
+        """Itself: Lightning calls ``set_epoch`` at every epoch start on the ``sampler`` of a
+        DataLoader's ``batch_sampler`` (so a resumed run starts from its epoch's order), not on
+        the batch sampler itself."""
+        return self
+
     def batches(self, rng: np.random.Generator) -> list[list[int]]:
         """The index batches of one pass."""
         raise NotImplementedError
@@ -103,3 +110,34 @@ class BucketBatchSampler(EpochBatchSampler):
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
+
+
+class ShuffledBatchSampler(EpochBatchSampler):
+    """Every pass, a new order of ``range(num_examples)`` cut into batches of ``batch_size`` (the
+    last one may be smaller); the order depends only on ``(seed, epoch)``, so a resumed run sees
+    the batches the uninterrupted one would have.
+
+    Args:
+        num_examples: the dataset's length.
+        batch_size: examples per batch.
+        seed: the seed of every pass.
+
+    Example:
+        >>> sampler = ShuffledBatchSampler(5, batch_size=2, seed=0)
+        >>> sorted(sum(list(sampler), [])), len(sampler)
+        ([0, 1, 2, 3, 4], 3)
+    """
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int = 42) -> None:
+        super().__init__(seed)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.num_examples = num_examples
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_examples / self.batch_size)
+
+    def batches(self, rng: np.random.Generator) -> list[list[int]]:
+        order = rng.permutation(self.num_examples).tolist()
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]

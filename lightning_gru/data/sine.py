@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_gru.data._common import check_fraction, existing_file
+from lightning_gru.data.samplers import ShuffledBatchSampler
 
 
 def generate_sine_series(
@@ -82,10 +83,11 @@ class SineWaveDataModule(L.LightningDataModule):
     ``val_fraction=0`` trains on all windows and skips validation.
 
     Train and validation batches are tuples ``(x, y)`` of float32 (B, seq_len, 1); training
-    batches are shuffled under ``seed``. The test and predict dataloaders yield one batch, a dict
-    with ``context`` (1, N_train, 1), the whole training series, and ``target`` (1, N_test, 1),
-    the test series: a model rolls out from ``target[:, :1]`` feeding back its own predictions
-    and is scored on ``target[:, 1:]`` (199 steps).
+    batches are shuffled anew each epoch, in an order fixed by ``seed`` and the epoch (so a run
+    resumed from a checkpoint sees the same batches). The test and predict dataloaders yield
+    one batch, a dict with ``context`` (1, N_train, 1), the whole training series, and
+    ``target`` (1, N_test, 1), the test series: a model rolls out from ``target[:, :1]``
+    feeding back its own predictions and is scored on ``target[:, 1:]`` (199 steps).
 
     Args:
         data_file: a one-column CSV series to use instead of the generated one.
@@ -177,14 +179,8 @@ class SineWaveDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            self.train_dataset,
-            batch_size=self.batch_size,
-            shuffle=True,
-            generator=generator,
-            num_workers=self.num_workers,
-        )
+        sampler = ShuffledBatchSampler(len(self.train_dataset), self.batch_size, self.seed)
+        return DataLoader(self.train_dataset, batch_sampler=sampler, num_workers=self.num_workers)
 
     def val_dataloader(self) -> list[DataLoader]:
         """The validation windows (one-step ``val_loss``), then the roll-out over the validation

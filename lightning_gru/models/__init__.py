@@ -5,7 +5,7 @@
 - :class:`Forecaster` (:class:`ForecastNet`): sine-wave forecasting by autoregressive roll-out.
 """
 
-from lightning_gru.models.callbacks import LearningCurves, PredictionWriter
+from lightning_gru.models.callbacks import LearningCurves, PredictionWriter, RandomStates
 from lightning_gru.models.forecasting import Forecaster, ForecastNet
 from lightning_gru.models.language_model import LanguageModel, LanguageModelNet
 from lightning_gru.models.sentiment import SentimentClassifier, SentimentNet, load_word_vectors
@@ -17,6 +17,7 @@ __all__ = [
     "LanguageModelNet",
     "LearningCurves",
     "PredictionWriter",
+    "RandomStates",
     "SentimentClassifier",
     "SentimentNet",
     "load_word_vectors",

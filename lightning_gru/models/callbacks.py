@@ -1,18 +1,21 @@
-"""Callbacks the ``lightning-gru`` command adds to every run: learning curves and predictions."""
+"""Callbacks the ``lightning-gru`` command adds to every run: learning curves, predictions and the
+random generators' states."""
 
 import json
+import random
 import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_only
 
 from lightning_gru.models.figures import figure_dir, log_figure, plot_history
 
-__all__ = ["LearningCurves", "PredictionWriter"]
+__all__ = ["LearningCurves", "PredictionWriter", "RandomStates"]
 
 
 class LearningCurves(Callback):
@@ -109,3 +112,34 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+class RandomStates(Callback):
+    """Keeps the states of torch's, NumPy's and Python's global random generators in every
+    checkpoint and restores them on resume, so that a run resumed from ``last.ckpt`` draws the
+    same dropout masks (and anything else random) as the uninterrupted run would have. The CLI's
+    ``last.ckpt`` is written after the epoch's validation, which draws from these generators too,
+    so the saved states are those the next epoch starts from. CUDA generators are not kept.
+
+    Example:
+        >>> callback = RandomStates()
+        >>> state = callback.state_dict()
+        >>> first = torch.rand(3)
+        >>> callback.load_state_dict(state)
+        >>> torch.equal(torch.rand(3), first)
+        True
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, position, has_gauss, gauss = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+            "python": random.getstate(),
+        }  # tensors and plain Python values: checkpoints load with weights_only=True
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        kind, keys, position, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+        random.setstate(state_dict["python"])

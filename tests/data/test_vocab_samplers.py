@@ -11,6 +11,7 @@ import torch
 import lightning_gru.data as data_pkg
 from lightning_gru.data import (
     BucketBatchSampler,
+    ShuffledBatchSampler,
     SubsequenceBatchSampler,
     Vocab,
     imdb,
@@ -115,6 +116,38 @@ def test_worker_processes_see_the_same_epochs():
 
     for one, two in zip(samplers(), samplers(), strict=True):
         assert epochs(one, 0) == epochs(two, 2)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BucketBatchSampler(np.arange(100) % 9, 8, bucket_batches=2, seed=3),
+        lambda: SubsequenceBatchSampler(100, 4, 5, "random", seed=3),
+        lambda: ShuffledBatchSampler(100, 8, seed=3),
+    ],
+    ids=["bucket", "subsequence", "shuffled"],
+)
+def test_lightning_sets_the_epoch_of_every_batch_sampler(make):
+    """Lightning calls ``set_epoch`` on ``loader.batch_sampler.sampler`` at each epoch start; a
+    resumed run must get its epoch's batches, not the first epoch's."""
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+    from torch.utils.data import DataLoader
+
+    uninterrupted = make()
+    epochs = [list(uninterrupted) for _ in range(3)]
+    resumed = make()
+    _set_sampler_epoch(DataLoader(list(range(100)), batch_sampler=resumed), 2)
+    assert list(resumed) == epochs[2] != epochs[0]
+
+
+def test_shuffled_batches_cover_every_example_once_per_epoch():
+    sampler = ShuffledBatchSampler(10, 4, seed=1)
+    first, second = list(sampler), list(sampler)
+    assert [len(b) for b in first] == [4, 4, 2] and len(sampler) == 3
+    assert sorted(sum(first, [])) == sorted(sum(second, [])) == list(range(10))
+    assert first != second
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        ShuffledBatchSampler(10, 0)
 
 
 def test_bucketing_without_shuffle_sorts_and_drop_last_drops_the_short_batch():
