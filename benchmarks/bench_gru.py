@@ -108,11 +108,15 @@ def inference_step(module: torch.nn.GRU, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
-def training_step(module: torch.nn.GRU, x: torch.Tensor) -> Callable[[], None]:
+def training_step(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """Zero the gradients, forward, ``out.sum().backward()``; ``out`` is the module's output,
+    or the first of its outputs (a GRU's, beside ``h_n``)."""
+
     def step() -> None:
         module.zero_grad()  # set_to_none, as optimizer.zero_grad() does
         x.grad = None
-        out, _ = module(x)
+        out = module(x)
+        out = out[0] if isinstance(out, tuple) else out
         out.sum().backward()
 
     return step

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from bench_gru import time_per_call, training_step  # benchmarks/ is on sys.path as a script
 
 from lightning_gru.functional._cython import _dense_batch_sizes, _layer_forward
 from lightning_gru.nn import GRU
@@ -34,24 +34,7 @@ def microseconds(fn: Callable[[], None], calls: int, repeats: int) -> float:
     """Median over ``repeats`` of the mean time of ``calls`` calls, after a warm-up."""
     for _ in range(calls // 10):
         fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(times)
-
-
-def training_step(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
-    def step() -> None:
-        module.zero_grad()
-        x.grad = None
-        out = module(x)
-        out = out[0] if isinstance(out, tuple) else out
-        out.sum().backward()
-
-    return step
+    return statistics.median(time_per_call(fn, calls) * 1e6 for _ in range(repeats))
 
 
 def measure(T: int, B: int, I: int, H: int, calls: int, repeats: int) -> dict[str, float]:

@@ -6,7 +6,8 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "step_overhead.py"
 
 
-def test_measure_times_every_part() -> None:
+def test_measure_times_every_part(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as when run as a script: imports bench_gru
     spec = importlib.util.spec_from_file_location("step_overhead", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
