@@ -10,9 +10,9 @@ input is the special case ``batch_sizes = [B] * T``. Sequence ``b`` is active at
 starts each sequence from ``h0`` at its own last step.
 
 Buffers per direction (N = total rows, D = number of directions, ldy = D * H):
-    gates (N, 3H)  forward: the input projection ``x W_ih^T + b``, overwritten step by step with
-                   the activations r, z, n when training; backward overwrites it in place with
-                   their pre-activation gradients.
+    gates (N, 3H)  forward: the input projection ``x W_ih^T`` (the gate kernels add the biases),
+                   overwritten step by step with the activations r, z, n when training;
+                   backward overwrites it in place with their pre-activation gradients.
     extra (N, H)   reset_after: ``W_hn h + b_hn``, then its gradient; reset_before: ``r * h``.
     history (N, H) when training, a private copy of this direction's hidden states (the
                    layer output may be edited in place by the caller before the backward).
@@ -34,19 +34,26 @@ cdef enum:
     MAX_THREADS = 64  # most row blocks a direction is split into
 
 cdef extern from "gru_gates.h" nogil:
+    # after the state pointers (gates, then hidden products) come the bias vectors
     void lgru_ra_forward_f(int, float *, float *, float *, const float *, const float *,
-                           float *, float *)
+                           const float *, const float *, const float *, const float *,
+                           const float *, float *, float *)
     void lgru_ra_forward_d(int, double *, double *, double *, const double *, const double *,
-                           double *, double *)
+                           const double *, const double *, const double *, const double *,
+                           const double *, double *, double *)
     void lgru_ra_infer_f(int, const float *, const float *, const float *, const float *,
-                         const float *, float *)
+                         const float *, const float *, const float *, const float *,
+                         const float *, const float *, float *)
     void lgru_ra_infer_d(int, const double *, const double *, const double *, const double *,
-                         const double *, double *)
-    void lgru_rb_forward_rz_f(int, float *, float *, const float *, const float *, float *)
+                         const double *, const double *, const double *, const double *,
+                         const double *, const double *, double *)
+    void lgru_rb_forward_rz_f(int, float *, float *, const float *, const float *,
+                              const float *, const float *, const float *, float *)
     void lgru_rb_forward_rz_d(int, double *, double *, const double *, const double *,
-                              double *)
-    void lgru_rb_forward_n_f(int, const float *, float *, const float *, float *)
-    void lgru_rb_forward_n_d(int, const double *, double *, const double *, double *)
+                              const double *, const double *, const double *, double *)
+    void lgru_rb_forward_n_f(int, const float *, float *, const float *, const float *, float *)
+    void lgru_rb_forward_n_d(int, const double *, double *, const double *, const double *,
+                             double *)
     void lgru_ra_backward_f(int, float *, float *, float *, float *, float *, const float *,
                             const float *, float *, float *, float *)
     void lgru_ra_backward_d(int, double *, double *, double *, double *, double *,
@@ -184,15 +191,6 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
         _set_blas_threads_local(previous_threads)
 
 
-cdef inline void add_rows(floating *dst, int ld_dst, const floating *row, int rows,
-                          int cols) noexcept nogil:
-    """``dst[i, :cols] = row`` for every row i (broadcast of a bias)."""
-    cdef Py_ssize_t i, j
-    for i in range(rows):
-        for j in range(cols):
-            dst[i * ld_dst + j] = row[j]
-
-
 cdef inline void column_sums(floating *out, const floating *src, int ld_src, int rows,
                              int cols, bint accumulate) noexcept nogil:
     cdef Py_ssize_t i, j
@@ -250,45 +248,50 @@ cdef int64_t *step_offsets(const int64_t *batch_sizes, int T) noexcept nogil:
 # Forward
 # ----------------------------------------------------------------------------------------------
 
-cdef inline void ra_forward(int H, floating *g, const floating *gh, const floating *b_hn,
+# ``bias`` (4H) is (b_r, b_z, b_n, b_hn): see ``step_biases``.
+cdef inline void ra_forward(int H, floating *g, const floating *gh, const floating *bias,
                             floating *h, floating *hn_saved, bint training) noexcept nogil:
     if floating is float:
         if training:
-            lgru_ra_forward_f(H, g, g + H, g + 2 * H, gh, b_hn, h, hn_saved)
+            lgru_ra_forward_f(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
+                              bias + 2 * H, bias + 3 * H, h, hn_saved)
         else:
-            lgru_ra_infer_f(H, g, g + H, g + 2 * H, gh, b_hn, h)
+            lgru_ra_infer_f(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
+                            bias + 2 * H, bias + 3 * H, h)
     else:
         if training:
-            lgru_ra_forward_d(H, g, g + H, g + 2 * H, gh, b_hn, h, hn_saved)
+            lgru_ra_forward_d(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
+                              bias + 2 * H, bias + 3 * H, h, hn_saved)
         else:
-            lgru_ra_infer_d(H, g, g + H, g + 2 * H, gh, b_hn, h)
+            lgru_ra_infer_d(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
+                            bias + 2 * H, bias + 3 * H, h)
 
 
-cdef inline void rb_forward_rz(int H, floating *g, const floating *gh, const floating *h,
-                               floating *rh) noexcept nogil:
+cdef inline void rb_forward_rz(int H, floating *g, const floating *gh, const floating *bias,
+                               const floating *h, floating *rh) noexcept nogil:
     if floating is float:
-        lgru_rb_forward_rz_f(H, g, g + H, gh, h, rh)
+        lgru_rb_forward_rz_f(H, g, g + H, gh, gh + H, bias, bias + H, h, rh)
     else:
-        lgru_rb_forward_rz_d(H, g, g + H, gh, h, rh)
+        lgru_rb_forward_rz_d(H, g, g + H, gh, gh + H, bias, bias + H, h, rh)
 
 
-cdef inline void rb_forward_n(int H, floating *g, const floating *ghn,
+cdef inline void rb_forward_n(int H, floating *g, const floating *ghn, const floating *bias,
                               floating *h) noexcept nogil:
     if floating is float:
-        lgru_rb_forward_n_f(H, g + H, g + 2 * H, ghn, h)
+        lgru_rb_forward_n_f(H, g + H, g + 2 * H, ghn, bias + 2 * H, h)
     else:
-        lgru_rb_forward_n_d(H, g + H, g + 2 * H, ghn, h)
+        lgru_rb_forward_n_d(H, g + H, g + 2 * H, ghn, bias + 2 * H, h)
 
 
 cdef inline void ra_forward_rows(
-    Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *b_hn,
+    Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *bias,
     floating *h, floating *hn_saved, floating *y, int ldy, floating *history, bint training,
 ) noexcept nogil:
     """Rows [b0, b1) of one reset_after step; ``g``, ``hn_saved``, ``y`` and ``history`` (may
     be NULL) start at the step."""
     cdef Py_ssize_t b
     for b in range(b0, b1):
-        ra_forward(H, g + b * 3 * H, gh + b * 3 * H, b_hn, h + b * H,
+        ra_forward(H, g + b * 3 * H, gh + b * 3 * H, bias, h + b * H,
                    hn_saved + b * H if training else NULL, training)
         memcpy(y + b * ldy, h + b * H, H * sizeof(floating))
         if history != NULL:
@@ -296,30 +299,53 @@ cdef inline void ra_forward_rows(
 
 
 cdef inline void rb_forward_rz_rows(
-    Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *h,
-    floating *rh, int ld_rh,
+    Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *bias,
+    const floating *h, floating *rh, int ld_rh,
 ) noexcept nogil:
     cdef Py_ssize_t b
     for b in range(b0, b1):
-        rb_forward_rz(H, g + b * 3 * H, gh + b * 3 * H, h + b * H, rh + b * ld_rh)
+        rb_forward_rz(H, g + b * 3 * H, gh + b * 3 * H, bias, h + b * H, rh + b * ld_rh)
 
 
 cdef inline void rb_forward_n_rows(
-    Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *ghn, floating *h,
-    floating *y, int ldy, floating *history,
+    Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *ghn, const floating *bias,
+    floating *h, floating *y, int ldy, floating *history,
 ) noexcept nogil:
     cdef Py_ssize_t b
     for b in range(b0, b1):
-        rb_forward_n(H, g + b * 3 * H, ghn + b * 3 * H, h + b * H)
+        rb_forward_n(H, g + b * 3 * H, ghn + b * 3 * H, bias, h + b * H)
         memcpy(y + b * ldy, h + b * H, H * sizeof(floating))
         if history != NULL:
             memcpy(history + b * H, h + b * H, H * sizeof(floating))
 
 
+cdef floating *step_biases(const floating *b_ih, const floating *b_hh, int H,
+                           bint reset_after) noexcept nogil:
+    """The biases the gate kernels add, (b_r, b_z, b_n, b_hn), 4H (NULL when out of memory).
+
+    b_hh of r and z (and of n when reset_before) only ever appear summed with b_ih, so they are
+    folded; b_hn stays apart when reset_after (it is multiplied by r). Zeros without biases.
+    """
+    cdef floating *bias = <floating *>calloc(4 * H, sizeof(floating))
+    cdef Py_ssize_t j
+    cdef int folded = 2 * H if reset_after else 3 * H
+    if bias == NULL:
+        return NULL
+    if b_ih != NULL:
+        for j in range(3 * H):
+            bias[j] = b_ih[j]
+    if b_hh != NULL:
+        for j in range(folded):
+            bias[j] += b_hh[j]
+        for j in range(folded, 3 * H):
+            bias[H + j] = b_hh[j]  # b_hn, at 3H
+    return bias
+
+
 cdef int forward_time_loop(
     Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *w_hh, const float *packed_rz, const float *packed_n,
-    const floating *b_hn, floating *h, floating *gates, floating *y, int ldy, floating *extra,
+    const floating *bias, floating *h, floating *gates, floating *y, int ldy, floating *extra,
     floating *history, bint reverse, bint reset_after, bint training, bint serial_blas,
 ) noexcept nogil:
     """The time loop of sequences [b0, b1): their products, gates, outputs and states.
@@ -353,16 +379,16 @@ cdef int forward_time_loop(
         et = extra + row0 * H if training else NULL
         if reset_after:
             packed_gemm(packed_rz, True, n, H3, H, hb, H, w_hh, H, <floating>0.0, gh, H3)
-            ra_forward_rows(0, n, H, g, gh, b_hn, hb, et, yt, ldy, ht, training)
+            ra_forward_rows(0, n, H, g, gh, bias, hb, et, yt, ldy, ht, training)
         else:
             # r and z first; then n from W_hn (r * h), a second product that needs r.
             packed_gemm(packed_rz, True, n, 2 * H, H, hb, H, w_hh, H, <floating>0.0, gh, H3)
             rh = et if training else gh + 2 * H
             ld_rh = H if training else H3
-            rb_forward_rz_rows(0, n, H, g, gh, hb, rh, ld_rh)
+            rb_forward_rz_rows(0, n, H, g, gh, bias, hb, rh, ld_rh)
             packed_gemm(packed_n, True, n, H, H, rh, ld_rh, w_hh + 2 * H * H, H, <floating>0.0,
                         gh, H3)
-            rb_forward_n_rows(0, n, H, g, gh, hb, yt, ldy, ht)
+            rb_forward_n_rows(0, n, H, g, gh, bias, hb, yt, ldy, ht)
     if blas_threads >= 0:
         _set_blas_threads_local(blas_threads)
     free(gh)
@@ -381,27 +407,17 @@ cdef int forward_direction(
     when not training. Returns -1 when out of memory."""
     cdef int H3 = 3 * H
     cdef int N = offsets[T]
-    cdef Py_ssize_t j, row, c
+    cdef Py_ssize_t c
     cdef Py_ssize_t bounds[MAX_THREADS + 1]
     cdef int status[MAX_THREADS]
     cdef int blocks, failed = 0
     cdef float *packed_rz = NULL
     cdef float *packed_n = NULL
-    cdef floating *zeros = <floating *>calloc(H, sizeof(floating))  # stands in for a missing b_hn
-    cdef const floating *b_hn = zeros if b_hh == NULL else b_hh + 2 * H
-    if zeros == NULL:
+    cdef floating *bias = step_biases(b_ih, b_hh, H, reset_after)
+    if bias == NULL:
         return -1
 
-    # Input projection for all steps at once; b_hh of r and z (and of n when reset_before)
-    # only ever appear summed with b_ih, so they are folded in here.
-    if b_ih != NULL:
-        add_rows(gates, H3, b_ih, N, H3)
-        if b_hh != NULL:
-            for row in range(N):
-                for j in range(2 * H if reset_after else H3):
-                    gates[row * H3 + j] += b_hh[j]
-    gemm(False, True, N, H3, I, <floating>1.0, x, ldx, w_ih, I,
-         <floating>(1.0 if b_ih != NULL else 0.0), gates, H3)
+    gemm(False, True, N, H3, I, <floating>1.0, x, ldx, w_ih, I, <floating>0.0, gates, H3)
 
     memcpy(h_n, h0, B * H * sizeof(floating))  # h_n is the running state
     if floating is float:
@@ -412,18 +428,18 @@ cdef int forward_direction(
     blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
     if blocks == 1:
         failed = forward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_rz, packed_n,
-                                   b_hn, h_n, gates, y, ldy, extra, history, reverse,
+                                   bias, h_n, gates, y, ldy, extra, history, reverse,
                                    reset_after, training, False)
     else:
         for c in prange(blocks, num_threads=blocks, schedule="static"):
             status[c] = forward_time_loop(bounds[c], bounds[c + 1], T, H, batch_sizes, offsets,
-                                          w_hh, packed_rz, packed_n, b_hn, h_n, gates, y, ldy,
+                                          w_hh, packed_rz, packed_n, bias, h_n, gates, y, ldy,
                                           extra, history, reverse, reset_after, training, True)
         for c in range(blocks):
             failed = failed | status[c]
     free(packed_rz)
     free(packed_n)
-    free(zeros)
+    free(bias)
     return failed
 
 
@@ -688,10 +704,13 @@ cdef int backward_direction(
     else:
         gemm(True, False, H, H, N, <floating>1.0, gates + 2 * H, H3, extra, H, <floating>0.0,
              dw_hh + 2 * H * H, H)
-    if db_ih != NULL:
-        column_sums(db_ih, gates, H3, N, H3, False)
+    # b_hh's gradient equals b_ih's where the two are summed: r and z (and n when reset_before)
+    cdef floating *db_first = db_ih if db_ih != NULL else db_hh
+    if db_first != NULL:
+        column_sums(db_first, gates, H3, N, H3, False)
     if db_hh != NULL:
-        column_sums(db_hh, gates, H3, N, H3, False)
+        if db_first != db_hh:
+            memcpy(db_hh, db_ih, (2 * H if reset_after else H3) * sizeof(floating))
         if reset_after:
             column_sums(db_hh + 2 * H, extra, H, N, H, False)
     free(h_prev_buffer)

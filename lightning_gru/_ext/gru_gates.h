@@ -4,7 +4,8 @@
  * SIMD exp/tanh declared in gru_math.h). The three gate blocks of a row (r, z, n, in torch's
  * order, each H wide) come as three pointers: as offsets into one array, GCC could not prove
  * that the stores into one block miss the loads from another and would not vectorise.
- * `gh` is a row of the hidden projection W_hh h (r, z, n blocks), `h` a row of the state.
+ * `gh_r`, `gh_z`, `gh_n` are the blocks of a row of the hidden projection W_hh h, `h` a row of
+ * the state. (Passed as one pointer with offsets H and 2H, GCC loaded them with gathers.)
  */
 #ifndef LIGHTNING_GRU_GRU_GATES_H
 #define LIGHTNING_GRU_GRU_GATES_H
@@ -21,46 +22,57 @@
 #define LGRU_DEFINE_GATES(T, S, EXP, TANH)                                                     \
 static inline T lgru_sigmoid_##S(T x) { return (T)1 / ((T)1 + EXP(-x)); }                      \
                                                                                                 \
+/* The forward kernels take the input projection x W_ih^T in (r, z, n) without its bias: the     \
+ * biases come as vectors, b_r = b_ir + b_hr, b_z = b_iz + b_hz, b_n = b_in (+ b_hn when         \
+ * reset_before), so the (N, 3H) projection is never swept just to add them. */                  \
+                                                                                                \
 /* reset_after, forward: h <- (1-z) n + z h with n = tanh(gi_n + r (W_hn h + b_hn)); the       \
  * activations replace the input projections gi in (r, z, n); hn saves W_hn h + b_hn. */       \
 LGRU_KERNEL void lgru_ra_forward_##S(int H, T *restrict r, T *restrict z, T *restrict n,        \
-                                     const T *restrict gh, const T *restrict b_hn,              \
-                                     T *restrict h, T *restrict hn) {                          \
+                                     const T *restrict gh_r, const T *restrict gh_z,           \
+                                     const T *restrict gh_n, const T *restrict b_r,            \
+                                     const T *restrict b_z, const T *restrict b_n,             \
+                                     const T *restrict b_hn, T *restrict h, T *restrict hn) {  \
     for (int j = 0; j < H; j++) {                                                               \
-        T rj = lgru_sigmoid_##S(r[j] + gh[j]);                                                 \
-        T zj = lgru_sigmoid_##S(z[j] + gh[H + j]);                                             \
-        T hnj = gh[2 * H + j] + b_hn[j];                                                       \
-        T nj = TANH(n[j] + rj * hnj);                                                          \
+        T rj = lgru_sigmoid_##S(r[j] + b_r[j] + gh_r[j]);                                      \
+        T zj = lgru_sigmoid_##S(z[j] + b_z[j] + gh_z[j]);                                      \
+        T hnj = gh_n[j] + b_hn[j];                                                             \
+        T nj = TANH(n[j] + b_n[j] + rj * hnj);                                                 \
         h[j] = nj + zj * (h[j] - nj);                                                           \
         r[j] = rj; z[j] = zj; n[j] = nj; hn[j] = hnj;                                           \
     }                                                                                           \
 }                                                                                               \
 LGRU_KERNEL void lgru_ra_infer_##S(int H, const T *restrict r, const T *restrict z,             \
-                                   const T *restrict n, const T *restrict gh,                  \
-                                   const T *restrict b_hn, T *restrict h) {                    \
+                                   const T *restrict n, const T *restrict gh_r,                \
+                                   const T *restrict gh_z, const T *restrict gh_n,             \
+                                   const T *restrict b_r, const T *restrict b_z,               \
+                                   const T *restrict b_n, const T *restrict b_hn,              \
+                                   T *restrict h) {                                            \
     for (int j = 0; j < H; j++) {                                                               \
-        T rj = lgru_sigmoid_##S(r[j] + gh[j]);                                                 \
-        T zj = lgru_sigmoid_##S(z[j] + gh[H + j]);                                             \
-        T nj = TANH(n[j] + rj * (gh[2 * H + j] + b_hn[j]));                                    \
+        T rj = lgru_sigmoid_##S(r[j] + b_r[j] + gh_r[j]);                                      \
+        T zj = lgru_sigmoid_##S(z[j] + b_z[j] + gh_z[j]);                                      \
+        T nj = TANH(n[j] + b_n[j] + rj * (gh_n[j] + b_hn[j]));                                 \
         h[j] = nj + zj * (h[j] - nj);                                                           \
     }                                                                                           \
 }                                                                                               \
 /* reset_before, forward, first half: r, z and r * h (the input of W_hn). */                    \
 LGRU_KERNEL void lgru_rb_forward_rz_##S(int H, T *restrict r, T *restrict z,                    \
-                                        const T *restrict gh, const T *restrict h,             \
-                                        T *restrict rh) {                                      \
+                                        const T *restrict gh_r, const T *restrict gh_z,        \
+                                        const T *restrict b_r, const T *restrict b_z,          \
+                                        const T *restrict h, T *restrict rh) {                 \
     for (int j = 0; j < H; j++) {                                                               \
-        T rj = lgru_sigmoid_##S(r[j] + gh[j]);                                                 \
+        T rj = lgru_sigmoid_##S(r[j] + b_r[j] + gh_r[j]);                                      \
         r[j] = rj;                                                                              \
-        z[j] = lgru_sigmoid_##S(z[j] + gh[H + j]);                                             \
+        z[j] = lgru_sigmoid_##S(z[j] + b_z[j] + gh_z[j]);                                      \
         rh[j] = rj * h[j];                                                                      \
     }                                                                                           \
 }                                                                                               \
-/* reset_before, forward, second half: n = tanh(gi_n + W_hn (r h)) (b_hn is folded in gi_n). */ \
+/* reset_before, forward, second half: n = tanh(gi_n + b_n + W_hn (r h)). */                    \
 LGRU_KERNEL void lgru_rb_forward_n_##S(int H, const T *restrict z, T *restrict n,               \
-                                       const T *restrict ghn, T *restrict h) {                 \
+                                       const T *restrict ghn, const T *restrict b_n,           \
+                                       T *restrict h) {                                        \
     for (int j = 0; j < H; j++) {                                                               \
-        T nj = TANH(n[j] + ghn[j]);                                                            \
+        T nj = TANH(n[j] + b_n[j] + ghn[j]);                                                   \
         h[j] = nj + z[j] * (h[j] - nj);                                                         \
         n[j] = nj;                                                                              \
     }                                                                                           \

@@ -6,6 +6,7 @@ it keeps Python work to a few tensor allocations and passes raw addresses to the
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import torch
@@ -42,10 +43,10 @@ def cython_gru(
 ):  # fmt: skip
     """Stacked layers on the kernel; same contract as ``lightning_gru.functional.gru``."""
     dense = batch_sizes is None
-    if dense:
+    if dense:  # the layers take and give (T, B, features): no view nodes in the graph
         T, B, _ = input.shape
         batch_sizes = _dense_batch_sizes(T, B)
-        x = input.contiguous().view(T * B, -1)  # (T*B, I)
+        x = input.contiguous()
     else:
         batch_sizes = batch_sizes.to(device="cpu", dtype=torch.int64).contiguous()
         x = input[: _check_batch_sizes(batch_sizes, input.size(0))].contiguous()  # (N, I)
@@ -70,8 +71,6 @@ def cython_gru(
         if dropout > 0 and training and layer < num_layers - 1:
             x = torch.nn.functional.dropout(x, dropout, training=True)
     h_n = h_n[0] if num_layers == 1 else torch.cat(h_n)
-    if dense:
-        x = x.view(T, B, -1)  # (T, B, D*H)
     return x, h_n
 
 
@@ -100,6 +99,8 @@ def _rows_of(grad: Tensor | None) -> tuple[Tensor | None, int]:
     possible: the gradient of ``out.sum()`` is one value broadcast to every element."""
     if grad is None:
         return None, 0
+    if grad.dim() == 3:  # dense (T, B, D*H)
+        grad = grad.reshape(-1, grad.size(2))
     if grad.stride(1) == 1:
         return grad, grad.stride(0)
     if grad.stride(0) == 0:  # every row the same: materialise one
@@ -113,18 +114,20 @@ def _address(tensor: Tensor | None) -> int:
 
 
 def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_history=False):
-    """Run both directions of one layer.
+    """Run both directions of one layer on ``x``: ``(N, I)`` rows, or dense ``(T, B, I)``.
 
-    Returns ``y (N, D*H)``, ``h_n (D, B, H)`` and, when training, the flat buffer that holds
+    Returns ``y``, ``(N, D*H)`` or ``(T, B, D*H)`` like ``x`` (not a view: it may be edited in
+    place), ``h_n (D, B, H)`` and, when training, the flat buffer that holds
     per direction what the backward needs: the gates ``(N, 3H)``, the extra ``(N, H)`` block
     and, with ``keep_history``, a copy of the states ``(N, H)`` (the backward otherwise reads
     them from ``y``).
     """
-    N, I = x.shape
+    I = x.size(-1)
+    N = math.prod(x.shape[:-1])
     D, B, H = h0.shape
     T = batch_sizes.numel()
     itemsize = x.element_size()
-    y = x.new_empty(N, D * H)
+    y = x.new_empty(*x.shape[:-1], D * H)
     h_n = x.new_empty(D, B, H)
     # per direction: gates (N, 3H), extra (N, H)[, history (N, H)]; inference: one gates block
     width = 5 * H if keep_history else 4 * H
@@ -149,9 +152,10 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_hist
 class GRULayerFunction(torch.autograd.Function):
     """Both directions of one GRU layer on the Cython kernel.
 
-    Inputs: ``x (N, I)`` packed rows, ``h0 (D, B, H)``, ``batch_sizes (T,)``, ``reset_after``,
-    ``save_for_backward`` (False under no_grad/inference: nothing is kept), then ``w_ih, w_hh,
-    b_ih, b_hh`` per direction (biases may be None). Outputs ``y (N, D*H)``, ``h_n (D, B, H)``.
+    Inputs: ``x``, the ``(N, I)`` rows of a PackedSequence or a contiguous dense ``(T, B, I)``,
+    ``h0 (D, B, H)``, ``batch_sizes (T,)``, ``reset_after``, ``save_for_backward`` (False under
+    no_grad/inference: nothing is kept), then ``w_ih, w_hh, b_ih, b_hh`` per direction (biases
+    may be None). Outputs ``y``, ``(N, D*H)`` or ``(T, B, D*H)`` like ``x``, and ``h_n (D, B, H)``.
 
     The forward keeps the gate activations for the backward, which overwrites them in place
     with their gradients, and reads the states from the output. When the output was edited in
@@ -188,7 +192,8 @@ def _kernel_backward(ctx, dy, dh_n):
     x, h0, *weights = ctx.saved_tensors
     batch_sizes, reset_after = ctx.batch_sizes, ctx.reset_after
     buffer, ctx.buffer = ctx.buffer, None
-    N, I = x.shape
+    I = x.size(-1)
+    N = math.prod(x.shape[:-1])
     D, B, H = h0.shape
     T = batch_sizes.numel()
     itemsize = x.element_size()
@@ -236,13 +241,15 @@ def _differentiable_backward(ctx, dy, dh_n):
         i for i, needed in enumerate(ctx.needs_input_grad[:2] + ctx.needs_input_grad[5:]) if needed
     ]
     with torch.enable_grad():
-        padded, lengths = pad_packed_sequence(PackedSequence(x, batch_sizes))  # (T, B, I)
+        rows = x.reshape(-1, x.size(-1))  # dense (T, B, I) -> (T*B, I)
+        padded, lengths = pad_packed_sequence(PackedSequence(rows, batch_sizes))  # (T, B, I)
         per_direction = [tuple(weights[4 * d : 4 * d + 4]) for d in range(D)]
         out, h_n = reference_gru(
             padded, h0, per_direction, num_layers=1, bidirectional=D == 2,
             reset_after=ctx.reset_after, lengths=lengths,
         )  # fmt: skip
         y = pack_padded_sequence(out, lengths).data  # (N, D*H)
+        y = y.view(*x.shape[:-1], y.size(1))
         grads = torch.autograd.grad(
             (y, h_n), [inputs[i] for i in wanted], (dy, dh_n), create_graph=True,
             allow_unused=True,

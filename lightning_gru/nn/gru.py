@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn.utils.parametrize import is_parametrized
 from torch.nn.utils.rnn import PackedSequence
 
 from lightning_gru.functional import BACKENDS, gru
@@ -57,7 +58,7 @@ class GRU(torch.nn.GRU):
     def forward(
         self, input: Tensor | PackedSequence, hx: Tensor | None = None
     ) -> tuple[Tensor | PackedSequence, Tensor]:
-        self._update_flat_weights()
+        weights = self._current_weights()
         num_directions = 2 if self.bidirectional else 1
         packed = isinstance(input, PackedSequence)
         if packed:
@@ -95,12 +96,14 @@ class GRU(torch.nn.GRU):
         else:
             hx = self.permute_hidden(hx, sorted_indices)
         self.check_forward_args(data, hx, batch_sizes)
-        self._check_kernel_args(data, hx, seq_dim=1 if self.batch_first and not packed else 0)
+        self._check_kernel_args(
+            data, hx, weights, seq_dim=1 if self.batch_first and not packed else 0
+        )
 
         if not packed and self.batch_first:
             data = data.transpose(0, 1)  # (T, B, I)
         output, hidden = gru(
-            data, hx, self._flat_weights, self.num_layers, self.bidirectional,
+            data, hx, weights, self.num_layers, self.bidirectional,
             batch_sizes=batch_sizes, reset_after=self.reset_after, dropout=self.dropout,
             training=self.training, backend=self.backend,
         )  # fmt: skip
@@ -114,7 +117,26 @@ class GRU(torch.nn.GRU):
             hidden = hidden.squeeze(1)
         return output, hidden
 
-    def _check_kernel_args(self, data: Tensor, hx: Tensor, seq_dim: int) -> None:
+    def _current_weights(self) -> list[Tensor]:
+        """The parameters in ``_flat_weights`` order, as they are now.
+
+        ``torch.nn.GRU`` refreshes ``_flat_weights`` when a parameter was replaced (as
+        ``torch.func.functional_call`` does); it costs microseconds per call, a tenth of a
+        small training step on CPU, so there the parameters are looked up directly. CUDA keeps
+        torch's refresh (it re-flattens the weights for cuDNN), and so do parametrized weights
+        (``spectral_norm`` computes its weight at every lookup: the same lookups as torch's
+        give the same weights).
+        """
+        if not is_parametrized(self):
+            weights = [getattr(self, name) for name in self._flat_weights_names]
+            if weights[0].is_cpu:
+                return weights
+        self._update_flat_weights()
+        return self._flat_weights
+
+    def _check_kernel_args(
+        self, data: Tensor, hx: Tensor, weights: list[Tensor], seq_dim: int
+    ) -> None:
         """The checks torch makes inside its C++ GRU, made here so both backends agree."""
         if data.size(seq_dim) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
@@ -122,10 +144,9 @@ class GRU(torch.nn.GRU):
             raise RuntimeError(
                 f"GRU: hx dtype ({hx.dtype}) does not match input dtype ({data.dtype})"
             )
-        tensors = (hx, *self._flat_weights)
-        if data.is_cpu and all(t.is_cpu for t in tensors):
+        if data.is_cpu and hx.is_cpu and all(w.is_cpu for w in weights):
             return
-        for tensor, name in ((hx, "hx"), *((w, "weights") for w in self._flat_weights)):
+        for tensor, name in ((hx, "hx"), *((w, "weights") for w in weights)):
             if tensor.device != data.device:
                 raise RuntimeError(
                     f"GRU: input is on {data.device} but {name} is on {tensor.device}; "
