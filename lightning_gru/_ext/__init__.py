@@ -17,10 +17,11 @@ import torch
 
 from lightning_gru._ext import _gru
 
-__all__ = ["BLAS_SOURCE", "backward", "forward"]
+__all__ = ["BLAS_SOURCE", "advise_huge_pages", "backward", "forward"]
 
 forward = _gru.forward
 backward = _gru.backward
+advise_huge_pages = _gru.advise_huge_pages
 
 
 def _torch_blas() -> tuple[int, ...] | None:

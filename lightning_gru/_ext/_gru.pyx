@@ -67,6 +67,9 @@ cdef extern from "gru_gates.h" nogil:
     void lgru_rb_backward_r_d(int, double *, const double *, double *, const double *,
                               double *, double *)
 
+cdef extern from "huge_pages.h" nogil:
+    int lgru_advise_huge_pages(void *address, size_t nbytes)
+
 ctypedef void (*sgemm_fn)(const char *transa, const char *transb, const int *m, const int *n,
                           const int *k, const float *alpha, const float *a, const int *lda,
                           const float *b, const int *ldb, const float *beta, float *c,
@@ -160,6 +163,11 @@ def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gem
     if serial_gemm_max_macs >= 0:
         SERIAL_GEMM_MAX_MACS = serial_gemm_max_macs
     return PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS
+
+
+def advise_huge_pages(size_t address, size_t nbytes):
+    """Ask Linux for transparent huge pages on a large buffer (see huge_pages.h); True if done."""
+    return lgru_advise_huge_pages(<void *>address, nbytes) == 1
 
 
 def has_blas():
