@@ -100,6 +100,8 @@ def _rows_of(grad: Tensor | None) -> tuple[Tensor | None, int]:
     if grad is None:
         return None, 0
     if grad.dim() == 3:  # dense (T, B, D*H)
+        if grad.stride(0) == 0 and grad.stride(1) == 0:
+            return grad[0, :1].contiguous(), 0
         grad = grad.reshape(-1, grad.size(2))
     if grad.stride(1) == 1:
         return grad, grad.stride(0)
@@ -116,10 +118,9 @@ HUGE_PAGE_MIN_BYTES = 4 << 20
 def _new_buffer(like: Tensor, *size: int) -> Tensor:
     """``like.new_empty(*size)``; a large one on huge pages, which saves a page fault per 4 KiB
     at its first touch (a large buffer is a fresh mapping at every call)."""
-    buffer = like.new_empty(*size)
-    nbytes = buffer.numel() * buffer.element_size()
-    if nbytes >= HUGE_PAGE_MIN_BYTES:
-        _ext.advise_huge_pages(buffer.data_ptr(), nbytes)
+    buffer = like.new_empty(size)
+    if buffer.nbytes >= HUGE_PAGE_MIN_BYTES:
+        _ext.advise_huge_pages(buffer.data_ptr(), buffer.nbytes)
     return buffer
 
 
