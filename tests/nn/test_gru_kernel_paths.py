@@ -3,7 +3,8 @@
 By default the kernel splits a batch across threads only for large products and packs the
 recurrent weight (MKL) only above a size; at the small shapes of the parity grid neither
 happens. Here the thresholds are set to zero (and to "never") so every combination of thread
-blocks, packed weights and serial BLAS is compared with the oracle.
+blocks, packed weights and serial BLAS is compared with the oracle, with and without the
+single-pass AVX-512 step (float32, reset_after, H a multiple of 16; where the build has it).
 """
 
 import pytest
@@ -13,16 +14,21 @@ from _gru_helpers import DTYPES, RESET_AFTER, Case, check_parity, make_inputs, m
 from lightning_gru._ext import _gru
 
 NEVER = 1 << 62
+# (parallel_min_macs, pack_min_macs, serial_gemm_max_macs, fused_step)
 PATHS = [
-    pytest.param((0, 0, 0), id="blocks+packed"),
-    pytest.param((0, NEVER, 0), id="blocks"),
-    pytest.param((NEVER, 0, 0), id="packed"),
-    pytest.param((NEVER, NEVER, NEVER), id="one-block-threaded-blas"),
+    pytest.param((0, 0, 0, 0), id="blocks+packed"),
+    pytest.param((0, NEVER, 0, 0), id="blocks"),
+    pytest.param((NEVER, 0, 0, 0), id="packed"),
+    pytest.param((NEVER, NEVER, NEVER, 0), id="one-block-threaded-blas"),
+    pytest.param((0, NEVER, 0, 1), id="blocks+fused"),
+    pytest.param((NEVER, NEVER, NEVER, 1), id="one-block+fused"),
 ]
 LAYOUTS = [
     pytest.param(Case(T=6, B=9, I=5, H=12, layout="packed"), id="packed-unsorted"),
     pytest.param(Case(T=6, B=9, I=5, H=12, num_layers=2, bidirectional=True), id="dense-2L-bi"),
     pytest.param(Case(T=4, B=1, I=3, H=8), id="B1"),
+    pytest.param(Case(T=6, B=19, I=5, H=32, layout="packed"), id="packed-unsorted-H32"),
+    pytest.param(Case(T=5, B=9, I=4, H=16, num_layers=2, bidirectional=True), id="dense-2L-bi-H16"),
 ]
 
 
@@ -49,5 +55,5 @@ def test_every_kernel_path_matches_the_oracle(kernel_tuning, path, case, reset_a
 
 def test_tuning_knobs_round_trip(kernel_tuning):
     before = _gru.set_tuning()
-    assert _gru.set_tuning(1, 2, 3) == (1, 2, 3)
+    assert _gru.set_tuning(1, 2, 3, 0) == (1, 2, 3, 0)
     assert _gru.set_tuning(*before) == before
