@@ -73,6 +73,8 @@ cdef extern from "fused_step.h" nogil:
     void lgru_fused_step(int n, int H, const float *packed, float *g, const float *bias,
                          float *h, float *hn, float *y, long ldy, float *history, bint training,
                          float *scratch)
+    void lgru_fused_pack_backward(int H, const float *w_hh, float *packed)
+    void lgru_fused_dh(int n, int H, const float *packed, const float *dg, float *dh)
 
 cdef extern from "huge_pages.h" nogil:
     int lgru_advise_huge_pages(void *address, size_t nbytes)
@@ -626,14 +628,14 @@ cdef void hidden_weight_grad(
 cdef int backward_time_loop(
     Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *w_hh, const float *packed_h, const float *packed_n,
-    const floating *h0, const floating *y, int ldy, const floating *dy, int ld_dy,
-    const floating *zeros, floating *gates, floating *extra, floating *dh_state,
+    const float *fused, const floating *h0, const floating *y, int ldy, const floating *dy,
+    int ld_dy, const floating *zeros, floating *gates, floating *extra, floating *dh_state,
     floating *h_prev_buffer, bint reverse, bint reset_after, bint serial_blas,
 ) noexcept nogil:
     """The reverse time walk of sequences [b0, b1): gate gradients and the state gradient.
 
     ``packed_h`` is W_hh packed (its r and z rows when reset_before), ``packed_n`` W_hn; NULL
-    when not packed."""
+    when not packed. ``fused`` (float32, reset_after) is W_hh packed for ``lgru_fused_dh``."""
     cdef int H3 = 3 * H
     cdef Py_ssize_t step, t
     cdef int n
@@ -656,6 +658,10 @@ cdef int backward_time_loop(
         e = extra + offsets[t] * H
         backward_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, ld_dy, zeros,
                       g, e, dh_state, dg_step, h_prev_buffer, reverse, reset_after)
+        if floating is float:
+            if fused != NULL:
+                lgru_fused_dh(n, H, fused, dg_step, dhb)
+                continue
         if reset_after:
             packed_gemm(packed_h, False, n, H, H3, dg_step, H3, w_hh, H, <floating>1.0, dhb, H)
         else:
@@ -689,6 +695,7 @@ cdef int backward_direction(
     cdef int blocks, failed = 0
     cdef float *packed_h = NULL
     cdef float *packed_n = NULL
+    cdef float *fused = NULL
     cdef floating *zeros = <floating *>calloc(H, sizeof(floating))  # stands in for a missing dy
     cdef floating *h_prev_buffer = NULL
     if zeros == NULL:
@@ -704,25 +711,30 @@ cdef int backward_direction(
     else:
         memset(dh0, 0, B * H * sizeof(floating))
     if floating is float:
-        if T > 1 and <long>B * H3 * H >= PACK_MIN_MACS:
+        if FUSED_STEP and LGRU_HAVE_FUSED_STEP and reset_after and H % 16 == 0:
+            fused = <float *>malloc(3 * H * H * sizeof(float))
+            if fused != NULL:
+                lgru_fused_pack_backward(H, w_hh, fused)
+        if fused == NULL and T > 1 and <long>B * H3 * H >= PACK_MIN_MACS:
             packed_h = pack_weight(False, B, H, H3 if reset_after else 2 * H, w_hh, H)
             if not reset_after:
                 packed_n = pack_weight(False, B, H, H, w_hh + 2 * H * H, H)
     blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
     if blocks == 1:
         failed = backward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
-                                    h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0,
+                                    fused, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0,
                                     h_prev_buffer, reverse, reset_after, False)
     else:
         for c in prange(blocks, num_threads=blocks, schedule="static"):
             status[c] = backward_time_loop(bounds[c], bounds[c + 1], T, H, batch_sizes, offsets,
-                                           w_hh, packed_h, packed_n, h0, y, ldy, dy, ld_dy,
+                                           w_hh, packed_h, packed_n, fused, h0, y, ldy, dy, ld_dy,
                                            zeros, gates, extra, dh0, h_prev_buffer, reverse,
                                            reset_after, True)
         for c in range(blocks):
             failed = failed | status[c]
     free(packed_h)
     free(packed_n)
+    free(fused)
     free(zeros)
     if failed:
         free(h_prev_buffer)

@@ -5,7 +5,8 @@
  * with the r, z and n columns of those units side by side, and the gates are applied to the
  * accumulators before they leave the registers: no (rows, 3H) buffer, and no per-call BLAS
  * overhead, which at 16 to 32 rows per thread is a large part of MKL's time (it re-copies the
- * rows for every block of columns). Used when the build targets AVX-512 and H % 16 == 0.
+ * rows for every block of columns). Used when the build targets AVX-512 and H % 16 == 0;
+ * the backward's product dh += dg W_hh uses the same register blocks (lgru_fused_dh).
  *
  * Packed weight layout (H * 3H floats): for unit block u (units 16u..16u+15) and input k,
  * 48 floats: the r, z and n rows of W_hh for those units at column k.
@@ -132,6 +133,82 @@ static void lgru_fused_step(int n, int H, const float *packed, float *g, const f
     }
 }
 
+/* The backward's recurrent product, dh (n, H) += dg (n, 3H) W_hh (3H, H), by the same kind of
+ * register blocks: 8 rows by 48 units (3 vectors; the last group of units may be 16 or 32).
+ * Packed W_hh: unit group j0 (V vectors wide) at offset j0 * 3H, then per k the V * 16 floats
+ * W_hh[k, j0 .. j0 + 16 V). */
+static void lgru_fused_pack_backward(int H, const float *w_hh, float *packed) {
+    const int K = 3 * H;
+    for (int j0 = 0; j0 < H; j0 += 3 * LGRU_UNITS) {
+        const int V = (H - j0) / LGRU_UNITS < 3 ? (H - j0) / LGRU_UNITS : 3;
+        for (int k = 0; k < K; k++) {
+            memcpy(packed + (long)j0 * K + (long)k * V * LGRU_UNITS, w_hh + (long)k * H + j0,
+                   (size_t)V * LGRU_UNITS * sizeof(float));
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void lgru_dh_block(
+    const int R, const int V, int K, const float *restrict panel, const float *restrict dg,
+    long ld_dg, float *restrict dh, long ld_dh) {
+    __m512 acc[LGRU_ROWS][3];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+#pragma GCC unroll 3
+        for (int v = 0; v < V; v++) {
+            acc[r][v] = _mm512_setzero_ps();
+        }
+    }
+    for (int k = 0; k < K; k++) {
+        __m512 w[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < V; v++) {
+            w[v] = _mm512_loadu_ps(panel + ((long)k * V + v) * LGRU_UNITS);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const __m512 a = _mm512_set1_ps(dg[r * ld_dg + k]);
+#pragma GCC unroll 3
+            for (int v = 0; v < V; v++) {
+                acc[r][v] = _mm512_fmadd_ps(a, w[v], acc[r][v]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+#pragma GCC unroll 3
+        for (int v = 0; v < V; v++) {
+            float *out = dh + r * ld_dh + v * LGRU_UNITS;
+            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), acc[r][v]));
+        }
+    }
+}
+
+/* dh rows [0, n) (ld H) += dg rows (ld 3H) @ W_hh, W_hh packed by lgru_fused_pack_backward. */
+static void lgru_fused_dh(int n, int H, const float *packed, const float *dg, float *dh) {
+    const int K = 3 * H;
+    for (int r0 = 0; r0 < n; r0 += LGRU_ROWS) {
+        const int R = n - r0 < LGRU_ROWS ? n - r0 : LGRU_ROWS;
+        const float *dg_rows = dg + (long)r0 * K;
+        float *dh_rows = dh + (long)r0 * H;
+        for (int j0 = 0; j0 < H; j0 += 3 * LGRU_UNITS) {
+            const int V = (H - j0) / LGRU_UNITS < 3 ? (H - j0) / LGRU_UNITS : 3;
+            const float *panel = packed + (long)j0 * K;
+            switch (R * 4 + V) {
+#define LGRU_CASE(RR, VV)                                                                      \
+    case RR * 4 + VV:                                                                          \
+        lgru_dh_block(RR, VV, K, panel, dg_rows, K, dh_rows + j0, H);                          \
+        break;
+#define LGRU_CASES(RR) LGRU_CASE(RR, 1) LGRU_CASE(RR, 2) LGRU_CASE(RR, 3)
+                LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
+                LGRU_CASES(5) LGRU_CASES(6) LGRU_CASES(7) LGRU_CASES(8)
+#undef LGRU_CASES
+#undef LGRU_CASE
+            }
+        }
+    }
+}
+
 #else
 #define LGRU_HAVE_FUSED_STEP 0
 static void lgru_fused_pack(int H, const float *w_hh, float *packed) {
@@ -142,6 +219,12 @@ static void lgru_fused_step(int n, int H, const float *packed, float *g, const f
                             int training, float *scratch) {
     (void)n; (void)H; (void)packed; (void)g; (void)bias; (void)h; (void)hn; (void)y;
     (void)ldy; (void)history; (void)training; (void)scratch;
+}
+static void lgru_fused_pack_backward(int H, const float *w_hh, float *packed) {
+    (void)H; (void)w_hh; (void)packed;
+}
+static void lgru_fused_dh(int n, int H, const float *packed, const float *dg, float *dh) {
+    (void)n; (void)H; (void)packed; (void)dg; (void)dh;
 }
 #endif
 
