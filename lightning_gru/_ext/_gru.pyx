@@ -218,14 +218,12 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
         _set_blas_threads_local(previous_threads)
 
 
-cdef inline void column_sums(floating *out, const floating *src, int ld_src, int rows,
-                             int cols, bint accumulate) noexcept nogil:
+cdef inline void add_column_sums(floating *sums, const floating *src, int ld_src, int rows,
+                                 int cols) noexcept nogil:
     cdef Py_ssize_t i, j
-    if not accumulate:
-        memset(out, 0, cols * sizeof(floating))
     for i in range(rows):
         for j in range(cols):
-            out[j] += src[i * ld_src + j]
+            sums[j] += src[i * ld_src + j]
 
 
 cdef int split_rows(const int64_t *batch_sizes, int T, int B, int H, int num_threads,
@@ -630,12 +628,15 @@ cdef int backward_time_loop(
     const int64_t *offsets, const floating *w_hh, const float *packed_h, const float *packed_n,
     const float *fused, const floating *h0, const floating *y, int ldy, const floating *dy,
     int ld_dy, const floating *zeros, floating *gates, floating *extra, floating *dh_state,
-    floating *h_prev_buffer, bint reverse, bint reset_after, bint serial_blas,
+    floating *h_prev_buffer, floating *sums, bint reverse, bint reset_after, bint serial_blas,
 ) noexcept nogil:
     """The reverse time walk of sequences [b0, b1): gate gradients and the state gradient.
 
     ``packed_h`` is W_hh packed (its r and z rows when reset_before), ``packed_n`` W_hn; NULL
-    when not packed. ``fused`` (float32, reset_after) is W_hh packed for ``lgru_fused_dh``."""
+    when not packed. ``fused`` (float32, reset_after) is W_hh packed for ``lgru_fused_dh``.
+    ``sums`` (4H, or NULL) accumulates the block's bias gradients while its rows are in cache:
+    the column sums of the hidden-product gradients (r, z, n: b_hh's), then, when reset_after,
+    of the n gate's input-side gradient (b_in's)."""
     cdef int H3 = 3 * H
     cdef Py_ssize_t step, t
     cdef int n
@@ -658,6 +659,9 @@ cdef int backward_time_loop(
         e = extra + offsets[t] * H
         backward_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, ld_dy, zeros,
                       g, e, dh_state, dg_step, h_prev_buffer, reverse, reset_after)
+        if sums != NULL and reset_after:
+            add_column_sums(sums, dg_step, H3, n, H3)
+            add_column_sums(sums + H3, g + b0 * H3 + 2 * H, H3, n, H)
         if floating is float:
             if fused != NULL:
                 lgru_fused_dh(n, H, fused, dg_step, dhb)
@@ -670,6 +674,8 @@ cdef int backward_time_loop(
                         <floating>0.0, dg_step, H3)
             rb_backward_r_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, g,
                                dh_state, dg_step, reverse)
+            if sums != NULL:
+                add_column_sums(sums, dg_step, H3, n, H3)
             packed_gemm(packed_h, False, n, H, 2 * H, dg_step, H3, w_hh, H, <floating>1.0, dhb, H)
     if blas_threads >= 0:
         _set_blas_threads_local(blas_threads)
@@ -696,6 +702,7 @@ cdef int backward_direction(
     cdef float *packed_h = NULL
     cdef float *packed_n = NULL
     cdef float *fused = NULL
+    cdef floating *sums = NULL  # per block: the bias gradients' column sums (4H)
     cdef floating *zeros = <floating *>calloc(H, sizeof(floating))  # stands in for a missing dy
     cdef floating *h_prev_buffer = NULL
     if zeros == NULL:
@@ -720,16 +727,21 @@ cdef int backward_direction(
             if not reset_after:
                 packed_n = pack_weight(False, B, H, H, w_hh + 2 * H * H, H)
     blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
-    if blocks == 1:
+    if db_ih != NULL or db_hh != NULL:
+        sums = <floating *>calloc(blocks * 4 * H, sizeof(floating))
+        failed = sums == NULL
+    if failed:
+        pass
+    elif blocks == 1:
         failed = backward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
                                     fused, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0,
-                                    h_prev_buffer, reverse, reset_after, False)
+                                    h_prev_buffer, sums, reverse, reset_after, False)
     else:
         for c in prange(blocks, num_threads=blocks, schedule="static"):
-            status[c] = backward_time_loop(bounds[c], bounds[c + 1], T, H, batch_sizes, offsets,
-                                           w_hh, packed_h, packed_n, fused, h0, y, ldy, dy, ld_dy,
-                                           zeros, gates, extra, dh0, h_prev_buffer, reverse,
-                                           reset_after, True)
+            status[c] = backward_time_loop(
+                bounds[c], bounds[c + 1], T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
+                fused, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0, h_prev_buffer,
+                sums + c * 4 * H if sums != NULL else NULL, reverse, reset_after, True)
         for c in range(blocks):
             failed = failed | status[c]
     free(packed_h)
@@ -737,6 +749,7 @@ cdef int backward_direction(
     free(fused)
     free(zeros)
     if failed:
+        free(sums)
         free(h_prev_buffer)
         return -1
 
@@ -754,15 +767,16 @@ cdef int backward_direction(
     else:
         gemm(True, False, H, H, N, <floating>1.0, gates + 2 * H, H3, extra, H, <floating>0.0,
              dw_hh + 2 * H * H, H)
-    # b_hh's gradient equals b_ih's where the two are summed: r and z (and n when reset_before)
-    cdef floating *db_first = db_ih if db_ih != NULL else db_hh
-    if db_first != NULL:
-        column_sums(db_first, gates, H3, N, H3, False)
-    if db_hh != NULL:
-        if db_first != db_hh:
-            memcpy(db_hh, db_ih, (2 * H if reset_after else H3) * sizeof(floating))
-        if reset_after:
-            column_sums(db_hh + 2 * H, extra, H, N, H, False)
+    if sums != NULL:  # b_hh's and b_ih's gradients differ only in n, when reset_after
+        for c in range(1, blocks):
+            add_column_sums(sums, sums + c * 4 * H, 0, 1, 4 * H)
+        if db_hh != NULL:
+            memcpy(db_hh, sums, H3 * sizeof(floating))
+        if db_ih != NULL:
+            memcpy(db_ih, sums, H3 * sizeof(floating))
+            if reset_after:
+                memcpy(db_ih + 2 * H, sums + H3, H * sizeof(floating))
+    free(sums)
     free(h_prev_buffer)
     return 0
 
