@@ -73,8 +73,9 @@ cdef extern from "fused_step.h" nogil:
     void lgru_fused_step(int n, int H, const float *packed, float *g, const float *bias,
                          float *h, float *hn, float *y, long ldy, float *history, bint training,
                          float *scratch)
-    void lgru_fused_pack_backward(int H, const float *w_hh, float *packed)
-    void lgru_fused_dh(int n, int H, const float *packed, const float *dg, float *dh)
+    void lgru_block_pack(int K, int N, const float *b, long ldb, bint trans, float *packed)
+    void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
+                         float *c, long ldc, bint accumulate)
 
 cdef extern from "huge_pages.h" nogil:
     int lgru_advise_huge_pages(void *address, size_t nbytes)
@@ -139,10 +140,25 @@ def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_loca
         _sgemm_compute = NULL
 
 
-cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw) noexcept nogil:
-    """op(w) (k, n) packed for ``packed_gemm`` products with up to m rows; NULL if unavailable."""
+cdef inline bint blocked_products(int H) noexcept nogil:
+    """Whether a float32 direction's per-step products run on the register blocks of
+    fused_step.h (a build with AVX-512, H % 16 == 0) rather than on BLAS."""
+    return FUSED_STEP and LGRU_HAVE_FUSED_STEP == 1 and H % 16 == 0
+
+
+cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw,
+                        bint blocked) noexcept nogil:
+    """op(w) (k, n) packed for ``packed_gemm`` products with up to m rows, in the register-block
+    format of fused_step.h when ``blocked``, else in MKL's; NULL if unavailable."""
     cdef float *packed
-    if _sgemm_pack == NULL or m <= 0 or n <= 0 or k <= 0:
+    if m <= 0 or n <= 0 or k <= 0:
+        return NULL
+    if blocked:
+        packed = <float *>malloc(<size_t>k * n * sizeof(float))
+        if packed != NULL:
+            lgru_block_pack(k, n, w, ldw, trans, packed)
+        return packed
+    if _sgemm_pack == NULL:
         return NULL
     packed = <float *>malloc(_sgemm_pack_get_size(CBLAS_B_MATRIX, m, n, k))
     if packed != NULL:
@@ -151,13 +167,16 @@ cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw
     return packed
 
 
-cdef inline void packed_gemm(const float *packed, bint trans_b, int M, int N, int K,
-                             const floating *A, int lda, const floating *B, int ldb,
+cdef inline void packed_gemm(const float *packed, bint blocked, bint trans_b, int M, int N,
+                             int K, const floating *A, int lda, const floating *B, int ldb,
                              floating beta, floating *C, int ldc) noexcept nogil:
-    """Row-major ``C = A op(B) + beta C`` with op(B) from ``pack_weight`` when it is not NULL."""
+    """Row-major ``C = A op(B) + beta C`` (beta 0 or 1) with op(B) from ``pack_weight`` when it
+    is not NULL."""
     if floating is float:
         if packed != NULL:
-            if M > 0:
+            if M > 0 and blocked:
+                lgru_block_gemm(M, N, K, packed, A, lda, C, ldc, beta != 0)
+            elif M > 0:
                 _sgemm_compute(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_PACKED, M, N, K, A, lda,
                                packed, N, beta, C, ldc)
             return
@@ -370,15 +389,16 @@ cdef floating *step_biases(const floating *b_ih, const floating *b_hh, int H,
 cdef int forward_time_loop(
     Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *w_hh, const float *packed_rz, const float *packed_n,
-    const float *fused, const floating *bias, floating *h, floating *gates, floating *y,
-    int ldy, floating *extra, floating *history, bint reverse, bint reset_after, bint training,
-    bint serial_blas,
+    const float *fused, bint blocked, const floating *bias, floating *h, floating *gates,
+    floating *y, int ldy, floating *extra, floating *history, bint reverse, bint reset_after,
+    bint training, bint serial_blas,
 ) noexcept nogil:
     """The time loop of sequences [b0, b1): their products, gates, outputs and states.
 
     ``packed_rz`` is W_hh^T packed (all of it when reset_after, its r and z columns otherwise),
-    ``packed_n`` W_hn^T; NULL when not packed. ``fused`` (float32, reset_after) is W_hh packed
-    for the single-pass step of fused_step.h, which then replaces product and gates."""
+    ``packed_n`` W_hn^T; NULL when not packed; ``blocked``: in the register-block format.
+    ``fused`` (float32, reset_after) is W_hh packed for the single-pass step of fused_step.h,
+    which then replaces product and gates."""
     cdef int H3 = 3 * H
     cdef Py_ssize_t step, t, row0
     cdef int n, ld_rh
@@ -409,16 +429,18 @@ cdef int forward_time_loop(
                 lgru_fused_step(n, H, fused, g, bias, hb, et, yt, ldy, ht, training, gh)
                 continue
         if reset_after:
-            packed_gemm(packed_rz, True, n, H3, H, hb, H, w_hh, H, <floating>0.0, gh, H3)
+            packed_gemm(packed_rz, blocked, True, n, H3, H, hb, H, w_hh, H, <floating>0.0, gh,
+                        H3)
             ra_forward_rows(0, n, H, g, gh, bias, hb, et, yt, ldy, ht, training)
         else:
             # r and z first; then n from W_hn (r * h), a second product that needs r.
-            packed_gemm(packed_rz, True, n, 2 * H, H, hb, H, w_hh, H, <floating>0.0, gh, H3)
+            packed_gemm(packed_rz, blocked, True, n, 2 * H, H, hb, H, w_hh, H, <floating>0.0,
+                        gh, H3)
             rh = et if training else gh + 2 * H
             ld_rh = H if training else H3
             rb_forward_rz_rows(0, n, H, g, gh, bias, hb, rh, ld_rh)
-            packed_gemm(packed_n, True, n, H, H, rh, ld_rh, w_hh + 2 * H * H, H, <floating>0.0,
-                        gh, H3)
+            packed_gemm(packed_n, blocked, True, n, H, H, rh, ld_rh, w_hh + 2 * H * H, H,
+                        <floating>0.0, gh, H3)
             rb_forward_n_rows(0, n, H, g, gh, bias, hb, yt, ldy, ht)
     if blas_threads >= 0:
         _set_blas_threads_local(blas_threads)
@@ -445,6 +467,7 @@ cdef int forward_direction(
     cdef float *packed_rz = NULL
     cdef float *packed_n = NULL
     cdef float *fused = NULL
+    cdef bint blocked = False
     cdef floating *bias = step_biases(b_ih, b_hh, H, reset_after)
     if bias == NULL:
         return -1
@@ -453,25 +476,26 @@ cdef int forward_direction(
 
     memcpy(h_n, h0, B * H * sizeof(floating))  # h_n is the running state
     if floating is float:
-        if FUSED_STEP and LGRU_HAVE_FUSED_STEP and reset_after and H % 16 == 0:
+        blocked = blocked_products(H)
+        if blocked and reset_after:
             fused = <float *>malloc(3 * H * H * sizeof(float))
             if fused != NULL:
                 lgru_fused_pack(H, w_hh, fused)
-        if fused == NULL and T > 1 and <long>B * H3 * H >= PACK_MIN_MACS:
-            packed_rz = pack_weight(True, B, H3 if reset_after else 2 * H, H, w_hh, H)
+        if fused == NULL and T > 1 and (blocked or <long>B * H3 * H >= PACK_MIN_MACS):
+            packed_rz = pack_weight(True, B, H3 if reset_after else 2 * H, H, w_hh, H, blocked)
             if not reset_after:
-                packed_n = pack_weight(True, B, H, H, w_hh + 2 * H * H, H)
+                packed_n = pack_weight(True, B, H, H, w_hh + 2 * H * H, H, blocked)
     blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
     if blocks == 1:
         failed = forward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_rz, packed_n,
-                                   fused, bias, h_n, gates, y, ldy, extra, history, reverse,
-                                   reset_after, training, False)
+                                   fused, blocked, bias, h_n, gates, y, ldy, extra, history,
+                                   reverse, reset_after, training, False)
     else:
         for c in prange(blocks, num_threads=blocks, schedule="static"):
             status[c] = forward_time_loop(bounds[c], bounds[c + 1], T, H, batch_sizes, offsets,
-                                          w_hh, packed_rz, packed_n, fused, bias, h_n, gates, y,
-                                          ldy, extra, history, reverse, reset_after, training,
-                                          True)
+                                          w_hh, packed_rz, packed_n, fused, blocked, bias, h_n,
+                                          gates, y, ldy, extra, history, reverse, reset_after,
+                                          training, True)
         for c in range(blocks):
             failed = failed | status[c]
     free(packed_rz)
@@ -626,14 +650,14 @@ cdef void hidden_weight_grad(
 cdef int backward_time_loop(
     Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *w_hh, const float *packed_h, const float *packed_n,
-    const float *fused, const floating *h0, const floating *y, int ldy, const floating *dy,
+    bint blocked, const floating *h0, const floating *y, int ldy, const floating *dy,
     int ld_dy, const floating *zeros, floating *gates, floating *extra, floating *dh_state,
     floating *h_prev_buffer, floating *sums, bint reverse, bint reset_after, bint serial_blas,
 ) noexcept nogil:
     """The reverse time walk of sequences [b0, b1): gate gradients and the state gradient.
 
     ``packed_h`` is W_hh packed (its r and z rows when reset_before), ``packed_n`` W_hn; NULL
-    when not packed. ``fused`` (float32, reset_after) is W_hh packed for ``lgru_fused_dh``.
+    when not packed; ``blocked``: in the register-block format of fused_step.h.
     ``sums`` (4H, or NULL) accumulates the block's bias gradients while its rows are in cache:
     the column sums of the hidden-product gradients (r, z, n: b_hh's), then, when reset_after,
     of the n gate's input-side gradient (b_in's)."""
@@ -662,21 +686,19 @@ cdef int backward_time_loop(
         if sums != NULL and reset_after:
             add_column_sums(sums, dg_step, H3, n, H3)
             add_column_sums(sums + H3, g + b0 * H3 + 2 * H, H3, n, H)
-        if floating is float:
-            if fused != NULL:
-                lgru_fused_dh(n, H, fused, dg_step, dhb)
-                continue
         if reset_after:
-            packed_gemm(packed_h, False, n, H, H3, dg_step, H3, w_hh, H, <floating>1.0, dhb, H)
+            packed_gemm(packed_h, blocked, False, n, H, H3, dg_step, H3, w_hh, H, <floating>1.0,
+                        dhb, H)
         else:
             # d(r*h) = dgn W_hn into dg_step[:, :H], then r's gradient and r*h's path to h.
-            packed_gemm(packed_n, False, n, H, H, dg_step + 2 * H, H3, w_hh + 2 * H * H, H,
-                        <floating>0.0, dg_step, H3)
+            packed_gemm(packed_n, blocked, False, n, H, H, dg_step + 2 * H, H3, w_hh + 2 * H * H,
+                        H, <floating>0.0, dg_step, H3)
             rb_backward_r_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, g,
                                dh_state, dg_step, reverse)
             if sums != NULL:
                 add_column_sums(sums, dg_step, H3, n, H3)
-            packed_gemm(packed_h, False, n, H, 2 * H, dg_step, H3, w_hh, H, <floating>1.0, dhb, H)
+            packed_gemm(packed_h, blocked, False, n, H, 2 * H, dg_step, H3, w_hh, H,
+                        <floating>1.0, dhb, H)
     if blas_threads >= 0:
         _set_blas_threads_local(blas_threads)
     free(dg_step)
@@ -701,7 +723,7 @@ cdef int backward_direction(
     cdef int blocks, failed = 0
     cdef float *packed_h = NULL
     cdef float *packed_n = NULL
-    cdef float *fused = NULL
+    cdef bint blocked = False
     cdef floating *sums = NULL  # per block: the bias gradients' column sums (4H)
     cdef floating *zeros = <floating *>calloc(H, sizeof(floating))  # stands in for a missing dy
     cdef floating *h_prev_buffer = NULL
@@ -718,14 +740,11 @@ cdef int backward_direction(
     else:
         memset(dh0, 0, B * H * sizeof(floating))
     if floating is float:
-        if FUSED_STEP and LGRU_HAVE_FUSED_STEP and reset_after and H % 16 == 0:
-            fused = <float *>malloc(3 * H * H * sizeof(float))
-            if fused != NULL:
-                lgru_fused_pack_backward(H, w_hh, fused)
-        if fused == NULL and T > 1 and <long>B * H3 * H >= PACK_MIN_MACS:
-            packed_h = pack_weight(False, B, H, H3 if reset_after else 2 * H, w_hh, H)
+        blocked = blocked_products(H)
+        if T > 1 and (blocked or <long>B * H3 * H >= PACK_MIN_MACS):
+            packed_h = pack_weight(False, B, H, H3 if reset_after else 2 * H, w_hh, H, blocked)
             if not reset_after:
-                packed_n = pack_weight(False, B, H, H, w_hh + 2 * H * H, H)
+                packed_n = pack_weight(False, B, H, H, w_hh + 2 * H * H, H, blocked)
     blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
     if db_ih != NULL or db_hh != NULL:
         sums = <floating *>calloc(blocks * 4 * H, sizeof(floating))
@@ -734,19 +753,18 @@ cdef int backward_direction(
         pass
     elif blocks == 1:
         failed = backward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
-                                    fused, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0,
+                                    blocked, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0,
                                     h_prev_buffer, sums, reverse, reset_after, False)
     else:
         for c in prange(blocks, num_threads=blocks, schedule="static"):
             status[c] = backward_time_loop(
                 bounds[c], bounds[c + 1], T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
-                fused, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0, h_prev_buffer,
+                blocked, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0, h_prev_buffer,
                 sums + c * 4 * H if sums != NULL else NULL, reverse, reset_after, True)
         for c in range(blocks):
             failed = failed | status[c]
     free(packed_h)
     free(packed_n)
-    free(fused)
     free(zeros)
     if failed:
         free(sums)

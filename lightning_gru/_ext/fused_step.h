@@ -6,7 +6,7 @@
  * accumulators before they leave the registers: no (rows, 3H) buffer, and no per-call BLAS
  * overhead, which at 16 to 32 rows per thread is a large part of MKL's time (it re-copies the
  * rows for every block of columns). Used when the build targets AVX-512 and H % 16 == 0;
- * the backward's product dh += dg W_hh uses the same register blocks (lgru_fused_dh).
+ * the other per-step products use the same register blocks (lgru_block_gemm).
  *
  * Packed weight layout (H * 3H floats): for unit block u (units 16u..16u+15) and input k,
  * 48 floats: the r, z and n rows of W_hh for those units at column k.
@@ -133,24 +133,26 @@ static void lgru_fused_step(int n, int H, const float *packed, float *g, const f
     }
 }
 
-/* The backward's recurrent product, dh (n, H) += dg (n, 3H) W_hh (3H, H), by the same kind of
- * register blocks: 8 rows by 48 units (3 vectors; the last group of units may be 16 or 32).
- * Packed W_hh: unit group j0 (V vectors wide) at offset j0 * 3H, then per k the V * 16 floats
- * W_hh[k, j0 .. j0 + 16 V). */
-static void lgru_fused_pack_backward(int H, const float *w_hh, float *packed) {
-    const int K = 3 * H;
-    for (int j0 = 0; j0 < H; j0 += 3 * LGRU_UNITS) {
-        const int V = (H - j0) / LGRU_UNITS < 3 ? (H - j0) / LGRU_UNITS : 3;
+/* The other per-step products, C (M, N) = A (M, K) op(B) (+ C), by the same kind of register
+ * blocks: 8 rows by 48 columns (3 vectors; the last group of columns may be 16 or 32 wide), for
+ * N % 16 == 0. Used for the backward's dh += dg W_hh and for both products of reset_before.
+ * Packed op(B): column group j0 (V vectors wide) at offset j0 * K, then per k the V * 16
+ * floats op(B)[k, j0 .. j0 + 16 V). */
+static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, float *packed) {
+    for (int j0 = 0; j0 < N; j0 += 3 * LGRU_UNITS) {
+        const int V = (N - j0) / LGRU_UNITS < 3 ? (N - j0) / LGRU_UNITS : 3;
         for (int k = 0; k < K; k++) {
-            memcpy(packed + (long)j0 * K + (long)k * V * LGRU_UNITS, w_hh + (long)k * H + j0,
-                   (size_t)V * LGRU_UNITS * sizeof(float));
+            float *dst = packed + (long)j0 * K + (long)k * V * LGRU_UNITS;
+            for (int j = 0; j < V * LGRU_UNITS; j++) {
+                dst[j] = trans ? b[(long)(j0 + j) * ldb + k] : b[(long)k * ldb + j0 + j];
+            }
         }
     }
 }
 
-static inline __attribute__((always_inline)) void lgru_dh_block(
-    const int R, const int V, int K, const float *restrict panel, const float *restrict dg,
-    long ld_dg, float *restrict dh, long ld_dh) {
+static inline __attribute__((always_inline)) void lgru_block(
+    const int R, const int V, int K, const float *restrict panel, const float *restrict a,
+    long lda, float *restrict c, long ldc, int accumulate) {
     __m512 acc[LGRU_ROWS][3];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
@@ -167,10 +169,10 @@ static inline __attribute__((always_inline)) void lgru_dh_block(
         }
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const __m512 a = _mm512_set1_ps(dg[r * ld_dg + k]);
+            const __m512 x = _mm512_set1_ps(a[r * lda + k]);
 #pragma GCC unroll 3
             for (int v = 0; v < V; v++) {
-                acc[r][v] = _mm512_fmadd_ps(a, w[v], acc[r][v]);
+                acc[r][v] = _mm512_fmadd_ps(x, w[v], acc[r][v]);
             }
         }
     }
@@ -178,26 +180,27 @@ static inline __attribute__((always_inline)) void lgru_dh_block(
     for (int r = 0; r < R; r++) {
 #pragma GCC unroll 3
         for (int v = 0; v < V; v++) {
-            float *out = dh + r * ld_dh + v * LGRU_UNITS;
-            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), acc[r][v]));
+            float *out = c + r * ldc + v * LGRU_UNITS;
+            _mm512_storeu_ps(out, accumulate ? _mm512_add_ps(_mm512_loadu_ps(out), acc[r][v])
+                                             : acc[r][v]);
         }
     }
 }
 
-/* dh rows [0, n) (ld H) += dg rows (ld 3H) @ W_hh, W_hh packed by lgru_fused_pack_backward. */
-static void lgru_fused_dh(int n, int H, const float *packed, const float *dg, float *dh) {
-    const int K = 3 * H;
-    for (int r0 = 0; r0 < n; r0 += LGRU_ROWS) {
-        const int R = n - r0 < LGRU_ROWS ? n - r0 : LGRU_ROWS;
-        const float *dg_rows = dg + (long)r0 * K;
-        float *dh_rows = dh + (long)r0 * H;
-        for (int j0 = 0; j0 < H; j0 += 3 * LGRU_UNITS) {
-            const int V = (H - j0) / LGRU_UNITS < 3 ? (H - j0) / LGRU_UNITS : 3;
+/* C (M, N) = A op(B), or C += A op(B) with accumulate; op(B) packed by lgru_block_pack. */
+static void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
+                            float *c, long ldc, int accumulate) {
+    for (int r0 = 0; r0 < M; r0 += LGRU_ROWS) {
+        const int R = M - r0 < LGRU_ROWS ? M - r0 : LGRU_ROWS;
+        const float *a_rows = a + (long)r0 * lda;
+        float *c_rows = c + (long)r0 * ldc;
+        for (int j0 = 0; j0 < N; j0 += 3 * LGRU_UNITS) {
+            const int V = (N - j0) / LGRU_UNITS < 3 ? (N - j0) / LGRU_UNITS : 3;
             const float *panel = packed + (long)j0 * K;
             switch (R * 4 + V) {
 #define LGRU_CASE(RR, VV)                                                                      \
     case RR * 4 + VV:                                                                          \
-        lgru_dh_block(RR, VV, K, panel, dg_rows, K, dh_rows + j0, H);                          \
+        lgru_block(RR, VV, K, panel, a_rows, lda, c_rows + j0, ldc, accumulate);               \
         break;
 #define LGRU_CASES(RR) LGRU_CASE(RR, 1) LGRU_CASE(RR, 2) LGRU_CASE(RR, 3)
                 LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
@@ -220,11 +223,13 @@ static void lgru_fused_step(int n, int H, const float *packed, float *g, const f
     (void)n; (void)H; (void)packed; (void)g; (void)bias; (void)h; (void)hn; (void)y;
     (void)ldy; (void)history; (void)training; (void)scratch;
 }
-static void lgru_fused_pack_backward(int H, const float *w_hh, float *packed) {
-    (void)H; (void)w_hh; (void)packed;
+static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, float *packed) {
+    (void)K; (void)N; (void)b; (void)ldb; (void)trans; (void)packed;
 }
-static void lgru_fused_dh(int n, int H, const float *packed, const float *dg, float *dh) {
-    (void)n; (void)H; (void)packed; (void)dg; (void)dh;
+static void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
+                            float *c, long ldc, int accumulate) {
+    (void)M; (void)N; (void)K; (void)packed; (void)a; (void)lda; (void)c; (void)ldc;
+    (void)accumulate;
 }
 #endif
 
