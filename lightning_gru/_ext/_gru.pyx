@@ -67,12 +67,8 @@ cdef extern from "gru_gates.h" nogil:
     void lgru_rb_backward_r_d(int, double *, const double *, double *, const double *,
                               double *, double *)
 
-cdef extern from "fused_step.h" nogil:
-    int LGRU_HAVE_FUSED_STEP
-    void lgru_fused_pack(int H, const float *w_hh, float *packed)
-    void lgru_fused_step(int n, int H, const float *packed, float *g, const float *bias,
-                         float *h, float *hn, float *y, long ldy, float *history, bint training,
-                         float *scratch)
+cdef extern from "block_gemm.h" nogil:
+    int LGRU_HAVE_BLOCK_GEMM
     void lgru_block_pack(int K, int N, const float *b, long ldb, bint trans, float *packed)
     void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
                          float *c, long ldc, bint accumulate)
@@ -116,8 +112,8 @@ cdef set_threads_fn _set_blas_threads_local = NULL  # MKL_Set_Num_Threads_Local,
 # every parallel region waits for its slowest thread, which on a busy machine can be a whole
 # scheduler tick (milliseconds).
 cdef long SERIAL_GEMM_MAX_MACS = 1 << 20
-# The reset_after float32 forward uses the single-pass step of fused_step.h where it is built.
-cdef bint FUSED_STEP = True
+# float32 per-step products on the register blocks of block_gemm.h where the build has them.
+cdef bint BLOCK_GEMM = True
 
 
 def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_local_address=0,
@@ -142,14 +138,14 @@ def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_loca
 
 cdef inline bint blocked_products(int H) noexcept nogil:
     """Whether a float32 direction's per-step products run on the register blocks of
-    fused_step.h (a build with AVX-512, H % 16 == 0) rather than on BLAS."""
-    return FUSED_STEP and LGRU_HAVE_FUSED_STEP == 1 and H % 16 == 0
+    block_gemm.h (a build with AVX-512, H % 16 == 0) rather than on BLAS."""
+    return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1 and H % 16 == 0
 
 
 cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw,
                         bint blocked) noexcept nogil:
     """op(w) (k, n) packed for ``packed_gemm`` products with up to m rows, in the register-block
-    format of fused_step.h when ``blocked``, else in MKL's; NULL if unavailable."""
+    format of block_gemm.h when ``blocked``, else in MKL's; NULL if unavailable."""
     cdef float *packed
     if m <= 0 or n <= 0 or k <= 0:
         return NULL
@@ -184,23 +180,23 @@ cdef inline void packed_gemm(const float *packed, bint blocked, bint trans_b, in
 
 
 def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gemm_max_macs=-1,
-               int fused_step=-1):
+               int block_gemm=-1):
     """Private knobs for benchmarks and tests (-1 keeps a value); returns the current values."""
-    global PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, FUSED_STEP
+    global PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, BLOCK_GEMM
     if parallel_min_macs >= 0:
         PARALLEL_MIN_MACS = parallel_min_macs
     if pack_min_macs >= 0:
         PACK_MIN_MACS = pack_min_macs
     if serial_gemm_max_macs >= 0:
         SERIAL_GEMM_MAX_MACS = serial_gemm_max_macs
-    if fused_step >= 0:
-        FUSED_STEP = fused_step
-    return PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, int(FUSED_STEP)
+    if block_gemm >= 0:
+        BLOCK_GEMM = block_gemm
+    return PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, int(BLOCK_GEMM)
 
 
-def has_fused_step():
-    """Whether this build has the AVX-512 single-pass step (fused_step.h)."""
-    return LGRU_HAVE_FUSED_STEP == 1
+def has_block_gemm():
+    """Whether this build has the AVX-512 register-block products (block_gemm.h)."""
+    return LGRU_HAVE_BLOCK_GEMM == 1
 
 
 def advise_huge_pages(size_t address, size_t nbytes):
@@ -389,16 +385,14 @@ cdef floating *step_biases(const floating *b_ih, const floating *b_hh, int H,
 cdef int forward_time_loop(
     Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *w_hh, const float *packed_rz, const float *packed_n,
-    const float *fused, bint blocked, const floating *bias, floating *h, floating *gates,
-    floating *y, int ldy, floating *extra, floating *history, bint reverse, bint reset_after,
-    bint training, bint serial_blas,
+    bint blocked, const floating *bias, floating *h, floating *gates, floating *y, int ldy,
+    floating *extra, floating *history, bint reverse, bint reset_after, bint training,
+    bint serial_blas,
 ) noexcept nogil:
     """The time loop of sequences [b0, b1): their products, gates, outputs and states.
 
     ``packed_rz`` is W_hh^T packed (all of it when reset_after, its r and z columns otherwise),
-    ``packed_n`` W_hn^T; NULL when not packed; ``blocked``: in the register-block format.
-    ``fused`` (float32, reset_after) is W_hh packed for the single-pass step of fused_step.h,
-    which then replaces product and gates."""
+    ``packed_n`` W_hn^T; NULL when not packed; ``blocked``: in the register-block format."""
     cdef int H3 = 3 * H
     cdef Py_ssize_t step, t, row0
     cdef int n, ld_rh
@@ -424,10 +418,6 @@ cdef int forward_time_loop(
         yt = y + row0 * ldy
         ht = history + row0 * H if history != NULL else NULL
         et = extra + row0 * H if training else NULL
-        if floating is float:
-            if fused != NULL:
-                lgru_fused_step(n, H, fused, g, bias, hb, et, yt, ldy, ht, training, gh)
-                continue
         if reset_after:
             packed_gemm(packed_rz, blocked, True, n, H3, H, hb, H, w_hh, H, <floating>0.0, gh,
                         H3)
@@ -466,7 +456,6 @@ cdef int forward_direction(
     cdef int blocks, failed = 0
     cdef float *packed_rz = NULL
     cdef float *packed_n = NULL
-    cdef float *fused = NULL
     cdef bint blocked = False
     cdef floating *bias = step_biases(b_ih, b_hh, H, reset_after)
     if bias == NULL:
@@ -477,30 +466,25 @@ cdef int forward_direction(
     memcpy(h_n, h0, B * H * sizeof(floating))  # h_n is the running state
     if floating is float:
         blocked = blocked_products(H)
-        if blocked and reset_after:
-            fused = <float *>malloc(3 * H * H * sizeof(float))
-            if fused != NULL:
-                lgru_fused_pack(H, w_hh, fused)
-        if fused == NULL and T > 1 and (blocked or <long>B * H3 * H >= PACK_MIN_MACS):
+        if T > 1 and (blocked or <long>B * H3 * H >= PACK_MIN_MACS):
             packed_rz = pack_weight(True, B, H3 if reset_after else 2 * H, H, w_hh, H, blocked)
             if not reset_after:
                 packed_n = pack_weight(True, B, H, H, w_hh + 2 * H * H, H, blocked)
     blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
     if blocks == 1:
         failed = forward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_rz, packed_n,
-                                   fused, blocked, bias, h_n, gates, y, ldy, extra, history,
-                                   reverse, reset_after, training, False)
+                                   blocked, bias, h_n, gates, y, ldy, extra, history, reverse,
+                                   reset_after, training, False)
     else:
         for c in prange(blocks, num_threads=blocks, schedule="static"):
             status[c] = forward_time_loop(bounds[c], bounds[c + 1], T, H, batch_sizes, offsets,
-                                          w_hh, packed_rz, packed_n, fused, blocked, bias, h_n,
-                                          gates, y, ldy, extra, history, reverse, reset_after,
-                                          training, True)
+                                          w_hh, packed_rz, packed_n, blocked, bias, h_n, gates,
+                                          y, ldy, extra, history, reverse, reset_after, training,
+                                          True)
         for c in range(blocks):
             failed = failed | status[c]
     free(packed_rz)
     free(packed_n)
-    free(fused)
     free(bias)
     return failed
 
@@ -657,7 +641,7 @@ cdef int backward_time_loop(
     """The reverse time walk of sequences [b0, b1): gate gradients and the state gradient.
 
     ``packed_h`` is W_hh packed (its r and z rows when reset_before), ``packed_n`` W_hn; NULL
-    when not packed; ``blocked``: in the register-block format of fused_step.h.
+    when not packed; ``blocked``: in the register-block format of block_gemm.h.
     ``sums`` (4H, or NULL) accumulates the block's bias gradients while its rows are in cache:
     the column sums of the hidden-product gradients (r, z, n: b_hh's), then, when reset_after,
     of the n gate's input-side gradient (b_in's)."""

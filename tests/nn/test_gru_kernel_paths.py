@@ -4,7 +4,7 @@ By default the kernel splits a batch across threads only for large products and 
 recurrent weight (MKL) only above a size; at the small shapes of the parity grid neither
 happens. Here the thresholds are set to zero (and to "never") so every combination of thread
 blocks, packed weights and serial BLAS is compared with the oracle, with and without the
-single-pass AVX-512 step (float32, reset_after, H a multiple of 16; where the build has it).
+AVX-512 register-block products (float32, H a multiple of 16; where the build has them).
 """
 
 import pytest
@@ -14,14 +14,14 @@ from _gru_helpers import DTYPES, RESET_AFTER, Case, check_parity, make_inputs, m
 from lightning_gru._ext import _gru
 
 NEVER = 1 << 62
-# (parallel_min_macs, pack_min_macs, serial_gemm_max_macs, fused_step)
+# (parallel_min_macs, pack_min_macs, serial_gemm_max_macs, block_gemm)
 PATHS = [
     pytest.param((0, 0, 0, 0), id="blocks+packed"),
     pytest.param((0, NEVER, 0, 0), id="blocks"),
     pytest.param((NEVER, 0, 0, 0), id="packed"),
     pytest.param((NEVER, NEVER, NEVER, 0), id="one-block-threaded-blas"),
-    pytest.param((0, NEVER, 0, 1), id="blocks+fused"),
-    pytest.param((NEVER, NEVER, NEVER, 1), id="one-block+fused"),
+    pytest.param((0, NEVER, 0, 1), id="blocks+register-blocks"),
+    pytest.param((NEVER, NEVER, NEVER, 1), id="one-block+register-blocks"),
 ]
 LAYOUTS = [
     pytest.param(Case(T=6, B=9, I=5, H=12, layout="packed"), id="packed-unsorted"),

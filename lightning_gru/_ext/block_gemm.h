@@ -1,0 +1,108 @@
+/* The time loop's matrix products on AVX-512 register blocks, float32 (private).
+ *
+ * Every step multiplies 16 to 64 rows per thread (the batch's share) by a weight of a few
+ * hundred columns. MKL's packed GEMM, called once per step, spends about a fifth of such a
+ * product re-copying the rows for every block of columns (a packed left operand did not help).
+ * Here op(B) is packed once per call and C (M, N) = A (M, K) op(B) (+ C) is computed in
+ * registers, 8 rows by 48 columns (3 vectors; the last group of columns may be 16 or 32 wide):
+ * 24 accumulators, 3 loads and 8 broadcasts per 24 FMAs. Needs N % 16 == 0 (hidden sizes that
+ * are multiples of 16) and a build for AVX-512; elsewhere the stubs below are never called.
+ */
+#ifndef LIGHTNING_GRU_BLOCK_GEMM_H
+#define LIGHTNING_GRU_BLOCK_GEMM_H
+
+#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#define LGRU_HAVE_BLOCK_GEMM 1
+#include <immintrin.h>
+
+enum { LGRU_ROWS = 8, LGRU_UNITS = 16 };
+
+/* op(B) (K, N) packed: column group j0 (V vectors wide) at offset j0 * K, then per k the
+ * V * 16 floats op(B)[k, j0 .. j0 + 16 V). op(B) = b (K, N) row-major, or b^T with trans. */
+static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, float *packed) {
+    for (int j0 = 0; j0 < N; j0 += 3 * LGRU_UNITS) {
+        const int V = (N - j0) / LGRU_UNITS < 3 ? (N - j0) / LGRU_UNITS : 3;
+        for (int k = 0; k < K; k++) {
+            float *dst = packed + (long)j0 * K + (long)k * V * LGRU_UNITS;
+            for (int j = 0; j < V * LGRU_UNITS; j++) {
+                dst[j] = trans ? b[(long)(j0 + j) * ldb + k] : b[(long)k * ldb + j0 + j];
+            }
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void lgru_block(
+    const int R, const int V, int K, const float *restrict panel, const float *restrict a,
+    long lda, float *restrict c, long ldc, int accumulate) {
+    __m512 acc[LGRU_ROWS][3];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+#pragma GCC unroll 3
+        for (int v = 0; v < V; v++) {
+            acc[r][v] = _mm512_setzero_ps();
+        }
+    }
+    for (int k = 0; k < K; k++) {
+        __m512 w[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < V; v++) {
+            w[v] = _mm512_loadu_ps(panel + ((long)k * V + v) * LGRU_UNITS);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_set1_ps(a[r * lda + k]);
+#pragma GCC unroll 3
+            for (int v = 0; v < V; v++) {
+                acc[r][v] = _mm512_fmadd_ps(x, w[v], acc[r][v]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+#pragma GCC unroll 3
+        for (int v = 0; v < V; v++) {
+            float *out = c + r * ldc + v * LGRU_UNITS;
+            _mm512_storeu_ps(out, accumulate ? _mm512_add_ps(_mm512_loadu_ps(out), acc[r][v])
+                                             : acc[r][v]);
+        }
+    }
+}
+
+/* C (M, N) = A op(B), or C += A op(B) with accumulate; op(B) packed by lgru_block_pack. */
+static void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
+                            float *c, long ldc, int accumulate) {
+    for (int r0 = 0; r0 < M; r0 += LGRU_ROWS) {
+        const int R = M - r0 < LGRU_ROWS ? M - r0 : LGRU_ROWS;
+        const float *a_rows = a + (long)r0 * lda;
+        float *c_rows = c + (long)r0 * ldc;
+        for (int j0 = 0; j0 < N; j0 += 3 * LGRU_UNITS) {
+            const int V = (N - j0) / LGRU_UNITS < 3 ? (N - j0) / LGRU_UNITS : 3;
+            const float *panel = packed + (long)j0 * K;
+            switch (R * 4 + V) {
+#define LGRU_CASE(RR, VV)                                                                      \
+    case RR * 4 + VV:                                                                          \
+        lgru_block(RR, VV, K, panel, a_rows, lda, c_rows + j0, ldc, accumulate);               \
+        break;
+#define LGRU_CASES(RR) LGRU_CASE(RR, 1) LGRU_CASE(RR, 2) LGRU_CASE(RR, 3)
+                LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
+                LGRU_CASES(5) LGRU_CASES(6) LGRU_CASES(7) LGRU_CASES(8)
+#undef LGRU_CASES
+#undef LGRU_CASE
+            }
+        }
+    }
+}
+
+#else
+#define LGRU_HAVE_BLOCK_GEMM 0
+static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, float *packed) {
+    (void)K; (void)N; (void)b; (void)ldb; (void)trans; (void)packed;
+}
+static void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
+                            float *c, long ldc, int accumulate) {
+    (void)M; (void)N; (void)K; (void)packed; (void)a; (void)lda; (void)c; (void)ldc;
+    (void)accumulate;
+}
+#endif
+
+#endif
