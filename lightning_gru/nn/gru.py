@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.nn.utils.parametrize import is_parametrized
 from torch.nn.utils.rnn import PackedSequence
 
 from lightning_gru.functional import BACKENDS, gru
@@ -127,8 +126,12 @@ class GRU(torch.nn.GRU):
         (``spectral_norm`` computes its weight at every lookup: the same lookups as torch's
         give the same weights).
         """
-        if not is_parametrized(self):
-            weights = [getattr(self, name) for name in self._flat_weights_names]
+        if "parametrizations" not in self._modules:  # not is_parametrized(self), 20x faster
+            try:
+                parameters = self._parameters
+                weights = [parameters[name] for name in self._flat_weights_names]
+            except KeyError:  # a weight replaced by a plain tensor attribute
+                weights = [getattr(self, name) for name in self._flat_weights_names]
             if weights[0].is_cpu:
                 return weights
         self._update_flat_weights()

@@ -205,6 +205,18 @@ def test_reassigned_parameter_is_used() -> None:
     check_parity(oracle, ours, case, make_inputs(case), torch.float64)
 
 
+def test_parameter_replaced_by_a_plain_tensor_is_used() -> None:
+    case = Case()
+    oracle, ours = make_pair(case)
+    w = torch.randn_like(ours.weight_hh_l0)
+    for module in (oracle, ours):
+        del module.weight_hh_l0
+        module.weight_hh_l0 = w.clone()  # an attribute, no longer a registered parameter
+    inputs = make_inputs(case, requires_grad=False)
+    for a, e in zip(ours(inputs.x, inputs.h0), oracle(inputs.x, inputs.h0), strict=True):
+        assert_close(a, e, torch.float64, "plain tensor weight")
+
+
 def test_flatten_parameters_is_harmless() -> None:
     case = Case(num_layers=2)
     oracle, ours = make_pair(case)
