@@ -1,7 +1,7 @@
 /* The time loop's matrix products on AVX-512 register blocks, float32 (private).
  *
  * Every step multiplies 16 to 64 rows per thread (the batch's share) by a weight of a few
- * hundred columns. MKL's packed GEMM, called once per step, spends about a fifth of such a
+ * hundred columns. MKL's packed GEMM, called once per step, spends ~15% of such a
  * product re-copying the rows for every block of columns (a packed left operand did not help).
  * Here op(B) is packed once per call and C (M, N) = A (M, K) op(B) (+ C) is computed in
  * registers, 8 rows by 48 columns (3 vectors; the last group of columns may be 16 or 32 wide):
