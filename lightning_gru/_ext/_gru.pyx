@@ -170,9 +170,11 @@ cdef inline void packed_gemm(const float *packed, bint blocked, bint trans_b, in
     is not NULL."""
     if floating is float:
         if packed != NULL:
-            if M > 0 and blocked:
+            if M <= 0:
+                return
+            if blocked:
                 lgru_block_gemm(M, N, K, packed, A, lda, C, ldc, beta != 0)
-            elif M > 0:
+            else:
                 _sgemm_compute(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_PACKED, M, N, K, A, lda,
                                packed, N, beta, C, ldc)
             return
@@ -733,13 +735,11 @@ cdef int backward_direction(
     if db_ih != NULL or db_hh != NULL:
         sums = <floating *>calloc(blocks * 4 * H, sizeof(floating))
         failed = sums == NULL
-    if failed:
-        pass
-    elif blocks == 1:
+    if not failed and blocks == 1:
         failed = backward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
                                     blocked, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0,
                                     h_prev_buffer, sums, reverse, reset_after, False)
-    else:
+    elif not failed:
         for c in prange(blocks, num_threads=blocks, schedule="static"):
             status[c] = backward_time_loop(
                 bounds[c], bounds[c + 1], T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
