@@ -20,7 +20,9 @@ State = Tensor | tuple[Tensor, Tensor] | None
 
 class LanguageModelNet(nn.Module):
     """Token ids to next-token logits: one-hot or embedding input, a recurrent encoder, a linear
-    head over the vocabulary (d2l's ``RNNModel``, batch first).
+    head over the vocabulary (d2l's ``RNNModel``). Takes ``(B, T)`` ids and returns ``(B, T, V)``
+    logits; inside, it runs time-major as d2l does, which saves the encoder a transposed copy of
+    its input and of its output and gradient, and returns the logits as a transposed view.
 
     Args:
         vocab_size: tokens in the vocabulary ``V``.
@@ -61,18 +63,20 @@ class LanguageModelNet(nn.Module):
             dropout,
             reset_after=reset_after,
             backend=backend,
+            batch_first=False,
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, ids: Tensor, state: State = None) -> tuple[Tensor, State]:
         """``(B, T)`` ids and an optional state to ``(B, T, V)`` logits and the new state."""
+        ids = ids.T  # (T, B)
         if self.embedding is None:
-            x = F.one_hot(ids, self.vocab_size).float()  # (B, T, V)
+            x = F.one_hot(ids, self.vocab_size).float()  # (T, B, V)
         else:
-            x = self.embedding(ids)  # (B, T, E)
-        out, state = self.encoder(x, state)  # (B, T, H)
-        return self.head(self.dropout(out)), state  # (B, T, V)
+            x = self.embedding(ids)  # (T, B, E)
+        out, state = self.encoder(x, state)  # (T, B, H)
+        return self.head(self.dropout(out)).transpose(0, 1), state  # (B, T, V)
 
 
 class LanguageModel(L.LightningModule):
@@ -228,9 +232,10 @@ class LanguageModel(L.LightningModule):
             state = None  # a shorter last batch continues nothing
         logits, state = self(X, state)  # (B, T, V)
         self._state[stage] = _detach(state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+        # time-major rows, as the logits are stored: no copy of them
+        loss = F.cross_entropy(logits.transpose(0, 1).flatten(0, 1), Y.T.flatten())
         ppl = getattr(self, f"{stage}_ppl")
-        ppl(logits.detach(), Y)
+        ppl.update(logits.detach(), Y)  # logged per epoch: the per-batch value is not needed
         on_step = stage == "train"
         self.log(
             f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(X)

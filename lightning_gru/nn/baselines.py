@@ -1,7 +1,7 @@
 """Encoders the experiments compare: the recurrent ones by name, and two baselines without memory.
 
 :func:`make_encoder` builds ``"gru"`` (our :class:`lightning_gru.nn.GRU`), ``"lstm"`` or ``"rnn"``
-(torch's, until our own kernels exist), all ``batch_first``. :class:`BagOfWords` (the mean of
+(torch's), ``batch_first`` by default. :class:`BagOfWords` (the mean of
 the embeddings of a text) and :class:`MLP` (one value at a time, no state) are the baselines.
 """
 
@@ -29,8 +29,9 @@ def make_encoder(
     *,
     reset_after: bool = True,
     backend: Backend = "auto",
+    batch_first: bool = True,
 ) -> nn.RNNBase:
-    """A ``batch_first`` recurrent encoder by name.
+    """A recurrent encoder by name, ``batch_first`` unless told otherwise.
 
     Args:
         kind: ``"gru"`` (:class:`lightning_gru.nn.GRU`), ``"lstm"`` or ``"rnn"`` (tanh; torch's).
@@ -41,6 +42,7 @@ def make_encoder(
         bidirectional: also run right to left; outputs have ``2 H`` features.
         reset_after: GRU only: ``True`` for torch's cell, ``False`` for Cho et al. (2014)'s.
         backend: GRU only: which kernel :class:`lightning_gru.nn.GRU` uses.
+        batch_first: ``(B, T, .)`` inputs and outputs; ``False`` for time-major ``(T, B, .)``.
 
     >>> enc = make_encoder("lstm", 3, 4, bidirectional=True)
     >>> out, (h_n, c_n) = enc(torch.randn(2, 5, 3))
@@ -49,7 +51,7 @@ def make_encoder(
     """
     dropout = dropout if num_layers > 1 else 0.0
     common = dict(
-        num_layers=num_layers, dropout=dropout, bidirectional=bidirectional, batch_first=True
+        num_layers=num_layers, dropout=dropout, bidirectional=bidirectional, batch_first=batch_first
     )
     if kind == "gru":
         return GRU(input_size, hidden_size, reset_after=reset_after, backend=backend, **common)

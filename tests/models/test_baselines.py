@@ -26,6 +26,14 @@ def test_make_encoder_builds_batch_first_encoders(kind, cls):
     assert out.shape == (4, 7, 10)  # (B, T, 2 H)
 
 
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn"])
+def test_make_encoder_builds_time_major_encoders_on_request(kind):
+    encoder = make_encoder(kind, 3, 5, batch_first=False)
+    assert not encoder.batch_first
+    out, _ = encoder(torch.randn(7, 4, 3))  # (T, B, I)
+    assert out.shape == (7, 4, 5)
+
+
 def test_make_encoder_passes_the_gru_options():
     encoder = make_encoder("gru", 3, 4, reset_after=False, backend="torch")
     assert encoder.reset_after is False and encoder.backend == "torch"

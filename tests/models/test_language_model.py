@@ -51,6 +51,18 @@ def test_net_shapes(encoder, embedding_dim):
     assert h.shape == (2, 2, 4)
 
 
+@pytest.mark.parametrize("encoder", ["gru", "lstm"])
+def test_net_logits_of_a_row_depend_only_on_that_row(encoder):
+    """The net runs time-major inside; batch row b of its logits is sequence b alone."""
+    torch.manual_seed(0)
+    net = LanguageModelNet(V, encoder, hidden_size=4).eval()
+    ids = torch.randint(0, V, (3, 6))
+    logits, _ = net(ids)
+    for b in range(3):
+        alone, _ = net(ids[b : b + 1])
+        torch.testing.assert_close(logits[b : b + 1], alone)
+
+
 def record_states(model: LanguageModel) -> list:
     """Wrap ``model.net.forward`` to record the state each training call starts from."""
     seen, forward = [], model.net.forward
