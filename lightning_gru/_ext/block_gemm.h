@@ -7,6 +7,8 @@
  * registers, 8 rows by 48 columns (3 vectors; the last group of columns may be 16 or 32 wide):
  * 24 accumulators, 3 loads and 8 broadcasts per 24 FMAs. Needs N % 16 == 0 (hidden sizes that
  * are multiples of 16) and a build for AVX-512; elsewhere the stubs below are never called.
+ * The same blocks, rows split across threads, serve the input projection of all steps and the
+ * input gradient (`product` in _gru.pyx), where MKL's generic kernels are slower still.
  */
 #ifndef LIGHTNING_GRU_BLOCK_GEMM_H
 #define LIGHTNING_GRU_BLOCK_GEMM_H

@@ -4,7 +4,9 @@ By default the kernel splits a batch across threads only for large products and 
 recurrent weight (MKL) only above a size; at the small shapes of the parity grid neither
 happens. Here the thresholds are set to zero (and to "never") so every combination of thread
 blocks, packed weights and serial BLAS is compared with the oracle, with and without the
-AVX-512 register-block products (float32, H a multiple of 16; where the build has them).
+AVX-512 register-block products (float32, H a multiple of 16; where the build has them), which
+also carry the input projection and, when I is a multiple of 16, the input gradient, split by
+rows across threads when the threshold is zero.
 """
 
 import pytest
@@ -29,6 +31,9 @@ LAYOUTS = [
     pytest.param(Case(T=4, B=1, I=3, H=8), id="B1"),
     pytest.param(Case(T=6, B=19, I=5, H=32, layout="packed"), id="packed-unsorted-H32"),
     pytest.param(Case(T=5, B=9, I=4, H=16, num_layers=2, bidirectional=True), id="dense-2L-bi-H16"),
+    # I % 16 == 0: the input gradient on the register blocks too; 6 rows, fewer than one block
+    # of 8 per thread
+    pytest.param(Case(T=2, B=3, I=16, H=16), id="I16-six-rows"),
 ]
 
 
