@@ -241,8 +241,8 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
     """Row-major ``C (M, N) = A op(B) + beta C`` (beta 0 or 1) over all steps at once.
 
     float32 with ``blocked_products(N)``: op(B) packed once and the rows split across threads
-    on the register blocks of block_gemm.h, which here outrun MKL's generic kernels (1.3-2.2x,
-    see docs/gru.md); otherwise, or when the packed copy cannot be allocated, BLAS."""
+    on the register blocks of block_gemm.h, which outrun MKL where it runs its generic kernels
+    (docs/gru.md); otherwise, or when the packed copy cannot be allocated, BLAS."""
     cdef float *packed = NULL
     cdef int chunks = 1
     cdef long rows
