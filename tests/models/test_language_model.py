@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import lightning as L
@@ -10,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lightning_gru.models import LanguageModel, LanguageModelNet
+from lightning_gru.models.callbacks import LearningCurves
 
 V = 5
 
@@ -111,6 +113,22 @@ def test_logs_perplexity_and_throughput(make_trainer):
         metrics["train_ppl"], metrics["train_loss_epoch"].exp(), rtol=1e-5, atol=0
     )
     assert metrics["train_tokens_per_sec"] > 0
+
+
+def test_training_perplexity_is_each_epochs_own(make_trainer):
+    """Logged once per epoch (on its last batch), it still covers every batch of that epoch
+    and only that epoch: the exponential of the epoch's mean training loss, epoch after epoch."""
+    torch.manual_seed(0)
+    optimizer = partial(torch.optim.Adam, lr=0.05)  # the loss moves between epochs
+    model = LanguageModel(V, hidden_size=8, num_generate=3, optimizer=optimizer)
+    curves = LearningCurves()
+    trainer = make_trainer(max_epochs=3, num_sanity_val_steps=0, callbacks=[curves])
+    trainer.fit(model, ToyText("random", batches=3))
+    losses, ppls = curves.history["train_loss"], curves.history["train_ppl"]
+    assert [epoch for epoch, _ in ppls] == [0, 1, 2]
+    assert losses[0][1] != pytest.approx(losses[2][1])
+    for (_, loss), (_, ppl) in zip(losses, ppls, strict=True):
+        assert ppl == pytest.approx(math.exp(loss), rel=1e-5)
 
 
 def test_learns_and_generates(tmp_path, make_trainer):
