@@ -69,6 +69,7 @@ cdef extern from "gru_gates.h" nogil:
 
 cdef extern from "block_gemm.h" nogil:
     int LGRU_HAVE_BLOCK_GEMM
+    long lgru_block_packed_floats(int K, int N)
     void lgru_block_pack(int K, int N, const float *b, long ldb, bint trans, float *packed)
     void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
                          float *c, long ldc, bint accumulate)
@@ -142,6 +143,12 @@ cdef inline bint blocked_products(int H) noexcept nogil:
     return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1 and H % 16 == 0
 
 
+cdef inline bint block_columns(int N) noexcept nogil:
+    """Whether a float32 product over all steps with N columns runs on the register blocks:
+    from 16 columns on (a last partial vector is masked), in a build with AVX-512."""
+    return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1 and N >= 16
+
+
 cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw,
                         bint blocked) noexcept nogil:
     """op(w) (k, n) packed for ``packed_gemm`` products with up to m rows, in the register-block
@@ -150,7 +157,7 @@ cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw
     if m <= 0 or n <= 0 or k <= 0:
         return NULL
     if blocked:
-        packed = <float *>malloc(<size_t>k * n * sizeof(float))
+        packed = <float *>malloc(lgru_block_packed_floats(k, n) * sizeof(float))
         if packed != NULL:
             lgru_block_pack(k, n, w, ldw, trans, packed)
         return packed
@@ -240,16 +247,16 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
                   int num_threads) noexcept nogil:
     """Row-major ``C (M, N) = A op(B) + beta C`` (beta 0 or 1) over all steps at once.
 
-    float32 with ``blocked_products(N)``: op(B) packed once and the rows split across threads
-    on the register blocks of block_gemm.h, which outrun MKL where it runs its generic kernels
+    float32 with ``block_columns(N)``: op(B) packed once and the rows split across threads on
+    the register blocks of block_gemm.h, which outrun MKL where it runs its generic kernels
     (docs/gru.md); otherwise, or when the packed copy cannot be allocated, BLAS."""
     cdef float *packed = NULL
     cdef int chunks = 1
     cdef long rows
     cdef Py_ssize_t c
     if floating is float:
-        if blocked_products(N) and M > 0 and K > 0:
-            packed = <float *>malloc(<size_t>K * N * sizeof(float))
+        if block_columns(N) and M > 0 and K > 0:
+            packed = <float *>malloc(lgru_block_packed_floats(K, N) * sizeof(float))
         if packed != NULL:
             lgru_block_pack(K, N, B, ldb, trans_b, packed)
             if num_threads > 1 and <long>M * N * K >= PARALLEL_MIN_MACS:

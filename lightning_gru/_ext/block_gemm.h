@@ -5,8 +5,9 @@
  * product re-copying the rows for every block of columns (a packed left operand did not help).
  * Here op(B) is packed once per call and C (M, N) = A (M, K) op(B) (+ C) is computed in
  * registers, 8 rows by 48 columns (3 vectors; the last group of columns may be 16 or 32 wide):
- * 24 accumulators, 3 loads and 8 broadcasts per 24 FMAs. Needs N % 16 == 0 (hidden sizes that
- * are multiples of 16) and a build for AVX-512; elsewhere the stubs below are never called.
+ * 24 accumulators, 3 loads and 8 broadcasts per 24 FMAs. Needs a build for AVX-512; elsewhere
+ * the stubs below are never called. When N is not a multiple of 16, the packed op(B) is padded
+ * with zero columns and the last vector of C is loaded and stored under a mask.
  * The same blocks, rows split across threads, serve the input projection of all steps and the
  * input gradient (`product` in _gru.pyx), where MKL's generic kernels are slower still.
  */
@@ -19,23 +20,38 @@
 
 enum { LGRU_ROWS = 8, LGRU_UNITS = 16 };
 
+/* Vectors in the column group starting at j0: 3, or fewer in the last group. */
+static inline int lgru_group_vectors(int N, int j0) {
+    const int V = (N - j0 + LGRU_UNITS - 1) / LGRU_UNITS;
+    return V < 3 ? V : 3;
+}
+
+/* Floats of op(B) (K, N) packed by lgru_block_pack: N rounded up to a multiple of 16. */
+static long lgru_block_packed_floats(int K, int N) {
+    return (long)K * ((N + LGRU_UNITS - 1) / LGRU_UNITS * LGRU_UNITS);
+}
+
 /* op(B) (K, N) packed: column group j0 (V vectors wide) at offset j0 * K, then per k the
- * V * 16 floats op(B)[k, j0 .. j0 + 16 V). op(B) = b (K, N) row-major, or b^T with trans. */
+ * V * 16 floats op(B)[k, j0 .. j0 + 16 V), zero past column N. op(B) = b (K, N) row-major, or
+ * b^T with trans. */
 static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, float *packed) {
     for (int j0 = 0; j0 < N; j0 += 3 * LGRU_UNITS) {
-        const int V = (N - j0) / LGRU_UNITS < 3 ? (N - j0) / LGRU_UNITS : 3;
+        const int V = lgru_group_vectors(N, j0);
         for (int k = 0; k < K; k++) {
             float *dst = packed + (long)j0 * K + (long)k * V * LGRU_UNITS;
             for (int j = 0; j < V * LGRU_UNITS; j++) {
-                dst[j] = trans ? b[(long)(j0 + j) * ldb + k] : b[(long)k * ldb + j0 + j];
+                dst[j] = j0 + j >= N ? 0.0f
+                         : trans     ? b[(long)(j0 + j) * ldb + k]
+                                     : b[(long)k * ldb + j0 + j];
             }
         }
     }
 }
 
+/* Rows [0, R) by vectors [0, V) of C; `last` masks the columns of the last vector. */
 static inline __attribute__((always_inline)) void lgru_block(
     const int R, const int V, int K, const float *restrict panel, const float *restrict a,
-    long lda, float *restrict c, long ldc, int accumulate) {
+    long lda, float *restrict c, long ldc, int accumulate, __mmask16 last) {
     __m512 acc[LGRU_ROWS][3];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
@@ -64,8 +80,11 @@ static inline __attribute__((always_inline)) void lgru_block(
 #pragma GCC unroll 3
         for (int v = 0; v < V; v++) {
             float *out = c + r * ldc + v * LGRU_UNITS;
-            _mm512_storeu_ps(out, accumulate ? _mm512_add_ps(_mm512_loadu_ps(out), acc[r][v])
-                                             : acc[r][v]);
+            const __mmask16 mask = v == V - 1 ? last : (__mmask16)0xFFFF;
+            _mm512_mask_storeu_ps(
+                out, mask,
+                accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), acc[r][v])
+                           : acc[r][v]);
         }
     }
 }
@@ -78,12 +97,14 @@ static void lgru_block_gemm(int M, int N, int K, const float *packed, const floa
         const float *a_rows = a + (long)r0 * lda;
         float *c_rows = c + (long)r0 * ldc;
         for (int j0 = 0; j0 < N; j0 += 3 * LGRU_UNITS) {
-            const int V = (N - j0) / LGRU_UNITS < 3 ? (N - j0) / LGRU_UNITS : 3;
+            const int V = lgru_group_vectors(N, j0);
+            const int tail = N - j0 - (V - 1) * LGRU_UNITS;  /* columns of the last vector */
+            const __mmask16 last = tail >= LGRU_UNITS ? 0xFFFF : (__mmask16)((1u << tail) - 1);
             const float *panel = packed + (long)j0 * K;
             switch (R * 4 + V) {
 #define LGRU_CASE(RR, VV)                                                                      \
     case RR * 4 + VV:                                                                          \
-        lgru_block(RR, VV, K, panel, a_rows, lda, c_rows + j0, ldc, accumulate);               \
+        lgru_block(RR, VV, K, panel, a_rows, lda, c_rows + j0, ldc, accumulate, last);         \
         break;
 #define LGRU_CASES(RR) LGRU_CASE(RR, 1) LGRU_CASE(RR, 2) LGRU_CASE(RR, 3)
                 LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
@@ -97,6 +118,10 @@ static void lgru_block_gemm(int M, int N, int K, const float *packed, const floa
 
 #else
 #define LGRU_HAVE_BLOCK_GEMM 0
+static long lgru_block_packed_floats(int K, int N) {
+    (void)K; (void)N;
+    return 0;
+}
 static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, float *packed) {
     (void)K; (void)N; (void)b; (void)ldb; (void)trans; (void)packed;
 }

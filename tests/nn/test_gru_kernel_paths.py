@@ -5,8 +5,8 @@ recurrent weight (MKL) only above a size; at the small shapes of the parity grid
 happens. Here the thresholds are set to zero (and to "never") so every combination of thread
 blocks, packed weights and serial BLAS is compared with the oracle, with and without the
 AVX-512 register-block products (float32, H a multiple of 16; where the build has them), which
-also carry the input projection and, when I is a multiple of 16, the input gradient, split by
-rows across threads when the threshold is zero.
+also carry the products over all steps with 16 or more columns (the input projection, the
+input gradient), split by rows across threads when the threshold is zero.
 """
 
 import pytest
@@ -34,6 +34,8 @@ LAYOUTS = [
     # I % 16 == 0: the input gradient on the register blocks too; 6 rows, fewer than one block
     # of 8 per thread
     pytest.param(Case(T=2, B=3, I=16, H=16), id="I16-six-rows"),
+    # column counts that are not multiples of 16 (3H = 36, I = 20): a masked last vector
+    pytest.param(Case(T=4, B=11, I=20, H=12, layout="packed"), id="I20-H12-masked-columns"),
 ]
 
 
