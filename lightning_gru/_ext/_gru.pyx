@@ -139,8 +139,9 @@ def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_loca
 
 cdef inline bint blocked_products(int H) noexcept nogil:
     """Whether a float32 direction's per-step products run on the register blocks of
-    block_gemm.h (a build with AVX-512, H % 16 == 0) rather than on BLAS."""
-    return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1 and H % 16 == 0
+    block_gemm.h (a build with AVX-512; any H: a last partial vector of columns is masked)
+    rather than on BLAS."""
+    return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1 and H > 0
 
 
 cdef inline bint block_columns(int N) noexcept nogil:

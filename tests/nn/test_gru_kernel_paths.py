@@ -4,9 +4,10 @@ By default the kernel splits a batch across threads only for large products and 
 recurrent weight (MKL) only above a size; at the small shapes of the parity grid neither
 happens. Here the thresholds are set to zero (and to "never") so every combination of thread
 blocks, packed weights and serial BLAS is compared with the oracle, with and without the
-AVX-512 register-block products (float32, H a multiple of 16; where the build has them), which
-also carry the products over all steps with 16 or more columns (the input projection, the
-input gradient), split by rows across threads when the threshold is zero.
+AVX-512 register-block products (float32, where the build has them; column counts that are not
+multiples of 16 end in a masked vector), which also carry the products over all steps with 16
+or more columns (the input projection, the input gradient), split by rows across threads when
+the threshold is zero.
 """
 
 import pytest
@@ -36,6 +37,10 @@ LAYOUTS = [
     pytest.param(Case(T=2, B=3, I=16, H=16), id="I16-six-rows"),
     # column counts that are not multiples of 16 (3H = 36, I = 20): a masked last vector
     pytest.param(Case(T=4, B=11, I=20, H=12, layout="packed"), id="I20-H12-masked-columns"),
+    pytest.param(
+        Case(T=5, B=9, I=4, H=20, num_layers=2, bidirectional=True, layout="packed"),
+        id="H20-2L-bi-packed",
+    ),
 ]
 
 
