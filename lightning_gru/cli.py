@@ -23,8 +23,8 @@ override earlier ones. Besides the model, data and trainer the command adds:
 
 The vocabulary size (and the class names) flow from the data module into the model through
 ``link_arguments`` when both are built; a model without such an argument (``Forecaster``) is
-left alone. The resolved configuration is written as ``config.yaml`` in the log folder and
-logged as hyperparameters (the W&B run config). Runs log to W&B in project ``lightning-gru``
+left alone. The resolved configuration is written as ``config.yaml`` in the log folder (next
+to the checkpoints when there is no logger) and logged as hyperparameters (the W&B run config). Runs log to W&B in project ``lightning-gru``
 by default; without an API key they are written offline (an existing ``WANDB_MODE`` wins) and
 can be uploaded later with ``wandb sync``.
 """
@@ -61,12 +61,22 @@ _SUMMARY = "Sentiment, language-model and forecasting experiments with a fast GR
 class ConfigToLoggers(SaveConfigCallback):
     """Writes the resolved config to the log folder (``config.yaml`` for ``fit``,
     ``config-<stage>.yaml`` otherwise, so ``predict`` does not overwrite the training config)
-    and logs it to every logger as the hyperparameter ``config``."""
+    and logs it to every logger as the hyperparameter ``config``. Without a logger, whose log
+    folder Lightning takes to be the working directory, the file goes next to the checkpoints
+    (nowhere when the checkpoint folder is not set)."""
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         stage = getattr(stage, "value", stage)  # Lightning passes a TrainerFn
         if stage != "fit":
             self.config_filename = f"config-{stage}.yaml"
+        if not trainer.loggers:
+            folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+            if folder is None:
+                self.save_to_log_dir = False
+            else:
+                if trainer.is_global_zero:
+                    os.makedirs(folder, exist_ok=True)
+                self.config_filename = os.path.join(folder, self.config_filename)
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:

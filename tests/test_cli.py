@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 from models._fixtures import one_thread  # noqa: F401  (autouse: tests/models/_fixtures.py)
 
 from lightning_gru.cli import run_cli, wandb_has_credentials
@@ -161,6 +162,32 @@ def test_forecasting_fit_test_and_wandb_run(tmp_path):
     assert test_history["test_mse"] == pytest.approx(
         torch.nn.functional.mse_loss(forecast["prediction"], forecast["target"][:, 1:]).item()
     )
+
+
+def test_without_a_logger_the_config_goes_next_to_the_checkpoints(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # Lightning's log folder without a logger
+    recipe = ["--config", str(RECIPES / "forecasting" / "sine-gru.yaml")]
+    ckpt_dir = tmp_path / "checkpoints"
+    small = [
+        "--trainer.logger",
+        "false",
+        "--checkpoint.dirpath",
+        str(ckpt_dir),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.max_epochs",
+        "1",
+        "--data.num_points",
+        "300",
+    ]
+    run_cli(["fit", *recipe, *small])
+    run_cli(["test", *recipe, *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
+    assert list(work.iterdir()) == []
+    assert {"config.yaml", "config-test.yaml"} <= {p.name for p in ckpt_dir.iterdir()}
+    saved = yaml.safe_load((ckpt_dir / "config.yaml").read_text())
+    assert saved["model"]["class_path"] == "lightning_gru.models.Forecaster"
 
 
 def test_resume_from_last_checkpoint(tmp_path):
