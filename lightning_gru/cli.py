@@ -24,9 +24,9 @@ override earlier ones. Besides the model, data and trainer the command adds:
 The vocabulary size (and the class names) flow from the data module into the model through
 ``link_arguments`` when both are built; a model without such an argument (``Forecaster``) is
 left alone. The resolved configuration is written as ``config.yaml`` in the log folder (next
-to the checkpoints when there is no logger) and logged as hyperparameters (the W&B run config). Runs log to W&B in project ``lightning-gru``
-by default; without an API key they are written offline (an existing ``WANDB_MODE`` wins) and
-can be uploaded later with ``wandb sync``.
+to the checkpoints when there is no logger) and logged as hyperparameters (the W&B run config).
+Runs log to W&B in project ``lightning-gru`` by default; without an API key they are written
+offline (an existing ``WANDB_MODE`` wins) and can be uploaded later with ``wandb sync``.
 """
 
 import netrc
