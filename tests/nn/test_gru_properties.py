@@ -17,8 +17,8 @@ SETTINGS = settings(
 
 @st.composite
 def cases(draw, sizes_of_16: bool = False) -> Case:
-    """Random small cases; ``sizes_of_16`` also draws H and I that are multiples of 16, which
-    float32 runs on the register-block products."""
+    """Random small cases; ``sizes_of_16`` also draws H and I that are multiples of 16: in
+    float32 the register-block products then run on whole vectors, not only masked ones."""
     layout = draw(st.sampled_from(LAYOUTS))
     T = draw(st.integers(1, 7))
     B = 1 if layout == "unbatched" else draw(st.integers(1, 5))
