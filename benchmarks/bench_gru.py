@@ -68,6 +68,7 @@ CONFIGS = {
     c.name: c
     for c in [
         Config("time-machine", 35, 32, 28, 256),
+        Config("time-machine-h100", 35, 32, 28, 100),  # H not a multiple of 16: masked vectors
         Config("imdb", 256, 64, 100, 256),
         Config("imdb-2l-bi", 256, 64, 100, 256, num_layers=2, bidirectional=True),
         Config("sine-b1", 20, 1, 1, 16),
