@@ -137,17 +137,17 @@ def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_loca
         _sgemm_compute = NULL
 
 
-cdef inline bint blocked_products(int H) noexcept nogil:
-    """Whether a float32 direction's per-step products run on the register blocks of
-    block_gemm.h (a build with AVX-512; any H: a last partial vector of columns is masked)
-    rather than on BLAS."""
-    return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1 and H > 0
+cdef inline bint blocked_products() noexcept nogil:
+    """Whether float32 per-step products run on the register blocks of block_gemm.h (a build
+    with AVX-512; any hidden size: a last partial vector of columns is masked) rather than on
+    BLAS."""
+    return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1
 
 
 cdef inline bint block_columns(int N) noexcept nogil:
     """Whether a float32 product over all steps with N columns runs on the register blocks:
-    from 16 columns on (a last partial vector is masked), in a build with AVX-512."""
-    return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1 and N >= 16
+    from 16 columns on, where ``blocked_products()``."""
+    return blocked_products() and N >= 16
 
 
 cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw,
@@ -256,10 +256,9 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
     cdef long rows
     cdef Py_ssize_t c
     if floating is float:
-        if block_columns(N) and M > 0 and K > 0:
-            packed = <float *>malloc(lgru_block_packed_floats(K, N) * sizeof(float))
+        if block_columns(N):
+            packed = pack_weight(trans_b, M, N, K, B, ldb, True)
         if packed != NULL:
-            lgru_block_pack(K, N, B, ldb, trans_b, packed)
             if num_threads > 1 and <long>M * N * K >= PARALLEL_MIN_MACS:
                 chunks = num_threads if num_threads < MAX_THREADS else MAX_THREADS
             rows = ((M + chunks - 1) // chunks + 7) // 8 * 8  # whole blocks of 8 rows
@@ -508,7 +507,7 @@ cdef int forward_direction(
 
     memcpy(h_n, h0, B * H * sizeof(floating))  # h_n is the running state
     if floating is float:
-        blocked = blocked_products(H)
+        blocked = blocked_products()
         if T > 1 and (blocked or <long>B * H3 * H >= PACK_MIN_MACS):
             packed_rz = pack_weight(True, B, H3 if reset_after else 2 * H, H, w_hh, H, blocked)
             if not reset_after:
@@ -767,7 +766,7 @@ cdef int backward_direction(
     else:
         memset(dh0, 0, B * H * sizeof(floating))
     if floating is float:
-        blocked = blocked_products(H)
+        blocked = blocked_products()
         if T > 1 and (blocked or <long>B * H3 * H >= PACK_MIN_MACS):
             packed_h = pack_weight(False, B, H, H3 if reset_after else 2 * H, w_hh, H, blocked)
             if not reset_after:
