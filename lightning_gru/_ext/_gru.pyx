@@ -612,7 +612,7 @@ cdef inline const floating *previous_state(
 cdef inline void backward_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, Py_ssize_t t, int T, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *y, int ldy, const floating *h0, const floating *dy,
-    int ld_dy, const floating *zeros, floating *g, floating *e, floating *dh_state,
+    int ld_dy, const floating *dy_fill, floating *g, floating *e, floating *dh_state,
     floating *dg_step, floating *h_prev_buffer, bint reverse, bint reset_after,
 ) noexcept nogil:
     """Rows [b0, b1) of step ``t``: gate gradients (r's too when reset_after); ``g``/``e`` start
@@ -624,7 +624,7 @@ cdef inline void backward_rows(
         h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
         if h_prev_buffer != NULL:
             memcpy(h_prev_buffer + (offsets[t] + b) * H, h_prev, H * sizeof(floating))
-        dy_row = dy + (offsets[t] + b) * ld_dy if dy != NULL else zeros
+        dy_row = dy + (offsets[t] + b) * ld_dy if dy != NULL else dy_fill
         if reset_after:
             ra_backward(H, g + b * 3 * H, e + b * H, dh_state + b * H, dy_row, h_prev,
                         dg_step + (b - b0) * 3 * H)
@@ -677,7 +677,7 @@ cdef int backward_time_loop(
     Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *w_hh, const float *packed_h, const float *packed_n,
     bint blocked, const floating *h0, const floating *y, int ldy, const floating *dy,
-    int ld_dy, const floating *zeros, floating *gates, floating *extra, floating *dh_state,
+    int ld_dy, const floating *dy_fill, floating *gates, floating *extra, floating *dh_state,
     floating *h_prev_buffer, floating *sums, bint reverse, bint reset_after, bint serial_blas,
 ) noexcept nogil:
     """The reverse time walk of sequences [b0, b1): gate gradients and the state gradient.
@@ -707,7 +707,7 @@ cdef int backward_time_loop(
             continue
         g = gates + offsets[t] * H3
         e = extra + offsets[t] * H
-        backward_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, ld_dy, zeros,
+        backward_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, ld_dy, dy_fill,
                       g, e, dh_state, dg_step, h_prev_buffer, reverse, reset_after)
         if sums != NULL and reset_after:
             add_column_sums(sums, dg_step, H3, n, H3)
@@ -751,14 +751,20 @@ cdef int backward_direction(
     cdef float *packed_n = NULL
     cdef bint blocked = False
     cdef floating *sums = NULL  # per block: the bias gradients' column sums (4H)
-    cdef floating *zeros = <floating *>calloc(H, sizeof(floating))  # stands in for a missing dy
+    # the dy row of every step when dy is absent (zeros) or one value broadcast (ld_dy < 0)
+    cdef floating *dy_fill = <floating *>calloc(H, sizeof(floating))
     cdef floating *h_prev_buffer = NULL
-    if zeros == NULL:
+    cdef int j
+    if dy_fill == NULL:
         return -1
+    if dy != NULL and ld_dy < 0:
+        for j in range(H):
+            dy_fill[j] = dy[0]
+        dy = NULL
     if not dense:
         h_prev_buffer = <floating *>malloc(N * H * sizeof(floating))
         if h_prev_buffer == NULL:
-            free(zeros)
+            free(dy_fill)
             return -1
 
     if dh_n != NULL:
@@ -777,19 +783,19 @@ cdef int backward_direction(
         failed = sums == NULL
     if not failed and blocks == 1:
         failed = backward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
-                                    blocked, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0,
+                                    blocked, h0, y, ldy, dy, ld_dy, dy_fill, gates, extra, dh0,
                                     h_prev_buffer, sums, reverse, reset_after, False)
     elif not failed:
         for c in prange(blocks, num_threads=blocks, schedule="static"):
             status[c] = backward_time_loop(
                 bounds[c], bounds[c + 1], T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
-                blocked, h0, y, ldy, dy, ld_dy, zeros, gates, extra, dh0, h_prev_buffer,
+                blocked, h0, y, ldy, dy, ld_dy, dy_fill, gates, extra, dh0, h_prev_buffer,
                 sums + c * 4 * H if sums != NULL else NULL, reverse, reset_after, True)
         for c in range(blocks):
             failed = failed | status[c]
     free(packed_h)
     free(packed_n)
-    free(zeros)
+    free(dy_fill)
     if failed:
         free(sums)
         free(h_prev_buffer)
@@ -831,6 +837,8 @@ def backward(
     size_t db_hh, bint double_precision, int num_threads=1,
 ):
     """Gradients of one direction of one layer; ``dy``/``dh_n``/``dx``/``db_*`` may be 0.
+
+    ``ld_dy = -1``: every element of ``dy`` is ``dy[0]`` (the gradient of ``out.sum()``).
 
     ``y`` (with ``ldy``) holds the states the forward went through: its ``history`` buffer.
     """

@@ -37,6 +37,28 @@ def _dense_batch_sizes(T: int, B: int) -> Tensor:
         return torch.full((T,), B, dtype=torch.int64)
 
 
+# Default initial states up to this size are cached (see ``zero_state``).
+CACHED_ZERO_STATE_BYTES = 1 << 16
+
+
+@lru_cache(maxsize=32)
+def _cached_zeros(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    with torch.inference_mode(False):
+        return torch.zeros(shape, dtype=dtype)
+
+
+def zero_state(shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """Zeros of ``shape`` with the dtype and device of ``like``: the default initial state.
+
+    Small CPU states are one cached tensor per shape and dtype: nothing writes to an initial
+    state (the kernel and torch's GRU only read it, and it is never returned), and at the sizes
+    where a call takes tens of microseconds a fresh allocation is a visible part of it.
+    """
+    if like.is_cpu and math.prod(shape) * like.element_size() <= CACHED_ZERO_STATE_BYTES:
+        return _cached_zeros(shape, like.dtype)
+    return torch.zeros(shape, dtype=like.dtype, device=like.device)
+
+
 def cython_gru(
     input, hx, weights, num_layers, num_directions, batch_sizes, reset_after, has_biases,
     dropout, training,
@@ -96,12 +118,13 @@ def _check_batch_sizes(batch_sizes: Tensor, rows: int) -> int:
 
 def _rows_of(grad: Tensor | None) -> tuple[Tensor | None, int]:
     """A gradient the kernel can read row by row, and its row stride, copying as little as
-    possible: the gradient of ``out.sum()`` is one value broadcast to every element."""
+    possible. The stride is -1 when every element is the same value, as in the gradient of
+    ``out.sum()``: the kernel reads that one value."""
     if grad is None:
         return None, 0
+    if not any(grad.stride()):
+        return grad, -1
     if grad.dim() == 3:  # dense (T, B, D*H)
-        if grad.stride(0) == 0 and grad.stride(1) == 0:
-            return grad[0, :1].contiguous(), 0
         grad = grad.reshape(-1, grad.size(2))
     if grad.stride(1) == 1:
         return grad, grad.stride(0)
@@ -173,7 +196,9 @@ class GRULayerFunction(torch.autograd.Function):
     may be None). Outputs ``y``, ``(N, D*H)`` or ``(T, B, D*H)`` like ``x``, and ``h_n (D, B, H)``.
 
     The forward keeps the gate activations for the backward, which overwrites them in place
-    with their gradients, and reads the states from the output. When the output was edited in
+    with their gradients, and reads the states from the output. The gradient of an unused output
+    arrives as None, and one that is a single value broadcast (``out.sum()``) is read in place:
+    neither is materialised. When the output was edited in
     place since (its version counter moved), or for a second backward through the same graph
     (``retain_graph=True``), the backward recomputes all of it first, so it stays exact. A
     backward with ``create_graph=True`` (second-order gradients, e.g. a gradient penalty)
@@ -185,6 +210,7 @@ class GRULayerFunction(torch.autograd.Function):
         training = save_for_backward and any(ctx.needs_input_grad)
         y, h_n, buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, training)
         if training:
+            ctx.set_materialize_grads(False)  # an unused output's gradient comes as None
             ctx.save_for_backward(x, h0, *weights)
             ctx.batch_sizes = batch_sizes  # never modified: no version tracking needed
             ctx.buffer = buffer
@@ -219,6 +245,7 @@ def _kernel_backward(ctx, dy, dh_n):
     else:
         block, states, ld_states = N * 4 * H * itemsize, ctx.output.data_ptr(), D * H
     dy, ld_dy = _rows_of(dy)
+    dy_column = 0 if ld_dy < 0 else H * itemsize  # where direction d's columns start
     dh_n = None if dh_n is None else dh_n.contiguous()
     needs = ctx.needs_input_grad
     dx = _new_buffer(x, *x.shape) if needs[0] else None
@@ -233,15 +260,17 @@ def _kernel_backward(ctx, dy, dh_n):
             x.data_ptr(), I, I, batch_sizes.data_ptr(), T, B, H,
             w_ih.data_ptr(), w_hh.data_ptr(), h0.data_ptr() + d * B * H * itemsize,
             gates + N * 4 * H * itemsize if states is None else states + d * H * itemsize,
-            ld_states, 0 if dy is None else dy.data_ptr() + d * H * itemsize, ld_dy,
+            ld_states, 0 if dy is None else dy.data_ptr() + d * dy_column, ld_dy,
             0 if dh_n is None else dh_n.data_ptr() + d * B * H * itemsize,
             gates, gates + N * 3 * H * itemsize, d == 1, reset_after,
             _address(dx), d > 0, dh0.data_ptr() + d * B * H * itemsize,
             dw_ih.data_ptr(), dw_hh.data_ptr(), _address(db_ih), _address(db_hh),
             x.dtype == torch.float64, threads,
         )  # fmt: skip
-    dweights = [g if needs[5 + i] else None for i, g in enumerate(dweights)]
-    return dx, dh0 if needs[1] else None, None, None, None, *dweights
+    return (
+        dx, dh0 if needs[1] else None, None, None, None,
+        *(g if needed else None for g, needed in zip(dweights, needs[5:], strict=True)),
+    )  # fmt: skip
 
 
 def _differentiable_backward(ctx, dy, dh_n):
@@ -251,6 +280,10 @@ def _differentiable_backward(ctx, dy, dh_n):
     x, h0, *weights = ctx.saved_tensors
     batch_sizes = ctx.batch_sizes
     D = h0.size(0)
+    if dy is None:  # the output was not used (the forward set materialize_grads=False)
+        dy = torch.zeros(*x.shape[:-1], D * h0.size(2), dtype=x.dtype)
+    if dh_n is None:
+        dh_n = torch.zeros_like(h0)
     inputs = [x, h0, *weights]
     wanted = [
         i for i, needed in enumerate(ctx.needs_input_grad[:2] + ctx.needs_input_grad[5:]) if needed

@@ -7,6 +7,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from lightning_gru.functional import BACKENDS, gru
+from lightning_gru.functional._cython import zero_state
 
 
 class GRU(torch.nn.GRU):
@@ -88,13 +89,12 @@ class GRU(torch.nn.GRU):
                 )
             max_batch_size = data.size(0 if self.batch_first else 1)
         if hx is None:
-            hx = torch.zeros(
-                self.num_layers * num_directions, max_batch_size, self.hidden_size,
-                dtype=data.dtype, device=data.device,
-            )  # fmt: skip
+            self.check_input(data, batch_sizes)
+            shape = (self.num_layers * num_directions, max_batch_size, self.hidden_size)
+            hx = zero_state(shape, data)
         else:
             hx = self.permute_hidden(hx, sorted_indices)
-        self.check_forward_args(data, hx, batch_sizes)
+            self.check_forward_args(data, hx, batch_sizes)
         self._check_kernel_args(
             data, hx, weights, seq_dim=1 if self.batch_first and not packed else 0
         )

@@ -165,3 +165,28 @@ def test_thread_count_changed_between_forward_and_backward(reset_after: bool) ->
     assert_close(leaves.x.grad, leaves_oracle.x.grad, torch.float64, "grad[input]")
     for (name, p_oracle), p_ours in zip(oracle.named_parameters(), ours.parameters(), strict=True):
         assert_close(p_ours.grad, p_oracle.grad, torch.float64, f"grad[{name}]")
+
+
+LOSSES = {
+    "out.sum()": lambda out, h_n: out.sum(),  # the output's gradient is one value broadcast
+    "out.sum()*3": lambda out, h_n: out.sum() * 3,  # a broadcast 3
+    "out.sum()+h_n.sum()": lambda out, h_n: out.sum() + h_n.sum(),
+    "h_n only": lambda out, h_n: h_n.square().sum(),  # no gradient reaches the output
+    "out only": lambda out, h_n: out.square().sum(),  # none reaches h_n
+}
+
+
+@pytest.mark.parametrize("layout", ["dense", "packed"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_gradients_of_an_unused_output_or_a_broadcast_value(loss: str, layout: str) -> None:
+    """The kernel reads a broadcast gradient in place and takes an unused output's as None."""
+    case = Case(num_layers=2, bidirectional=True, layout=layout)
+    oracle, ours = make_pair(case)
+    inputs = make_inputs(case)
+    grads = {}
+    for name, module in (("torch", oracle), ("ours", ours)):
+        leaves = inputs.clone_leaves()
+        LOSSES[loss](*run(module, case, leaves)).backward()
+        grads[name] = [leaves.x.grad, leaves.h0.grad, *(p.grad for p in module.parameters())]
+    for actual, expected in zip(grads["ours"], grads["torch"], strict=True):
+        assert_close(actual, expected, torch.float64, f"{loss}, {layout}")

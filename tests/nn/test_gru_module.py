@@ -362,3 +362,23 @@ def test_torch_compile_eager_backend() -> None:
     oracle, ours = make_pair(case)
     compiled = torch.compile(ours, backend="eager")
     check_parity(oracle, compiled, case, make_inputs(case), torch.float64)
+
+
+def test_default_initial_state_is_not_shared_state() -> None:
+    """Small default states are one cached zero tensor: a call in inference mode must not leave
+    it unusable for training, and nothing a caller does to the results may reach it."""
+    torch.manual_seed(0)
+    ours = GRU(3, 5, backend="cython")
+    reference = torch.nn.GRU(3, 5)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 2, 3)
+    with torch.inference_mode():
+        ours(x)
+    out, h_n = ours(x)
+    (out.square().sum() + h_n.sum()).backward()
+    out.detach().add_(1.0)
+    h_n.detach().mul_(3.0)
+    expected = reference(x)
+    for a, e, what in zip(ours(x), expected, ("output", "h_n"), strict=True):
+        assert_close(a, e, torch.float32, f"second call, {what}")
+    assert_close(ours(x[:, :1])[1], reference(x[:, :1])[1], torch.float32, "other batch size")
