@@ -31,8 +31,10 @@ def resolve_backend(backend: str, tensor: Tensor) -> str:
         ValueError: for an unknown backend name, or ``"cython"`` on a tensor the kernel cannot
             take (CUDA, or a dtype other than float32/float64).
     """
-    if backend == "auto":
-        return "cython" if kernel_supports(tensor) else "torch"
+    if (backend == "auto" or backend == "cython") and kernel_supports(tensor):
+        return "cython"
+    if backend == "auto" or backend == "torch":
+        return "torch"
     if backend == "cython":
         if not kernel_available():
             raise RuntimeError(
@@ -40,15 +42,11 @@ def resolve_backend(backend: str, tensor: Tensor) -> str:
                 f"({kernel_import_error()}); rebuild it with `pip install -e .` or use "
                 "backend='torch'"
             )
-        if not kernel_supports(tensor):
-            raise ValueError(
-                "backend='cython' runs on CPU float32/float64 tensors only, got a "
-                f"{tensor.device.type} tensor of dtype {tensor.dtype}; use backend='auto' "
-                "(cuDNN on CUDA) or backend='torch'"
-            )
-        return "cython"
-    if backend == "torch":
-        return "torch"
+        raise ValueError(
+            "backend='cython' runs on CPU float32/float64 tensors only, got a "
+            f"{tensor.device.type} tensor of dtype {tensor.dtype}; use backend='auto' "
+            "(cuDNN on CUDA) or backend='torch'"
+        )
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
