@@ -144,10 +144,11 @@ cdef inline bint blocked_products() noexcept nogil:
     return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1
 
 
-cdef inline bint block_columns(int N) noexcept nogil:
-    """Whether a float32 product over all steps with N columns runs on the register blocks:
-    from 16 columns on, where ``blocked_products()``."""
-    return blocked_products() and N >= 16
+cdef inline bint block_product(int M, int N) noexcept nogil:
+    """Whether a float32 product over all steps, M rows by N columns, runs on the register
+    blocks, where ``blocked_products()``: from 16 columns and one block of 8 rows on (for fewer
+    rows, packing op(B) costs as much as the product; one step of one sequence has one row)."""
+    return blocked_products() and N >= 16 and M >= 8
 
 
 cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw,
@@ -248,7 +249,7 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
                   int num_threads) noexcept nogil:
     """Row-major ``C (M, N) = A op(B) + beta C`` (beta 0 or 1) over all steps at once.
 
-    float32 with ``block_columns(N)``: op(B) packed once and the rows split across threads on
+    float32 with ``block_product(M, N)``: op(B) packed once and the rows split across threads on
     the register blocks of block_gemm.h, which outrun MKL where it runs its generic kernels
     (docs/gru.md); otherwise, or when the packed copy cannot be allocated, BLAS."""
     cdef float *packed = NULL
@@ -256,7 +257,7 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
     cdef long rows
     cdef Py_ssize_t c
     if floating is float:
-        if block_columns(N):
+        if block_product(M, N):
             packed = pack_weight(trans_b, M, N, K, B, ldb, True)
         if packed != NULL:
             if num_threads > 1 and <long>M * N * K >= PARALLEL_MIN_MACS:

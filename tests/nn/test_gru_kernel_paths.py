@@ -32,9 +32,9 @@ LAYOUTS = [
     pytest.param(Case(T=4, B=1, I=3, H=8), id="B1"),
     pytest.param(Case(T=6, B=19, I=5, H=32, layout="packed"), id="packed-unsorted-H32"),
     pytest.param(Case(T=5, B=9, I=4, H=16, num_layers=2, bidirectional=True), id="dense-2L-bi-H16"),
-    # I = 16: the input gradient on the register blocks too; 6 rows, fewer than one block of 8
-    # per thread
-    pytest.param(Case(T=2, B=3, I=16, H=16), id="I16-six-rows"),
+    # I = 16: the input gradient on the register blocks too; 9 rows, one block of 8 and one row
+    # (fewer than 8 rows in all go to BLAS); the per-step products of 3 rows stay on the blocks
+    pytest.param(Case(T=3, B=3, I=16, H=16), id="I16-nine-rows"),
     # column counts that are not multiples of 16 (3H = 36, I = 20): a masked last vector
     pytest.param(Case(T=4, B=11, I=20, H=12, layout="packed"), id="I20-H12-masked-columns"),
     pytest.param(
