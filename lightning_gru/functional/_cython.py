@@ -198,11 +198,11 @@ class GRULayerFunction(torch.autograd.Function):
     The forward keeps the gate activations for the backward, which overwrites them in place
     with their gradients, and reads the states from the output. The gradient of an unused output
     arrives as None, and one that is a single value broadcast (``out.sum()``) is read in place:
-    neither is materialised. When the output was edited in
-    place since (its version counter moved), or for a second backward through the same graph
-    (``retain_graph=True``), the backward recomputes all of it first, so it stays exact. A
-    backward with ``create_graph=True`` (second-order gradients, e.g. a gradient penalty)
-    differentiates the pure-torch reference instead, so that its result is differentiable too.
+    neither is materialised. When the output was edited in place since (its version counter
+    moved), or for a second backward through the same graph (``retain_graph=True``), the
+    backward recomputes all of it first, so it stays exact. A backward with
+    ``create_graph=True`` (second-order gradients, e.g. a gradient penalty) differentiates the
+    pure-torch reference instead, so that its result is differentiable too.
     """
 
     @staticmethod
