@@ -147,10 +147,6 @@ def _new_buffer(like: Tensor, *size: int) -> Tensor:
     return buffer
 
 
-def _address(tensor: Tensor | None) -> int:
-    return 0 if tensor is None else tensor.data_ptr()
-
-
 def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_history=False):
     """Run both directions of one layer on ``x``: ``(N, I)`` rows, or dense ``(T, B, I)``.
 
@@ -160,30 +156,36 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_hist
     and, with ``keep_history``, a copy of the states ``(N, H)`` (the backward otherwise reads
     them from ``y``).
     """
-    I = x.size(-1)
-    N = math.prod(x.shape[:-1])
+    *rows, I = x.shape
+    N = math.prod(rows)
     D, B, H = h0.shape
-    T = batch_sizes.numel()
+    T = len(batch_sizes)
     itemsize = x.element_size()
-    y = _new_buffer(x, *x.shape[:-1], D * H)
-    h_n = x.new_empty(D, B, H)
+    y = _new_buffer(x, *rows, D * H)
+    h_n = x.new_empty((D, B, H))
     # per direction: gates (N, 3H), extra (N, H)[, history (N, H)]; inference: one gates block
-    width = 5 * H if keep_history else 4 * H
-    buffer = _new_buffer(x, D * N * width if training else N * 3 * H)
+    width = (5 * H if keep_history else 4 * H) if training else 3 * H
     block = N * width * itemsize
+    blocks = D if training else 1  # inference: the directions take turns with one block
+    buffer = _new_buffer(x, blocks * N * width)
+    x_address, y_address = x.data_ptr(), y.data_ptr()
+    h0_address, h_n_address = h0.data_ptr(), h_n.data_ptr()
+    gates = buffer.data_ptr()
+    float64 = x.dtype is torch.float64
     threads = torch.get_num_threads()
     for d in range(D):
         w_ih, w_hh, b_ih, b_hh = weights[4 * d : 4 * d + 4]
-        gates = buffer.data_ptr() + (d * block if training else 0)
         _ext.forward(
-            x.data_ptr(), I, I, batch_sizes.data_ptr(), T, B, H,
-            w_ih.data_ptr(), w_hh.data_ptr(), _address(b_ih), _address(b_hh),
-            h0.data_ptr() + d * B * H * itemsize, y.data_ptr() + d * H * itemsize, D * H,
-            h_n.data_ptr() + d * B * H * itemsize, gates,
+            x_address, I, I, batch_sizes.data_ptr(), T, B, H,
+            w_ih.data_ptr(), w_hh.data_ptr(), 0 if b_ih is None else b_ih.data_ptr(),
+            0 if b_hh is None else b_hh.data_ptr(), h0_address + d * B * H * itemsize,
+            y_address + d * H * itemsize, D * H, h_n_address + d * B * H * itemsize, gates,
             gates + N * 3 * H * itemsize if training else 0,
-            d == 1, reset_after, training, x.dtype == torch.float64, threads,
+            d == 1, reset_after, training, float64, threads,
             gates + N * 4 * H * itemsize if keep_history else 0,
         )  # fmt: skip
+        if training:
+            gates += block
     return y, h_n, buffer if training else None
 
 
@@ -233,44 +235,54 @@ def _kernel_backward(ctx, dy, dh_n):
     x, h0, *weights = ctx.saved_tensors
     batch_sizes, reset_after = ctx.batch_sizes, ctx.reset_after
     buffer, ctx.buffer = ctx.buffer, None
-    I = x.size(-1)
-    N = math.prod(x.shape[:-1])
+    *rows, I = x.shape
+    N = math.prod(rows)
     D, B, H = h0.shape
-    T = batch_sizes.numel()
+    T = len(batch_sizes)
     itemsize = x.element_size()
     if buffer is None or ctx.output._version != ctx.output_version:
         # consumed by an earlier backward, or the output was edited: recompute, keep states
         buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True, True)[2]
-        block, states, ld_states = N * 5 * H * itemsize, None, H
+        block = N * 5 * H * itemsize
+        states, ld_states = buffer.data_ptr() + N * 4 * H * itemsize, H
+        states_column = block  # direction d's history is in its own block
     else:
-        block, states, ld_states = N * 4 * H * itemsize, ctx.output.data_ptr(), D * H
+        block = N * 4 * H * itemsize
+        states, ld_states = ctx.output.data_ptr(), D * H
+        states_column = H * itemsize  # direction d's columns of the output
+    # (the tensors stay referenced until the kernel has run: they may be fresh copies)
     dy, ld_dy = _rows_of(dy)
+    dy_address = 0 if dy is None else dy.data_ptr()
     dy_column = 0 if ld_dy < 0 else H * itemsize  # where direction d's columns start
     dh_n = None if dh_n is None else dh_n.contiguous()
+    dh_n_address = 0 if dh_n is None else dh_n.data_ptr()
     needs = ctx.needs_input_grad
     dx = _new_buffer(x, *x.shape) if needs[0] else None
     dh0 = torch.empty_like(h0)
     dweights = [None if w is None else torch.empty_like(w) for w in weights]
+    x_address, h0_address, dh0_address = x.data_ptr(), h0.data_ptr(), dh0.data_ptr()
+    dx_address = 0 if dx is None else dx.data_ptr()
+    gates = buffer.data_ptr()
+    float64 = x.dtype is torch.float64
     threads = torch.get_num_threads()
     for d in range(D):
         w_ih, w_hh = weights[4 * d : 4 * d + 2]
         dw_ih, dw_hh, db_ih, db_hh = dweights[4 * d : 4 * d + 4]
-        gates = buffer.data_ptr() + d * block
         _ext.backward(
-            x.data_ptr(), I, I, batch_sizes.data_ptr(), T, B, H,
-            w_ih.data_ptr(), w_hh.data_ptr(), h0.data_ptr() + d * B * H * itemsize,
-            gates + N * 4 * H * itemsize if states is None else states + d * H * itemsize,
-            ld_states, 0 if dy is None else dy.data_ptr() + d * dy_column, ld_dy,
-            0 if dh_n is None else dh_n.data_ptr() + d * B * H * itemsize,
-            gates, gates + N * 3 * H * itemsize, d == 1, reset_after,
-            _address(dx), d > 0, dh0.data_ptr() + d * B * H * itemsize,
-            dw_ih.data_ptr(), dw_hh.data_ptr(), _address(db_ih), _address(db_hh),
-            x.dtype == torch.float64, threads,
+            x_address, I, I, batch_sizes.data_ptr(), T, B, H,
+            w_ih.data_ptr(), w_hh.data_ptr(), h0_address + d * B * H * itemsize,
+            states + d * states_column, ld_states,
+            dy_address + d * dy_column if dy_address else 0, ld_dy,
+            dh_n_address + d * B * H * itemsize if dh_n_address else 0,
+            gates, gates + N * 3 * H * itemsize, d == 1,
+            reset_after, dx_address, d > 0, dh0_address + d * B * H * itemsize,
+            dw_ih.data_ptr(), dw_hh.data_ptr(), 0 if db_ih is None else db_ih.data_ptr(),
+            0 if db_hh is None else db_hh.data_ptr(), float64, threads,
         )  # fmt: skip
-    return (
-        dx, dh0 if needs[1] else None, None, None, None,
-        *(g if needed else None for g, needed in zip(dweights, needs[5:], strict=True)),
-    )  # fmt: skip
+        gates += block
+    if not all(needs[5:]):
+        dweights = [g if needed else None for g, needed in zip(dweights, needs[5:], strict=True)]
+    return dx, dh0 if needs[1] else None, None, None, None, *dweights
 
 
 def _differentiable_backward(ctx, dy, dh_n):
