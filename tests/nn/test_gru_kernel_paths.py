@@ -35,6 +35,8 @@ LAYOUTS = [
     # I = 16: the input gradient on the register blocks too; 9 rows, one block of 8 and one row
     # (fewer than 8 rows in all go to BLAS); the per-step products of 3 rows stay on the blocks
     pytest.param(Case(T=3, B=3, I=16, H=16), id="I16-nine-rows"),
+    # 3 rows over all steps: the input projection and gradient go to BLAS, not the blocks
+    pytest.param(Case(T=1, B=3, I=16, H=16), id="I16-three-rows"),
     # column counts that are not multiples of 16 (3H = 36, I = 20): a masked last vector
     pytest.param(Case(T=4, B=11, I=20, H=12, layout="packed"), id="I20-H12-masked-columns"),
     pytest.param(
