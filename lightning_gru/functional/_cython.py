@@ -31,8 +31,16 @@ def kernel_import_error() -> str:
     return "" if _IMPORT_ERROR is None else str(_IMPORT_ERROR)
 
 
-@lru_cache(maxsize=64)
 def _dense_batch_sizes(T: int, B: int) -> Tensor:
+    """The batch sizes of T steps of B rows, cached (read-only; the kernel takes them as the
+    batch sizes of a PackedSequence)."""
+    if torch.compiler.is_compiling():  # Dynamo ignores lru_cache, and warns that it does
+        return torch.full((T,), B, dtype=torch.int64)
+    return _cached_batch_sizes(T, B)
+
+
+@lru_cache(maxsize=64)
+def _cached_batch_sizes(T: int, B: int) -> Tensor:
     with torch.inference_mode(False):  # cached: must stay usable outside inference mode
         return torch.full((T,), B, dtype=torch.int64)
 
@@ -54,7 +62,11 @@ def zero_state(shape: tuple[int, ...], like: Tensor) -> Tensor:
     state (the kernel and torch's GRU only read it, and it is never returned), and at the sizes
     where a call takes tens of microseconds a fresh allocation is a visible part of it.
     """
-    if like.is_cpu and math.prod(shape) * like.element_size() <= CACHED_ZERO_STATE_BYTES:
+    if (
+        like.is_cpu
+        and math.prod(shape) * like.element_size() <= CACHED_ZERO_STATE_BYTES
+        and not torch.compiler.is_compiling()  # Dynamo ignores lru_cache, and warns that it does
+    ):
         return _cached_zeros(shape, like.dtype)
     return torch.zeros(shape, dtype=like.dtype, device=like.device)
 

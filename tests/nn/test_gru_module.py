@@ -7,6 +7,7 @@ grad modes, ``functional_call``, non-contiguous inputs and views, and inter-laye
 import copy
 import io
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -362,6 +363,18 @@ def test_torch_compile_eager_backend() -> None:
     oracle, ours = make_pair(case)
     compiled = torch.compile(ours, backend="eager")
     check_parity(oracle, compiled, case, make_inputs(case), torch.float64)
+
+
+def test_torch_compile_without_h0_does_not_warn() -> None:
+    """The module's caches (dense batch sizes, default initial state) are bypassed under Dynamo,
+    which would otherwise trace through ``lru_cache`` with a UserWarning."""
+    case = Case(num_layers=2, with_h0=False)
+    oracle, ours = make_pair(case)
+    compiled = torch.compile(ours, backend="eager")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        check_parity(oracle, compiled, case, make_inputs(case), torch.float64)
+    assert not [w for w in caught if issubclass(w.category, UserWarning)], caught
 
 
 def test_default_initial_state_is_not_shared_state() -> None:
