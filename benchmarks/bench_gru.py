@@ -74,6 +74,8 @@ CONFIGS = {
         Config("sine-b1", 20, 1, 1, 16),
         Config("sine-b38", 20, 38, 1, 16),
         Config("large", 100, 128, 512, 512),
+        # few rows and a large recurrent weight (12 MiB): packing it does not repay
+        Config("short-h1024", 10, 1, 4, 1024),
     ]
 }
 IMPLS = ("torch", "ours")

@@ -28,6 +28,10 @@ from cython.parallel cimport prange
 
 # Recurrent products of at least this many multiply-adds use MKL's packed weights.
 cdef long PACK_MIN_MACS = 1 << 15
+# Every step reads the packed recurrent weight, and packing it reads and writes all of it once,
+# which fewer rows over all steps do not repay (T = 10, B = 1, H = 1024: 4.5 ms packed, 2.3 ms
+# not, torch 2.5 ms).
+cdef long PACK_MIN_ROWS = 16
 # Below this many recurrent multiply-adds (all steps) a direction runs on one thread.
 cdef long PARALLEL_MIN_MACS = 1 << 22
 cdef enum:
@@ -144,6 +148,14 @@ cdef inline bint blocked_products() noexcept nogil:
     return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1
 
 
+cdef inline bint pack_recurrent_weight(int T, int N, int B, int H3, int H,
+                                      bint blocked) noexcept nogil:
+    """Whether the per-step products of a direction (B rows by H3 columns, N rows over all T
+    steps) take a packed recurrent weight: in the register-block format when ``blocked``, else
+    in MKL's."""
+    return T > 1 and N >= PACK_MIN_ROWS and (blocked or <long>B * H3 * H >= PACK_MIN_MACS)
+
+
 cdef inline bint block_product(int M, int N) noexcept nogil:
     """Whether a float32 product over all steps, M rows by N columns, runs on the register
     blocks, where ``blocked_products()``: from 16 columns and one block of 8 rows on (for fewer
@@ -191,9 +203,9 @@ cdef inline void packed_gemm(const float *packed, bint blocked, bint trans_b, in
 
 
 def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gemm_max_macs=-1,
-               int block_gemm=-1):
+               int block_gemm=-1, long pack_min_rows=-1):
     """Private knobs for benchmarks and tests (-1 keeps a value); returns the current values."""
-    global PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, BLOCK_GEMM
+    global PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, BLOCK_GEMM, PACK_MIN_ROWS
     if parallel_min_macs >= 0:
         PARALLEL_MIN_MACS = parallel_min_macs
     if pack_min_macs >= 0:
@@ -202,7 +214,10 @@ def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gem
         SERIAL_GEMM_MAX_MACS = serial_gemm_max_macs
     if block_gemm >= 0:
         BLOCK_GEMM = block_gemm
-    return PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, int(BLOCK_GEMM)
+    if pack_min_rows >= 0:
+        PACK_MIN_ROWS = pack_min_rows
+    return (PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, int(BLOCK_GEMM),
+            PACK_MIN_ROWS)
 
 
 def has_block_gemm():
@@ -509,7 +524,7 @@ cdef int forward_direction(
     memcpy(h_n, h0, B * H * sizeof(floating))  # h_n is the running state
     if floating is float:
         blocked = blocked_products()
-        if T > 1 and (blocked or <long>B * H3 * H >= PACK_MIN_MACS):
+        if pack_recurrent_weight(T, N, B, H3, H, blocked):
             packed_rz = pack_weight(True, B, H3 if reset_after else 2 * H, H, w_hh, H, blocked)
             if not reset_after:
                 packed_n = pack_weight(True, B, H, H, w_hh + 2 * H * H, H, blocked)
@@ -774,7 +789,7 @@ cdef int backward_direction(
         memset(dh0, 0, B * H * sizeof(floating))
     if floating is float:
         blocked = blocked_products()
-        if T > 1 and (blocked or <long>B * H3 * H >= PACK_MIN_MACS):
+        if pack_recurrent_weight(T, N, B, H3, H, blocked):
             packed_h = pack_weight(False, B, H, H3 if reset_after else 2 * H, w_hh, H, blocked)
             if not reset_after:
                 packed_n = pack_weight(False, B, H, H, w_hh + 2 * H * H, H, blocked)

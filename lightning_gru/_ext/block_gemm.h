@@ -36,14 +36,30 @@ static long lgru_block_packed_floats(int K, int N) {
  * b^T with trans. */
 static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, float *packed) {
     for (int j0 = 0; j0 < N; j0 += 3 * LGRU_UNITS) {
-        const int V = lgru_group_vectors(N, j0);
-        for (int k = 0; k < K; k++) {
-            float *dst = packed + (long)j0 * K + (long)k * V * LGRU_UNITS;
-            for (int j = 0; j < V * LGRU_UNITS; j++) {
-                dst[j] = j0 + j >= N ? 0.0f
-                         : trans     ? b[(long)(j0 + j) * ldb + k]
-                                     : b[(long)k * ldb + j0 + j];
+        const int W = lgru_group_vectors(N, j0) * LGRU_UNITS; /* packed width of the group */
+        const int n = N - j0 < W ? N - j0 : W;                 /* of which real columns */
+        float *group = packed + (long)j0 * K;
+        if (!trans) {
+            for (int k = 0; k < K; k++) {
+                const float *src = b + (long)k * ldb + j0;
+                float *dst = group + (long)k * W;
+                for (int j = 0; j < n; j++) dst[j] = src[j];
+                for (int j = n; j < W; j++) dst[j] = 0.0f;
             }
+            continue;
+        }
+        /* b^T: 16 consecutive k of each row of b at a time, so that b is read a cache line at
+         * a time. (One k for all the group's rows per pass read one float of 48 lines whose
+         * addresses, a power-of-two row length apart, share an L1 set: ~2 GB/s.) */
+        for (int k0 = 0; k0 < K; k0 += LGRU_UNITS) {
+            const int kn = K - k0 < LGRU_UNITS ? K - k0 : LGRU_UNITS;
+            float *tile = group + (long)k0 * W;
+            for (int j = 0; j < n; j++) {
+                const float *src = b + (long)(j0 + j) * ldb + k0;
+                for (int kk = 0; kk < kn; kk++) tile[(long)kk * W + j] = src[kk];
+            }
+            for (int kk = 0; kk < kn; kk++)
+                for (int j = n; j < W; j++) tile[(long)kk * W + j] = 0.0f;
         }
     }
 }

@@ -17,14 +17,16 @@ from _gru_helpers import DTYPES, RESET_AFTER, Case, check_parity, make_inputs, m
 from lightning_gru._ext import _gru
 
 NEVER = 1 << 62
-# (parallel_min_macs, pack_min_macs, serial_gemm_max_macs, block_gemm)
+# (parallel_min_macs, pack_min_macs, serial_gemm_max_macs, block_gemm, pack_min_rows)
 PATHS = [
-    pytest.param((0, 0, 0, 0), id="blocks+packed"),
-    pytest.param((0, NEVER, 0, 0), id="blocks"),
-    pytest.param((NEVER, 0, 0, 0), id="packed"),
-    pytest.param((NEVER, NEVER, NEVER, 0), id="one-block-threaded-blas"),
-    pytest.param((0, NEVER, 0, 1), id="blocks+register-blocks"),
-    pytest.param((NEVER, NEVER, NEVER, 1), id="one-block+register-blocks"),
+    pytest.param((0, 0, 0, 0, 0), id="blocks+packed"),
+    pytest.param((0, NEVER, 0, 0, 0), id="blocks"),
+    pytest.param((NEVER, 0, 0, 0, 0), id="packed"),
+    pytest.param((NEVER, NEVER, NEVER, 0, 0), id="one-block-threaded-blas"),
+    pytest.param((0, NEVER, 0, 1, 0), id="blocks+register-blocks"),
+    pytest.param((NEVER, NEVER, NEVER, 1, 0), id="one-block+register-blocks"),
+    # the register-block build with too few rows to pack the recurrent weight: BLAS per step
+    pytest.param((NEVER, 0, NEVER, 1, NEVER), id="register-blocks-unpacked"),
 ]
 LAYOUTS = [
     pytest.param(Case(T=6, B=9, I=5, H=12, layout="packed"), id="packed-unsorted"),
@@ -69,5 +71,5 @@ def test_every_kernel_path_matches_the_oracle(kernel_tuning, path, case, reset_a
 
 def test_tuning_knobs_round_trip(kernel_tuning):
     before = _gru.set_tuning()
-    assert _gru.set_tuning(1, 2, 3, 0) == (1, 2, 3, 0)
+    assert _gru.set_tuning(1, 2, 3, 0, 4) == (1, 2, 3, 0, 4)
     assert _gru.set_tuning(*before) == before
