@@ -32,6 +32,10 @@ cdef long PACK_MIN_MACS = 1 << 15
 # which fewer rows over all steps do not repay (T = 10, B = 1, H = 1024: 4.5 ms packed, 2.3 ms
 # not, torch 2.5 ms).
 cdef long PACK_MIN_ROWS = 16
+# A weight of more floats than this (1 MiB, about a core's L2 cache) is slow to pack, and one to
+# three rows per step gain little from the register blocks: such a weight is packed only for 32
+# steps or more, and one for the products over all steps only for 64 rows or more.
+cdef long LARGE_WEIGHT_FLOATS = 1 << 18
 # Below this many recurrent multiply-adds (all steps) a direction runs on one thread.
 cdef long PARALLEL_MIN_MACS = 1 << 22
 cdef enum:
@@ -153,14 +157,20 @@ cdef inline bint pack_recurrent_weight(int T, int N, int B, int H3, int H,
     """Whether the per-step products of a direction (B rows by H3 columns, N rows over all T
     steps) take a packed recurrent weight: in the register-block format when ``blocked``, else
     in MKL's."""
-    return T > 1 and N >= PACK_MIN_ROWS and (blocked or <long>B * H3 * H >= PACK_MIN_MACS)
+    if T <= 1 or N < PACK_MIN_ROWS:
+        return False
+    if <long>H3 * H > LARGE_WEIGHT_FLOATS and B < 4 and T < 32:
+        return False
+    return blocked or <long>B * H3 * H >= PACK_MIN_MACS
 
 
-cdef inline bint block_product(int M, int N) noexcept nogil:
-    """Whether a float32 product over all steps, M rows by N columns, runs on the register
-    blocks, where ``blocked_products()``: from 16 columns and one block of 8 rows on (for fewer
-    rows, packing op(B) costs as much as the product; one step of one sequence has one row)."""
-    return blocked_products() and N >= 16 and M >= 8
+cdef inline bint block_product(int M, int N, int K) noexcept nogil:
+    """Whether a float32 product over all steps, M rows by N columns (K deep), runs on the
+    register blocks, where ``blocked_products()``: from 16 columns and one block of 8 rows on
+    (for fewer rows, packing op(B) costs as much as the product; one step of one sequence has
+    one row), and from 64 rows on for a large op(B)."""
+    return (blocked_products() and N >= 16 and M >= 8
+            and (M >= 64 or <long>K * N <= LARGE_WEIGHT_FLOATS))
 
 
 cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw,
@@ -264,7 +274,7 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
                   int num_threads) noexcept nogil:
     """Row-major ``C (M, N) = A op(B) + beta C`` (beta 0 or 1) over all steps at once.
 
-    float32 with ``block_product(M, N)``: op(B) packed once and the rows split across threads on
+    float32 with ``block_product(M, N, K)``: op(B) packed once and the rows split across threads on
     the register blocks of block_gemm.h, which outrun MKL where it runs its generic kernels
     (docs/gru.md); otherwise, or when the packed copy cannot be allocated, BLAS."""
     cdef float *packed = NULL
@@ -272,7 +282,7 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
     cdef long rows
     cdef Py_ssize_t c
     if floating is float:
-        if block_product(M, N):
+        if block_product(M, N, K):
             packed = pack_weight(trans_b, M, N, K, B, ldb, True)
         if packed != NULL:
             if num_threads > 1 and <long>M * N * K >= PARALLEL_MIN_MACS:
