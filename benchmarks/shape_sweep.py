@@ -32,6 +32,7 @@ SHAPES = [
     (10, 1, 4, 512, 1, False, torch.float32),
     (50, 1, 4, 512, 1, False, torch.float32),
     (3, 2, 8, 2048, 1, False, torch.float32),
+    (1, 1, 8, 2048, 1, False, torch.float32),
     (5, 1024, 16, 16, 1, False, torch.float32),
     (20, 8, 4096, 16, 1, False, torch.float32),
     (1, 64, 32, 256, 1, True, torch.float32),

@@ -254,9 +254,10 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
     if M <= 0 or N <= 0:
         return
     if K <= 0:  # BLAS would only scale C; do it here and skip its argument checks
-        for i in range(M):
-            for j in range(N):
-                C[i * ldc + j] = 0 if beta == 0 else beta * C[i * ldc + j]
+        if beta != 1:
+            for i in range(M):
+                for j in range(N):
+                    C[i * ldc + j] = 0 if beta == 0 else beta * C[i * ldc + j]
         return
     cdef int previous_threads = -1
     if _set_blas_threads_local != NULL and <long>M * N * K < SERIAL_GEMM_MAX_MACS:
@@ -677,25 +678,26 @@ cdef void hidden_weight_grad(
     const floating *h0, int H, const int64_t *batch_sizes, const int64_t *offsets, int T, int B,
     bint reverse, floating *h_prev_buffer,
 ) noexcept nogil:
-    """``dw (M, H) += sum_t dg[t]^T h_prev[t]`` as large GEMMs over all steps.
+    """``dw (M, H) = sum_t dg[t]^T h_prev[t]`` as large GEMMs over all steps.
 
     With equal batch sizes the previous states are the output shifted by one step (plus h0), so
-    no copy is needed; otherwise they are gathered into ``h_prev_buffer`` (N, H) first.
+    no copy is needed; otherwise they are gathered into ``h_prev_buffer`` (N, H) first. The
+    product with h0 comes first and writes ``dw``: with one step it is the only one.
     """
     cdef int N = offsets[T]
     cdef Py_ssize_t t, b
     if h_prev_buffer == NULL:  # dense: every step has B rows
         if reverse:
+            gemm(True, False, M, H, B, <floating>1.0, dg + (N - B) * ld_dg, ld_dg, h0, H,
+                 <floating>0.0, dw, H)
             gemm(True, False, M, H, N - B, <floating>1.0, dg, ld_dg, y + B * ldy, ldy,
                  <floating>1.0, dw, H)
-            gemm(True, False, M, H, B, <floating>1.0, dg + (N - B) * ld_dg, ld_dg, h0, H,
-                 <floating>1.0, dw, H)
         else:
+            gemm(True, False, M, H, B, <floating>1.0, dg, ld_dg, h0, H, <floating>0.0, dw, H)
             gemm(True, False, M, H, N - B, <floating>1.0, dg + B * ld_dg, ld_dg, y, ldy,
                  <floating>1.0, dw, H)
-            gemm(True, False, M, H, B, <floating>1.0, dg, ld_dg, h0, H, <floating>1.0, dw, H)
     else:
-        gemm(True, False, M, H, N, <floating>1.0, dg, ld_dg, h_prev_buffer, H, <floating>1.0,
+        gemm(True, False, M, H, N, <floating>1.0, dg, ld_dg, h_prev_buffer, H, <floating>0.0,
              dw, H)
 
 
@@ -832,7 +834,6 @@ cdef int backward_direction(
         product(False, N, I, H3, gates, H3, w_ih, I, <floating>(1.0 if accumulate_dx else 0.0),
                 dx, I, num_threads)
     gemm(True, False, H3, I, N, <floating>1.0, gates, H3, x, ldx, <floating>0.0, dw_ih, I)
-    memset(dw_hh, 0, H3 * H * sizeof(floating))
     hidden_weight_grad(dw_hh, 2 * H, gates, H3, y, ldy, h0, H, batch_sizes, offsets, T, B,
                        reverse, h_prev_buffer)
     if reset_after:
