@@ -31,28 +31,28 @@ def kernel_import_error() -> str:
     return "" if _IMPORT_ERROR is None else str(_IMPORT_ERROR)
 
 
-def _dense_batch_sizes(T: int, B: int) -> Tensor:
-    """The batch sizes of T steps of B rows, cached (read-only; the kernel takes them as the
-    batch sizes of a PackedSequence)."""
-    if torch.compiler.is_compiling():  # Dynamo ignores lru_cache, and warns that it does
-        return torch.full((T,), B, dtype=torch.int64)
-    return _cached_batch_sizes(T, B)
+def _cached_constant(shape: tuple[int, ...], value: float, dtype: torch.dtype) -> Tensor:
+    """A CPU tensor filled with ``value``, one per shape, value and dtype, for tensors the kernel
+    and torch only read. Built afresh while Dynamo traces: it ignores ``lru_cache``, and warns
+    that it does."""
+    if torch.compiler.is_compiling():
+        return torch.full(shape, value, dtype=dtype)
+    return _constant(shape, value, dtype)
 
 
-@lru_cache(maxsize=64)
-def _cached_batch_sizes(T: int, B: int) -> Tensor:
+@lru_cache(maxsize=96)
+def _constant(shape: tuple[int, ...], value: float, dtype: torch.dtype) -> Tensor:
     with torch.inference_mode(False):  # cached: must stay usable outside inference mode
-        return torch.full((T,), B, dtype=torch.int64)
+        return torch.full(shape, value, dtype=dtype)
+
+
+def _dense_batch_sizes(T: int, B: int) -> Tensor:
+    """The batch sizes of T steps of B rows (the kernel takes them as a PackedSequence's)."""
+    return _cached_constant((T,), B, torch.int64)
 
 
 # Default initial states up to this size are cached (see ``zero_state``).
 CACHED_ZERO_STATE_BYTES = 1 << 16
-
-
-@lru_cache(maxsize=32)
-def _cached_zeros(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    with torch.inference_mode(False):
-        return torch.zeros(shape, dtype=dtype)
 
 
 def zero_state(shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -62,12 +62,8 @@ def zero_state(shape: tuple[int, ...], like: Tensor) -> Tensor:
     state (the kernel and torch's GRU only read it, and it is never returned), and at the sizes
     where a call takes tens of microseconds a fresh allocation is a visible part of it.
     """
-    if (
-        like.is_cpu
-        and math.prod(shape) * like.element_size() <= CACHED_ZERO_STATE_BYTES
-        and not torch.compiler.is_compiling()  # Dynamo ignores lru_cache, and warns that it does
-    ):
-        return _cached_zeros(shape, like.dtype)
+    if like.is_cpu and math.prod(shape) * like.element_size() <= CACHED_ZERO_STATE_BYTES:
+        return _cached_constant(shape, 0, like.dtype)
     return torch.zeros(shape, dtype=like.dtype, device=like.device)
 
 
