@@ -12,11 +12,15 @@ is slower. ``make bench`` stays the reference for the issue's configurations::
 from __future__ import annotations
 
 import argparse
-import timeit
 from collections.abc import Callable
 
 import torch
-from bench_gru import inference_step, training_step  # benchmarks/ is on sys.path as a script
+from bench_gru import (  # benchmarks/ is on sys.path as a script
+    calibrate,
+    inference_step,
+    time_per_call,
+    training_step,
+)
 
 from lightning_gru.nn import GRU
 
@@ -45,9 +49,8 @@ SHAPES = [
 
 def best_ms(step: Callable[[], None], repeats: int) -> float:
     """Best of ``repeats`` timings of about 0.2 s each, in ms per call."""
-    step()
-    calls = max(3, int(0.2 / max(timeit.timeit(step, number=1), 1e-6)))
-    return min(timeit.repeat(step, number=calls, repeat=repeats)) / calls * 1e3
+    calls = max(3, calibrate(step, min_time=0.2, warmup=1))
+    return min(time_per_call(step, calls) for _ in range(repeats)) * 1e3
 
 
 def measure(shape: tuple, repeats: int) -> dict[str, float]:
