@@ -1,19 +1,13 @@
 """The build-comparison benchmark loads a second copy of the kernel and times both."""
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 from lightning_gru._ext import _gru
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_builds.py"
 
-
-def test_a_build_compared_with_a_copy_of_itself_gives_the_same_output(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as when run as a script: imports bench_gru
-    spec = importlib.util.spec_from_file_location("compare_builds", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_a_build_compared_with_a_copy_of_itself_gives_the_same_output(benchmark_script, tmp_path):
+    module = benchmark_script("compare_builds")
     copy = tmp_path / Path(_gru.__file__).name  # another file: loaded as a separate library
     shutil.copy(_gru.__file__, copy)
     builds = {"baseline": module.load_build(copy), "current": module._ext}
