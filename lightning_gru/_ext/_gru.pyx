@@ -11,9 +11,13 @@ starts each sequence from ``h0`` at its own last step.
 
 Buffers per direction (N = total rows, D = number of directions, ldy = D * H):
     gates (N, 3H)  forward: the input projection ``x W_ih^T`` (the gate kernels add the biases),
-                   overwritten step by step with the activations r, z, n when training;
-                   backward overwrites it in place with their pre-activation gradients.
-    extra (N, H)   reset_after: ``W_hn h + b_hn``, then its gradient; reset_before: ``r * h``.
+                   overwritten step by step, when training, with what the backward needs:
+                   r, z and n (reset_before), or r, z and ``W_hn h + b_hn`` (reset_after: the
+                   backward recomputes n from them and the n gate's input projection, which it
+                   computes again a chunk of steps at a time); the backward overwrites it in
+                   place with the gates' pre-activation gradients.
+    n (N, H)       reset_after, training, small calls only (the caller decides): n, which the
+                   backward then need not recompute.
     history (N, H) when training, a private copy of this direction's hidden states (the
                    layer output may be edited in place by the caller before the backward).
     y              the layer output (N, ldy).
@@ -38,6 +42,11 @@ cdef long PACK_MIN_ROWS = 16
 cdef long LARGE_WEIGHT_FLOATS = 1 << 18
 # Below this many recurrent multiply-adds (all steps) a direction runs on one thread.
 cdef long PARALLEL_MIN_MACS = 1 << 22
+# The backward walks time a chunk of steps at a time, of about an eighth of the rows and at least
+# this many floats: a chunk buffer holds, per row, the n gate's input projection (recomputed)
+# then the gradient of W_hn h (reset_after), or r * h (reset_before), for the chunk's share of
+# W_hn's gradient. (Small reset_after calls keep n instead: see functional/_cython.py.)
+cdef long CHUNK_MIN_FLOATS = 1 << 16
 cdef enum:
     MAX_THREADS = 64  # most row blocks a direction is split into
 
@@ -45,10 +54,16 @@ cdef extern from "gru_gates.h" nogil:
     # after the state pointers (gates, then hidden products) come the bias vectors
     void lgru_ra_forward_f(int, float *, float *, float *, const float *, const float *,
                            const float *, const float *, const float *, const float *,
-                           const float *, float *, float *)
+                           const float *, float *)
     void lgru_ra_forward_d(int, double *, double *, double *, const double *, const double *,
                            const double *, const double *, const double *, const double *,
-                           const double *, double *, double *)
+                           const double *, double *)
+    void lgru_ra_forward_keep_f(int, float *, float *, float *, const float *, const float *,
+                                const float *, const float *, const float *, const float *,
+                                const float *, float *, float *)
+    void lgru_ra_forward_keep_d(int, double *, double *, double *, const double *,
+                                const double *, const double *, const double *, const double *,
+                                const double *, const double *, double *, double *)
     void lgru_ra_infer_f(int, const float *, const float *, const float *, const float *,
                          const float *, const float *, const float *, const float *,
                          const float *, const float *, float *)
@@ -62,14 +77,20 @@ cdef extern from "gru_gates.h" nogil:
     void lgru_rb_forward_n_f(int, const float *, float *, const float *, const float *, float *)
     void lgru_rb_forward_n_d(int, const double *, double *, const double *, const double *,
                              double *)
-    void lgru_ra_backward_f(int, float *, float *, float *, float *, float *, const float *,
-                            const float *, float *, float *, float *)
-    void lgru_ra_backward_d(int, double *, double *, double *, double *, double *,
-                            const double *, const double *, double *, double *, double *)
-    void lgru_rb_backward_zn_f(int, float *, float *, float *, const float *, const float *,
-                               float *)
-    void lgru_rb_backward_zn_d(int, double *, double *, double *, const double *,
-                               const double *, double *)
+    void lgru_ra_backward_f(int, float *, float *, float *, float *, const float *, float *,
+                            const float *, const float *, float *, float *, float *)
+    void lgru_ra_backward_d(int, double *, double *, double *, double *, const double *,
+                            double *, const double *, const double *, double *, double *,
+                            double *)
+    void lgru_ra_backward_kept_f(int, float *, float *, float *, float *, const float *,
+                                 float *, const float *, const float *, float *, float *, float *)
+    void lgru_ra_backward_kept_d(int, double *, double *, double *, double *, const double *,
+                                 double *, const double *, const double *, double *, double *,
+                                 double *)
+    void lgru_rb_backward_zn_f(int, const float *, float *, float *, float *, const float *,
+                               const float *, float *, float *)
+    void lgru_rb_backward_zn_d(int, const double *, double *, double *, double *,
+                               const double *, const double *, double *, double *)
     void lgru_rb_backward_r_f(int, float *, const float *, float *, const float *, float *,
                               float *)
     void lgru_rb_backward_r_d(int, double *, const double *, double *, const double *,
@@ -213,9 +234,10 @@ cdef inline void packed_gemm(const float *packed, bint blocked, bint trans_b, in
 
 
 def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gemm_max_macs=-1,
-               int block_gemm=-1, long pack_min_rows=-1):
+               int block_gemm=-1, long pack_min_rows=-1, long chunk_min_floats=-1):
     """Private knobs for benchmarks and tests (-1 keeps a value); returns the current values."""
     global PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, BLOCK_GEMM, PACK_MIN_ROWS
+    global CHUNK_MIN_FLOATS
     if parallel_min_macs >= 0:
         PARALLEL_MIN_MACS = parallel_min_macs
     if pack_min_macs >= 0:
@@ -226,8 +248,10 @@ def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gem
         BLOCK_GEMM = block_gemm
     if pack_min_rows >= 0:
         PACK_MIN_ROWS = pack_min_rows
+    if chunk_min_floats >= 0:
+        CHUNK_MIN_FLOATS = chunk_min_floats
     return (PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, int(BLOCK_GEMM),
-            PACK_MIN_ROWS)
+            PACK_MIN_ROWS, CHUNK_MIN_FLOATS)
 
 
 def has_block_gemm():
@@ -359,18 +383,25 @@ cdef int64_t *step_offsets(const int64_t *batch_sizes, int T) noexcept nogil:
 
 # ``bias`` (4H) is (b_r, b_z, b_n, b_hn): see ``step_biases``.
 cdef inline void ra_forward(int H, floating *g, const floating *gh, const floating *bias,
-                            floating *h, floating *hn_saved, bint training) noexcept nogil:
+                            floating *h, floating *n_saved, bint training) noexcept nogil:
+    """``n_saved`` (may be NULL): where n is kept as well, when training."""
     if floating is float:
-        if training:
+        if training and n_saved != NULL:
+            lgru_ra_forward_keep_f(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias,
+                                   bias + H, bias + 2 * H, bias + 3 * H, h, n_saved)
+        elif training:
             lgru_ra_forward_f(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
-                              bias + 2 * H, bias + 3 * H, h, hn_saved)
+                              bias + 2 * H, bias + 3 * H, h)
         else:
             lgru_ra_infer_f(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
                             bias + 2 * H, bias + 3 * H, h)
     else:
-        if training:
+        if training and n_saved != NULL:
+            lgru_ra_forward_keep_d(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias,
+                                   bias + H, bias + 2 * H, bias + 3 * H, h, n_saved)
+        elif training:
             lgru_ra_forward_d(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
-                              bias + 2 * H, bias + 3 * H, h, hn_saved)
+                              bias + 2 * H, bias + 3 * H, h)
         else:
             lgru_ra_infer_d(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
                             bias + 2 * H, bias + 3 * H, h)
@@ -394,14 +425,14 @@ cdef inline void rb_forward_n(int H, floating *g, const floating *ghn, const flo
 
 cdef inline void ra_forward_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *bias,
-    floating *h, floating *hn_saved, floating *y, int ldy, floating *history, bint training,
+    floating *h, floating *n_saved, floating *y, int ldy, floating *history, bint training,
 ) noexcept nogil:
-    """Rows [b0, b1) of one reset_after step; ``g``, ``hn_saved``, ``y`` and ``history`` (may
-    be NULL) start at the step."""
+    """Rows [b0, b1) of one reset_after step; ``g``, ``n_saved``, ``y`` and ``history`` (the
+    last two may be NULL) start at the step."""
     cdef Py_ssize_t b
     for b in range(b0, b1):
         ra_forward(H, g + b * 3 * H, gh + b * 3 * H, bias, h + b * H,
-                   hn_saved + b * H if training else NULL, training)
+                   n_saved + b * H if n_saved != NULL else NULL, training)
         memcpy(y + b * ldy, h + b * H, H * sizeof(floating))
         if history != NULL:
             memcpy(history + b * H, h + b * H, H * sizeof(floating))
@@ -455,7 +486,7 @@ cdef int forward_time_loop(
     Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *w_hh, const float *packed_rz, const float *packed_n,
     bint blocked, const floating *bias, floating *h, floating *gates, floating *y, int ldy,
-    floating *extra, floating *history, bint reverse, bint reset_after, bint training,
+    floating *n_saved, floating *history, bint reverse, bint reset_after, bint training,
     bint serial_blas,
 ) noexcept nogil:
     """The time loop of sequences [b0, b1): their products, gates, outputs and states.
@@ -464,14 +495,12 @@ cdef int forward_time_loop(
     ``packed_n`` W_hn^T; NULL when not packed; ``blocked``: in the register-block format."""
     cdef int H3 = 3 * H
     cdef Py_ssize_t step, t, row0
-    cdef int n, ld_rh
+    cdef int n
     cdef int blas_threads = -1
     cdef floating *hb = h + b0 * H  # the running state of the block
     cdef floating *gh = <floating *>malloc((b1 - b0) * H3 * sizeof(floating))  # (rows, 3H)
     cdef floating *g
-    cdef floating *rh
     cdef floating *yt
-    cdef floating *et
     cdef floating *ht
     if gh == NULL:
         return -1
@@ -486,19 +515,19 @@ cdef int forward_time_loop(
         g = gates + row0 * H3
         yt = y + row0 * ldy
         ht = history + row0 * H if history != NULL else NULL
-        et = extra + row0 * H if training else NULL
         if reset_after:
             packed_gemm(packed_rz, blocked, True, n, H3, H, hb, H, w_hh, H, <floating>0.0, gh,
                         H3)
-            ra_forward_rows(0, n, H, g, gh, bias, hb, et, yt, ldy, ht, training)
+            ra_forward_rows(0, n, H, g, gh, bias, hb,
+                            n_saved + row0 * H if n_saved != NULL else NULL, yt, ldy, ht,
+                            training)
         else:
-            # r and z first; then n from W_hn (r * h), a second product that needs r.
+            # r and z first; then n from W_hn (r * h), a second product that needs r (r * h
+            # goes where the n block of the products will be written).
             packed_gemm(packed_rz, blocked, True, n, 2 * H, H, hb, H, w_hh, H, <floating>0.0,
                         gh, H3)
-            rh = et if training else gh + 2 * H
-            ld_rh = H if training else H3
-            rb_forward_rz_rows(0, n, H, g, gh, bias, hb, rh, ld_rh)
-            packed_gemm(packed_n, blocked, True, n, H, H, rh, ld_rh, w_hh + 2 * H * H, H,
+            rb_forward_rz_rows(0, n, H, g, gh, bias, hb, gh + 2 * H, H3)
+            packed_gemm(packed_n, blocked, True, n, H, H, gh + 2 * H, H3, w_hh + 2 * H * H, H,
                         <floating>0.0, gh, H3)
             rb_forward_n_rows(0, n, H, g, gh, bias, hb, yt, ldy, ht)
     if blas_threads >= 0:
@@ -511,12 +540,12 @@ cdef int forward_direction(
     const floating *x, int ldx, int I, const int64_t *batch_sizes, const int64_t *offsets,
     int T, int B, int H, const floating *w_ih, const floating *w_hh, const floating *b_ih,
     const floating *b_hh, const floating *h0, floating *y, int ldy, floating *h_n,
-    floating *gates, floating *extra, floating *history, bint reverse, bint reset_after,
+    floating *gates, floating *n_saved, floating *history, bint reverse, bint reset_after,
     bint training, int num_threads,
 ) noexcept nogil:
-    """One direction of one layer. ``extra`` and ``history`` (a private (N, H) copy of the
-    states for the backward, so that the returned output may be edited in place) may be NULL
-    when not training. Returns -1 when out of memory."""
+    """One direction of one layer. ``n_saved`` (N, H) and ``history`` (a private (N, H) copy of
+    the states for the backward, so that the returned output may be edited in place) may be
+    NULL. Returns -1 when out of memory."""
     cdef int H3 = 3 * H
     cdef int N = offsets[T]
     cdef Py_ssize_t c
@@ -542,14 +571,14 @@ cdef int forward_direction(
     blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
     if blocks == 1:
         failed = forward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_rz, packed_n,
-                                   blocked, bias, h_n, gates, y, ldy, extra, history, reverse,
-                                   reset_after, training, False)
+                                   blocked, bias, h_n, gates, y, ldy, n_saved, history,
+                                   reverse, reset_after, training, False)
     else:
         for c in prange(blocks, num_threads=blocks, schedule="static"):
             status[c] = forward_time_loop(bounds[c], bounds[c + 1], T, H, batch_sizes, offsets,
                                           w_hh, packed_rz, packed_n, blocked, bias, h_n, gates,
-                                          y, ldy, extra, history, reverse, reset_after, training,
-                                          True)
+                                          y, ldy, n_saved, history, reverse, reset_after,
+                                          training, True)
         for c in range(blocks):
             failed = failed | status[c]
     free(packed_rz)
@@ -561,8 +590,8 @@ cdef int forward_direction(
 def forward(
     size_t x, int ldx, int I, size_t batch_sizes, int T, int B, int H,
     size_t w_ih, size_t w_hh, size_t b_ih, size_t b_hh, size_t h0, size_t y, int ldy,
-    size_t h_n, size_t gates, size_t extra, bint reverse, bint reset_after, bint training,
-    bint double_precision, int num_threads=1, size_t history=0,
+    size_t h_n, size_t gates, bint reverse, bint reset_after, bint training,
+    bint double_precision, int num_threads=1, size_t n_saved=0, size_t history=0,
 ):
     """One direction of one layer (see the module docstring for the buffers)."""
     cdef int64_t *offsets
@@ -578,15 +607,15 @@ def forward(
                 <const double *>x, ldx, I, <const int64_t *>batch_sizes, offsets, T, B, H,
                 <const double *>w_ih, <const double *>w_hh, <const double *>b_ih,
                 <const double *>b_hh, <const double *>h0, <double *>y, ldy, <double *>h_n,
-                <double *>gates, <double *>extra, <double *>history, reverse, reset_after, training,
-                num_threads)
+                <double *>gates, <double *>n_saved, <double *>history, reverse, reset_after,
+                training, num_threads)
         else:
             status = forward_direction(
                 <const float *>x, ldx, I, <const int64_t *>batch_sizes, offsets, T, B, H,
                 <const float *>w_ih, <const float *>w_hh, <const float *>b_ih,
                 <const float *>b_hh, <const float *>h0, <float *>y, ldy, <float *>h_n,
-                <float *>gates, <float *>extra, <float *>history, reverse, reset_after, training,
-                num_threads)
+                <float *>gates, <float *>n_saved, <float *>history, reverse, reset_after,
+                training, num_threads)
     free(offsets)
     if status != 0:
         raise MemoryError()
@@ -596,23 +625,33 @@ def forward(
 # Backward
 # ----------------------------------------------------------------------------------------------
 
-cdef inline void ra_backward(int H, floating *g, floating *e, floating *dh_state,
-                             const floating *dy, const floating *h_prev,
-                             floating *dg) noexcept nogil:
+cdef inline void ra_backward(int H, floating *g, floating *c, const floating *b_n,
+                             floating *dh_state, const floating *dy, const floating *h_prev,
+                             floating *dg, bint n_kept) noexcept nogil:
+    """``c``: n (``n_kept``) or the n gate's input projection less b_n; then dL/d(W_hn h)."""
     if floating is float:
-        lgru_ra_backward_f(H, g, g + H, g + 2 * H, e, dh_state, dy, h_prev, dg, dg + H,
-                           dg + 2 * H)
+        if n_kept:
+            lgru_ra_backward_kept_f(H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg,
+                                    dg + H, dg + 2 * H)
+        else:
+            lgru_ra_backward_f(H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg, dg + H,
+                               dg + 2 * H)
     else:
-        lgru_ra_backward_d(H, g, g + H, g + 2 * H, e, dh_state, dy, h_prev, dg, dg + H,
-                           dg + 2 * H)
+        if n_kept:
+            lgru_ra_backward_kept_d(H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg,
+                                    dg + H, dg + 2 * H)
+        else:
+            lgru_ra_backward_d(H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg, dg + H,
+                               dg + 2 * H)
 
 
 cdef inline void rb_backward_zn(int H, floating *g, floating *dh_state, const floating *dy,
-                                const floating *h_prev, floating *dg) noexcept nogil:
+                                const floating *h_prev, floating *dg,
+                                floating *rh) noexcept nogil:
     if floating is float:
-        lgru_rb_backward_zn_f(H, g + H, g + 2 * H, dh_state, dy, h_prev, dg + 2 * H)
+        lgru_rb_backward_zn_f(H, g, g + H, g + 2 * H, dh_state, dy, h_prev, dg + 2 * H, rh)
     else:
-        lgru_rb_backward_zn_d(H, g + H, g + 2 * H, dh_state, dy, h_prev, dg + 2 * H)
+        lgru_rb_backward_zn_d(H, g, g + H, g + 2 * H, dh_state, dy, h_prev, dg + 2 * H, rh)
 
 
 cdef inline void rb_backward_r(int H, floating *g, floating *dh_state, const floating *h_prev,
@@ -639,11 +678,13 @@ cdef inline const floating *previous_state(
 cdef inline void backward_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, Py_ssize_t t, int T, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *y, int ldy, const floating *h0, const floating *dy,
-    int ld_dy, const floating *dy_fill, floating *g, floating *e, floating *dh_state,
-    floating *dg_step, floating *h_prev_buffer, bint reverse, bint reset_after,
+    int ld_dy, const floating *dy_fill, floating *g, floating *c, const floating *b_n,
+    floating *dh_state, floating *dg_step, floating *h_prev_buffer, bint reverse,
+    bint reset_after, bint n_kept,
 ) noexcept nogil:
-    """Rows [b0, b1) of step ``t``: gate gradients (r's too when reset_after); ``g``/``e`` start
-    at the step, ``dg_step`` at row b0."""
+    """Rows [b0, b1) of step ``t``: gate gradients (r's too when reset_after); ``g`` and ``c``
+    (the step's rows of the chunk buffer, see ``backward_direction``) start at the step,
+    ``dg_step`` at row b0."""
     cdef Py_ssize_t b
     cdef const floating *h_prev
     cdef const floating *dy_row
@@ -653,11 +694,11 @@ cdef inline void backward_rows(
             memcpy(h_prev_buffer + (offsets[t] + b) * H, h_prev, H * sizeof(floating))
         dy_row = dy + (offsets[t] + b) * ld_dy if dy != NULL else dy_fill
         if reset_after:
-            ra_backward(H, g + b * 3 * H, e + b * H, dh_state + b * H, dy_row, h_prev,
-                        dg_step + (b - b0) * 3 * H)
+            ra_backward(H, g + b * 3 * H, c + b * H, b_n, dh_state + b * H, dy_row, h_prev,
+                        dg_step + (b - b0) * 3 * H, n_kept)
         else:
             rb_backward_zn(H, g + b * 3 * H, dh_state + b * H, dy_row, h_prev,
-                           dg_step + (b - b0) * 3 * H)
+                           dg_step + (b - b0) * 3 * H, c + b * H)
 
 
 cdef inline void rb_backward_r_rows(
@@ -675,40 +716,47 @@ cdef inline void rb_backward_r_rows(
 
 cdef void hidden_weight_grad(
     floating *dw, int M, const floating *dg, int ld_dg, const floating *y, int ldy,
-    const floating *h0, int H, const int64_t *batch_sizes, const int64_t *offsets, int T, int B,
-    bint reverse, floating *h_prev_buffer,
+    const floating *h0, int H, const int64_t *offsets, int T, int B, bint reverse,
+    const floating *h_prev_buffer, int ta, int tb, floating beta,
 ) noexcept nogil:
-    """``dw (M, H) = sum_t dg[t]^T h_prev[t]`` as large GEMMs over all steps.
+    """``dw (M, H) = beta dw + sum_t dg[t]^T h_prev[t]`` over the steps [ta, tb), as large GEMMs;
+    ``dg`` starts at the first row of step ta.
 
     With equal batch sizes the previous states are the output shifted by one step (plus h0), so
-    no copy is needed; otherwise they are gathered into ``h_prev_buffer`` (N, H) first. The
-    product with h0 comes first and writes ``dw``: with one step it is the only one.
+    no copy is needed; otherwise they were gathered into ``h_prev_buffer`` (N, H).
     """
-    cdef int N = offsets[T]
-    cdef Py_ssize_t t, b
-    if h_prev_buffer == NULL:  # dense: every step has B rows
-        if reverse:
-            gemm(True, False, M, H, B, <floating>1.0, dg + (N - B) * ld_dg, ld_dg, h0, H,
-                 <floating>0.0, dw, H)
-            gemm(True, False, M, H, N - B, <floating>1.0, dg, ld_dg, y + B * ldy, ldy,
-                 <floating>1.0, dw, H)
-        else:
-            gemm(True, False, M, H, B, <floating>1.0, dg, ld_dg, h0, H, <floating>0.0, dw, H)
-            gemm(True, False, M, H, N - B, <floating>1.0, dg + B * ld_dg, ld_dg, y, ldy,
+    cdef int rows = offsets[tb] - offsets[ta]
+    cdef int t0 = T - 1 if reverse else 0  # the step that starts from h0
+    if h_prev_buffer != NULL:
+        gemm(True, False, M, H, rows, <floating>1.0, dg, ld_dg, h_prev_buffer + offsets[ta] * H,
+             H, beta, dw, H)
+        return
+    if ta <= t0 < tb:  # h0's product first, then those of the states in y
+        gemm(True, False, M, H, B, <floating>1.0, dg + (t0 - ta) * B * ld_dg, ld_dg, h0, H, beta,
+             dw, H)
+        if reverse:  # steps [ta, T - 1) started from y's steps [ta + 1, T)
+            gemm(True, False, M, H, rows - B, <floating>1.0, dg, ld_dg, y + (ta + 1) * B * ldy,
+                 ldy, <floating>1.0, dw, H)
+        else:  # steps [1, tb) started from y's steps [0, tb - 1)
+            gemm(True, False, M, H, rows - B, <floating>1.0, dg + B * ld_dg, ld_dg, y, ldy,
                  <floating>1.0, dw, H)
     else:
-        gemm(True, False, M, H, N, <floating>1.0, dg, ld_dg, h_prev_buffer, H, <floating>0.0,
-             dw, H)
+        gemm(True, False, M, H, rows, <floating>1.0, dg, ld_dg,
+             y + (ta + 1 if reverse else ta - 1) * B * ldy, ldy, beta, dw, H)
 
 
 cdef int backward_time_loop(
-    Py_ssize_t b0, Py_ssize_t b1, int T, int H, const int64_t *batch_sizes,
-    const int64_t *offsets, const floating *w_hh, const float *packed_h, const float *packed_n,
-    bint blocked, const floating *h0, const floating *y, int ldy, const floating *dy,
-    int ld_dy, const floating *dy_fill, floating *gates, floating *extra, floating *dh_state,
-    floating *h_prev_buffer, floating *sums, bint reverse, bint reset_after, bint serial_blas,
+    Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t s0, Py_ssize_t s1, int T, int H,
+    const int64_t *batch_sizes, const int64_t *offsets, const floating *w_hh,
+    const float *packed_h, const float *packed_n, bint blocked, const floating *h0,
+    const floating *y, int ldy, const floating *dy, int ld_dy, const floating *dy_fill,
+    floating *gates, floating *chunk, Py_ssize_t chunk_row0, const floating *b_n,
+    floating *dh_state, floating *h_prev_buffer, floating *sums, bint reverse,
+    bint reset_after, bint n_kept, bint serial_blas,
 ) noexcept nogil:
-    """The reverse time walk of sequences [b0, b1): gate gradients and the state gradient.
+    """Steps [s0, s1) of the reverse time walk (in the walk's order) of sequences [b0, b1): gate
+    gradients and the state gradient. ``chunk`` holds the rows of those steps from row
+    ``chunk_row0`` on (see ``backward_direction``); ``b_n`` is b_in (reset_after).
 
     ``packed_h`` is W_hh packed (its r and z rows when reset_before), ``packed_n`` W_hn; NULL
     when not packed; ``blocked``: in the register-block format of block_gemm.h.
@@ -720,7 +768,7 @@ cdef int backward_time_loop(
     cdef int n
     cdef int blas_threads = -1
     cdef floating *g
-    cdef floating *e
+    cdef floating *c
     cdef floating *dhb = dh_state + b0 * H
     # the step's hidden-product gradient of the block, (rows, 3H)
     cdef floating *dg_step = <floating *>malloc((b1 - b0) * H3 * sizeof(floating))
@@ -728,15 +776,15 @@ cdef int backward_time_loop(
         return -1
     if serial_blas and _set_blas_threads_local != NULL:
         blas_threads = _set_blas_threads_local(1)
-    for step in range(T):
+    for step in range(s0, s1):
         t = step if reverse else T - 1 - step
         n = (batch_sizes[t] if batch_sizes[t] < b1 else b1) - b0  # active rows of the block
         if n <= 0:
             continue
         g = gates + offsets[t] * H3
-        e = extra + offsets[t] * H
+        c = chunk + (offsets[t] - chunk_row0) * H
         backward_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, ld_dy, dy_fill,
-                      g, e, dh_state, dg_step, h_prev_buffer, reverse, reset_after)
+                      g, c, b_n, dh_state, dg_step, h_prev_buffer, reverse, reset_after, n_kept)
         if sums != NULL and reset_after:
             add_column_sums(sums, dg_step, H3, n, H3)
             add_column_sums(sums + H3, g + b0 * H3 + 2 * H, H3, n, H)
@@ -759,19 +807,30 @@ cdef int backward_time_loop(
     return 0
 
 
+cdef int chunk_steps(int T, int N, int B, int H) noexcept nogil:
+    cdef long rows = (N + 7) // 8
+    cdef long steps
+    if rows < CHUNK_MIN_FLOATS // H:
+        rows = CHUNK_MIN_FLOATS // H
+    steps = rows // B
+    if steps < 1:
+        return 1
+    return T if steps > T else <int>steps
+
+
 cdef int backward_direction(
     const floating *x, int ldx, int I, const int64_t *batch_sizes, const int64_t *offsets, int T,
-    int B, int H, const floating *w_ih, const floating *w_hh, const floating *h0,
-    const floating *y, int ldy, const floating *dy, int ld_dy, const floating *dh_n,
-    floating *gates,
-    floating *extra, bint reverse, bint reset_after, bint dense,
-    floating *dx, bint accumulate_dx, floating *dh0, floating *dw_ih, floating *dw_hh,
-    floating *db_ih, floating *db_hh, int num_threads,
+    int B, int H, const floating *w_ih, const floating *w_hh, const floating *b_ih,
+    const floating *h0, const floating *y, int ldy, const floating *dy, int ld_dy,
+    const floating *dh_n, floating *gates, floating *n_kept, bint reverse, bint reset_after,
+    bint dense, floating *dx, bint accumulate_dx, floating *dh0, floating *dw_ih,
+    floating *dw_hh, floating *db_ih, floating *db_hh, int num_threads,
 ) noexcept nogil:
-    """Gradients of one direction; ``gates``/``extra`` are consumed (overwritten in place)."""
+    """Gradients of one direction; ``gates`` and ``n_kept`` (the n kept by the forward, or NULL:
+    recomputed a chunk of steps at a time) are consumed (overwritten in place)."""
     cdef int H3 = 3 * H
     cdef int N = offsets[T]
-    cdef Py_ssize_t c
+    cdef Py_ssize_t c, s0, s1, ta, tb, row0
     cdef Py_ssize_t bounds[MAX_THREADS + 1]
     cdef int status[MAX_THREADS]
     cdef int blocks, failed = 0
@@ -779,20 +838,35 @@ cdef int backward_direction(
     cdef float *packed_n = NULL
     cdef bint blocked = False
     cdef floating *sums = NULL  # per block: the bias gradients' column sums (4H)
-    # the dy row of every step when dy is absent (zeros) or one value broadcast (ld_dy < 0)
-    cdef floating *dy_fill = <floating *>calloc(H, sizeof(floating))
+    # the dy row of every step when dy is absent (zeros) or one value broadcast (ld_dy < 0),
+    # then b_in when reset_after (zeros without biases)
+    cdef floating *fill = <floating *>calloc(2 * H, sizeof(floating))
+    cdef floating *dy_fill = fill
+    cdef const floating *b_n = fill + H
     cdef floating *h_prev_buffer = NULL
+    cdef int steps = T if n_kept != NULL else chunk_steps(T, N, B, H)
+    cdef floating *chunk = n_kept
+    cdef floating beta = 0
     cdef int j
-    if dy_fill == NULL:
+    if chunk == NULL:
+        chunk = <floating *>malloc(<size_t>steps * B * H * sizeof(floating))
+    if fill == NULL or chunk == NULL:
+        free(fill)
+        if chunk != n_kept:
+            free(chunk)
         return -1
     if dy != NULL and ld_dy < 0:
         for j in range(H):
             dy_fill[j] = dy[0]
         dy = NULL
+    if b_ih != NULL:
+        b_n = b_ih + 2 * H
     if not dense:
         h_prev_buffer = <floating *>malloc(N * H * sizeof(floating))
         if h_prev_buffer == NULL:
-            free(dy_fill)
+            free(fill)
+            if chunk != n_kept:
+                free(chunk)
             return -1
 
     if dh_n != NULL:
@@ -809,21 +883,45 @@ cdef int backward_direction(
     if db_ih != NULL or db_hh != NULL:
         sums = <floating *>calloc(blocks * 4 * H, sizeof(floating))
         failed = sums == NULL
-    if not failed and blocks == 1:
-        failed = backward_time_loop(0, B, T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
-                                    blocked, h0, y, ldy, dy, ld_dy, dy_fill, gates, extra, dh0,
-                                    h_prev_buffer, sums, reverse, reset_after, False)
-    elif not failed:
-        for c in prange(blocks, num_threads=blocks, schedule="static"):
-            status[c] = backward_time_loop(
-                bounds[c], bounds[c + 1], T, H, batch_sizes, offsets, w_hh, packed_h, packed_n,
-                blocked, h0, y, ldy, dy, ld_dy, dy_fill, gates, extra, dh0, h_prev_buffer,
-                sums + c * 4 * H if sums != NULL else NULL, reverse, reset_after, True)
-        for c in range(blocks):
-            failed = failed | status[c]
+    s0 = 0
+    while s0 < T and not failed:
+        s1 = s0 + steps if s0 + steps < T else T
+        ta = s0 if reverse else T - s1  # the chunk's steps [ta, tb) are rows [row0, offsets[tb])
+        tb = s1 if reverse else T - s0
+        row0 = offsets[ta]
+        if reset_after and n_kept == NULL:  # the n gate's input projection, without b_in
+            product(True, offsets[tb] - row0, H, I, x + row0 * ldx, ldx, w_ih + 2 * H * I, I,
+                    <floating>0.0, chunk, H, num_threads)
+        if blocks == 1:
+            failed = backward_time_loop(0, B, s0, s1, T, H, batch_sizes, offsets, w_hh, packed_h,
+                                        packed_n, blocked, h0, y, ldy, dy, ld_dy, dy_fill, gates,
+                                        chunk, row0, b_n, dh0, h_prev_buffer, sums, reverse,
+                                        reset_after, n_kept != NULL, False)
+        else:
+            for c in prange(blocks, num_threads=blocks, schedule="static"):
+                status[c] = backward_time_loop(
+                    bounds[c], bounds[c + 1], s0, s1, T, H, batch_sizes, offsets, w_hh, packed_h,
+                    packed_n, blocked, h0, y, ldy, dy, ld_dy, dy_fill, gates, chunk, row0, b_n,
+                    dh0, h_prev_buffer, sums + c * 4 * H if sums != NULL else NULL, reverse,
+                    reset_after, n_kept != NULL, True)
+            for c in range(blocks):
+                failed = failed | status[c]
+        if failed:
+            break
+        # W_hn's gradient: sum of dL/d(W_hn h)^T h (reset_after) or dgn^T (r * h) over the chunk
+        if reset_after:
+            hidden_weight_grad(dw_hh + 2 * H * H, H, chunk, H, y, ldy, h0, H, offsets, T, B,
+                               reverse, h_prev_buffer, ta, tb, beta)
+        else:
+            gemm(True, False, H, H, offsets[tb] - row0, <floating>1.0, gates + row0 * H3 + 2 * H,
+                 H3, chunk, H, beta, dw_hh + 2 * H * H, H)
+        beta = 1
+        s0 = s1
     free(packed_h)
     free(packed_n)
-    free(dy_fill)
+    free(fill)
+    if chunk != n_kept:
+        free(chunk)
     if failed:
         free(sums)
         free(h_prev_buffer)
@@ -834,14 +932,8 @@ cdef int backward_direction(
         product(False, N, I, H3, gates, H3, w_ih, I, <floating>(1.0 if accumulate_dx else 0.0),
                 dx, I, num_threads)
     gemm(True, False, H3, I, N, <floating>1.0, gates, H3, x, ldx, <floating>0.0, dw_ih, I)
-    hidden_weight_grad(dw_hh, 2 * H, gates, H3, y, ldy, h0, H, batch_sizes, offsets, T, B,
-                       reverse, h_prev_buffer)
-    if reset_after:
-        hidden_weight_grad(dw_hh + 2 * H * H, H, extra, H, y, ldy, h0, H, batch_sizes, offsets,
-                           T, B, reverse, h_prev_buffer)
-    else:
-        gemm(True, False, H, H, N, <floating>1.0, gates + 2 * H, H3, extra, H, <floating>0.0,
-             dw_hh + 2 * H * H, H)
+    hidden_weight_grad(dw_hh, 2 * H, gates, H3, y, ldy, h0, H, offsets, T, B, reverse,
+                       h_prev_buffer, 0, T, <floating>0.0)
     if sums != NULL:  # b_hh's and b_ih's gradients differ only in n, when reset_after
         for c in range(1, blocks):
             add_column_sums(sums, sums + c * 4 * H, 0, 1, 4 * H)
@@ -858,12 +950,13 @@ cdef int backward_direction(
 
 def backward(
     size_t x, int ldx, int I, size_t batch_sizes, int T, int B, int H,
-    size_t w_ih, size_t w_hh, size_t h0, size_t y, int ldy, size_t dy, int ld_dy, size_t dh_n,
-    size_t gates, size_t extra, bint reverse, bint reset_after,
+    size_t w_ih, size_t w_hh, size_t b_ih, size_t h0, size_t y, int ldy, size_t dy, int ld_dy,
+    size_t dh_n, size_t gates, size_t n_kept, bint reverse, bint reset_after,
     size_t dx, bint accumulate_dx, size_t dh0, size_t dw_ih, size_t dw_hh, size_t db_ih,
     size_t db_hh, bint double_precision, int num_threads=1,
 ):
-    """Gradients of one direction of one layer; ``dy``/``dh_n``/``dx``/``db_*`` may be 0.
+    """Gradients of one direction of one layer; ``b_ih``/``dy``/``dh_n``/``n_kept``/``dx``/
+    ``db_*`` may be 0.
 
     ``ld_dy = -1``: every element of ``dy`` is ``dy[0]`` (the gradient of ``out.sum()``).
 
@@ -886,17 +979,16 @@ def backward(
         if double_precision:
             status = backward_direction(
                 <const double *>x, ldx, I, bsz, offsets, T, B, H, <const double *>w_ih,
-                <const double *>w_hh, <const double *>h0, <const double *>y, ldy,
-                <const double *>dy, ld_dy, <const double *>dh_n, <double *>gates, <double *>extra,
-                reverse, reset_after, dense, <double *>dx, accumulate_dx, <double *>dh0,
-                <double *>dw_ih, <double *>dw_hh, <double *>db_ih, <double *>db_hh, num_threads)
+                <const double *>w_hh, <const double *>b_ih, <const double *>h0,
+                <const double *>y, ldy, <const double *>dy, ld_dy, <const double *>dh_n,
+                <double *>gates, <double *>n_kept, reverse, reset_after, dense, <double *>dx, accumulate_dx,
+                <double *>dh0, <double *>dw_ih, <double *>dw_hh, <double *>db_ih, <double *>db_hh, num_threads)
         else:
             status = backward_direction(
                 <const float *>x, ldx, I, bsz, offsets, T, B, H, <const float *>w_ih,
-                <const float *>w_hh, <const float *>h0, <const float *>y, ldy,
-                <const float *>dy, ld_dy, <const float *>dh_n, <float *>gates, <float *>extra,
-                reverse, reset_after, dense, <float *>dx, accumulate_dx, <float *>dh0,
-                <float *>dw_ih, <float *>dw_hh, <float *>db_ih, <float *>db_hh, num_threads)
+                <const float *>w_hh, <const float *>b_ih, <const float *>h0, <const float *>y,
+                ldy, <const float *>dy, ld_dy, <const float *>dh_n, <float *>gates,
+                <float *>n_kept, reverse, reset_after, dense, <float *>dx, accumulate_dx, <float *>dh0, <float *>dw_ih, <float *>dw_hh, <float *>db_ih, <float *>db_hh, num_threads)
     free(offsets)
     if status != 0:
         raise MemoryError()

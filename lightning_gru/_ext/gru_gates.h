@@ -19,6 +19,33 @@
 #define LGRU_KERNEL static
 #endif
 
+/* The reset_after forward loop; SAVE_N is a statement that may keep nj. */
+#define LGRU_RA_FORWARD_LOOP(T, S, TANH, SAVE_N)                                                \
+    for (int j = 0; j < H; j++) {                                                               \
+        T rj = lgru_sigmoid_##S(r[j] + b_r[j] + gh_r[j]);                                      \
+        T zj = lgru_sigmoid_##S(z[j] + b_z[j] + gh_z[j]);                                      \
+        T hnj = gh_n[j] + b_hn[j];                                                             \
+        T nj = TANH(n[j] + b_n[j] + rj * hnj);                                                 \
+        h[j] = nj + zj * (h[j] - nj);                                                           \
+        r[j] = rj; z[j] = zj; n[j] = hnj;                                                       \
+        SAVE_N                                                                                  \
+    }
+
+/* The reset_after backward loop; N_OF_ROW is n_j from the row's values (rj, hnj, c, b_n). */
+#define LGRU_RA_BACKWARD_LOOP(T, N_OF_ROW)                                                      \
+    for (int j = 0; j < H; j++) {                                                               \
+        T dh = dh_state[j] + dy[j];                                                             \
+        T rj = r[j], zj = z[j], hnj = hn[j];                                                    \
+        T nj = N_OF_ROW;                                                                        \
+        T dgn = dh * ((T)1 - zj) * ((T)1 - nj * nj);                                           \
+        T dgr = dgn * hnj * rj * ((T)1 - rj);                                                  \
+        T dgz = dh * (h_prev[j] - nj) * zj * ((T)1 - zj);                                      \
+        T dghn = dgn * rj;                                                                      \
+        r[j] = dgr; z[j] = dgz; hn[j] = dgn; c[j] = dghn;                                       \
+        dr[j] = dgr; dz[j] = dgz; dhn[j] = dghn;                                                \
+        dh_state[j] = dh * zj;                                                                  \
+    }
+
 #define LGRU_DEFINE_GATES(T, S, EXP, TANH)                                                     \
 static inline T lgru_sigmoid_##S(T x) { return (T)1 / ((T)1 + EXP(-x)); }                      \
                                                                                                 \
@@ -26,21 +53,23 @@ static inline T lgru_sigmoid_##S(T x) { return (T)1 / ((T)1 + EXP(-x)); }       
  * biases come as vectors, b_r = b_ir + b_hr, b_z = b_iz + b_hz, b_n = b_in (+ b_hn when         \
  * reset_before), so the (N, 3H) projection is never swept just to add them. */                  \
                                                                                                 \
-/* reset_after, forward: h <- (1-z) n + z h with n = tanh(gi_n + r (W_hn h + b_hn)); the       \
- * activations replace the input projections gi in (r, z, n); hn saves W_hn h + b_hn. */       \
+/* reset_after, forward: h <- (1-z) n + z h with n = tanh(gi_n + r (W_hn h + b_hn)); r and z   \
+ * replace their input projections and n's block keeps W_hn h + b_hn: the backward recomputes  \
+ * n from it, r and gi_n (so a row keeps 3H values). The _keep variant also writes n to n_out. */\
 LGRU_KERNEL void lgru_ra_forward_##S(int H, T *restrict r, T *restrict z, T *restrict n,        \
                                      const T *restrict gh_r, const T *restrict gh_z,           \
                                      const T *restrict gh_n, const T *restrict b_r,            \
                                      const T *restrict b_z, const T *restrict b_n,             \
-                                     const T *restrict b_hn, T *restrict h, T *restrict hn) {  \
-    for (int j = 0; j < H; j++) {                                                               \
-        T rj = lgru_sigmoid_##S(r[j] + b_r[j] + gh_r[j]);                                      \
-        T zj = lgru_sigmoid_##S(z[j] + b_z[j] + gh_z[j]);                                      \
-        T hnj = gh_n[j] + b_hn[j];                                                             \
-        T nj = TANH(n[j] + b_n[j] + rj * hnj);                                                 \
-        h[j] = nj + zj * (h[j] - nj);                                                           \
-        r[j] = rj; z[j] = zj; n[j] = nj; hn[j] = hnj;                                           \
-    }                                                                                           \
+                                     const T *restrict b_hn, T *restrict h) {                  \
+    LGRU_RA_FORWARD_LOOP(T, S, TANH, )                                                          \
+}                                                                                               \
+LGRU_KERNEL void lgru_ra_forward_keep_##S(int H, T *restrict r, T *restrict z, T *restrict n,   \
+                                          const T *restrict gh_r, const T *restrict gh_z,      \
+                                          const T *restrict gh_n, const T *restrict b_r,       \
+                                          const T *restrict b_z, const T *restrict b_n,        \
+                                          const T *restrict b_hn, T *restrict h,               \
+                                          T *restrict n_out) {                                 \
+    LGRU_RA_FORWARD_LOOP(T, S, TANH, n_out[j] = nj;)                                            \
 }                                                                                               \
 LGRU_KERNEL void lgru_ra_infer_##S(int H, const T *restrict r, const T *restrict z,             \
                                    const T *restrict n, const T *restrict gh_r,                \
@@ -77,29 +106,32 @@ LGRU_KERNEL void lgru_rb_forward_n_##S(int H, const T *restrict z, T *restrict n
         n[j] = nj;                                                                              \
     }                                                                                           \
 }                                                                                               \
-/* reset_after, backward. In: r, z, n, hn = W_hn h + b_hn, dh_state = dL/dh_t less the        \
- * output's share dy. Out: dL/d(gi) in (r, z, n), dL/d(W_hn h) in hn, the row of the step's    \
- * hidden-product gradient in (dr, dz, dhn), and dh_state <- dh z (the W_hh part follows). */  \
-LGRU_KERNEL void lgru_ra_backward_##S(int H, T *restrict r, T *restrict z, T *restrict n,       \
-                                      T *restrict hn, T *restrict dh_state,                    \
-                                      const T *restrict dy, const T *restrict h_prev,          \
-                                      T *restrict dr, T *restrict dz, T *restrict dhn) {       \
-    for (int j = 0; j < H; j++) {                                                               \
-        T dh = dh_state[j] + dy[j];                                                             \
-        T rj = r[j], zj = z[j], nj = n[j];                                                      \
-        T dgn = dh * ((T)1 - zj) * ((T)1 - nj * nj);                                           \
-        T dgr = dgn * hn[j] * rj * ((T)1 - rj);                                                \
-        T dgz = dh * (h_prev[j] - nj) * zj * ((T)1 - zj);                                      \
-        T dghn = dgn * rj;                                                                      \
-        r[j] = dgr; z[j] = dgz; n[j] = dgn; hn[j] = dghn;                                       \
-        dr[j] = dgr; dz[j] = dgz; dhn[j] = dghn;                                                \
-        dh_state[j] = dh * zj;                                                                  \
-    }                                                                                           \
+/* reset_after, backward. In: r, z, hn = W_hn h + b_hn (as the forward left them), c = the n     \
+ * gate's input projection without its bias b_n (lgru_ra_backward: n is recomputed) or n itself \
+ * (lgru_ra_backward_kept), dh_state = dL/dh_t less the output's share dy. Out: dL/d(gi) in     \
+ * (r, z, hn), dL/d(W_hn h) in c, the row of the step's hidden-product gradient in (dr, dz,     \
+ * dhn), and dh_state <- dh z (the W_hh part follows). */                                       \
+LGRU_KERNEL void lgru_ra_backward_##S(int H, T *restrict r, T *restrict z, T *restrict hn,      \
+                                      T *restrict c, const T *restrict b_n,                    \
+                                      T *restrict dh_state, const T *restrict dy,              \
+                                      const T *restrict h_prev, T *restrict dr,                \
+                                      T *restrict dz, T *restrict dhn) {                       \
+    LGRU_RA_BACKWARD_LOOP(T, TANH(c[j] + b_n[j] + rj * hnj))                                    \
 }                                                                                               \
-/* reset_before, backward, first half: dgi_z and dgi_n (= dgh_n), dh_state <- dh z. */          \
-LGRU_KERNEL void lgru_rb_backward_zn_##S(int H, T *restrict z, T *restrict n,                   \
-                                         T *restrict dh_state, const T *restrict dy,           \
-                                         const T *restrict h_prev, T *restrict dn) {           \
+LGRU_KERNEL void lgru_ra_backward_kept_##S(int H, T *restrict r, T *restrict z,                 \
+                                           T *restrict hn, T *restrict c,                      \
+                                           const T *restrict b_n, T *restrict dh_state,        \
+                                           const T *restrict dy, const T *restrict h_prev,     \
+                                           T *restrict dr, T *restrict dz, T *restrict dhn) {  \
+    (void)b_n;                                                                                  \
+    LGRU_RA_BACKWARD_LOOP(T, c[j])                                                              \
+}                                                                                               \
+/* reset_before, backward, first half: dgi_z and dgi_n (= dgh_n), dh_state <- dh z, and      \
+ * rh <- r h_prev (the input of W_hn, for its gradient: the forward does not keep it). */      \
+LGRU_KERNEL void lgru_rb_backward_zn_##S(int H, const T *restrict r, T *restrict z,             \
+                                         T *restrict n, T *restrict dh_state,                  \
+                                         const T *restrict dy, const T *restrict h_prev,       \
+                                         T *restrict dn, T *restrict rh) {                     \
     for (int j = 0; j < H; j++) {                                                               \
         T dh = dh_state[j] + dy[j];                                                             \
         T zj = z[j], nj = n[j];                                                                 \
@@ -108,6 +140,7 @@ LGRU_KERNEL void lgru_rb_backward_zn_##S(int H, T *restrict z, T *restrict n,   
         n[j] = dgn;                                                                             \
         dn[j] = dgn;                                                                            \
         dh_state[j] = dh * zj;                                                                  \
+        rh[j] = r[j] * h_prev[j];                                                               \
     }                                                                                           \
 }                                                                                               \
 /* reset_before, backward, second half: dr holds d(r h) = dgn W_hn on entry. */                 \

@@ -155,14 +155,26 @@ def _new_buffer(like: Tensor, *size: int) -> Tensor:
     return buffer
 
 
+# A reset_after training call of at most this many floats per direction (N x H) keeps n for the
+# backward, which then does not recompute it; larger ones keep a quarter less (3H floats per row
+# instead of 4H) and pay for it with the n gate's input projection over again in the backward,
+# ~1-2% of a training step. (The kernel's backward walks time in chunks of at least as many.)
+KEEP_N_MAX_FLOATS = 1 << 16
+
+
+def keeps_n(rows: int, hidden_size: int, reset_after: bool) -> bool:
+    """Whether a training forward of ``rows`` rows keeps n for the backward."""
+    return reset_after and rows * hidden_size <= KEEP_N_MAX_FLOATS
+
+
 def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_history=False):
     """Run both directions of one layer on ``x``: ``(N, I)`` rows, or dense ``(T, B, I)``.
 
     Returns ``y``, ``(N, D*H)`` or ``(T, B, D*H)`` like ``x`` (not a view: it may be edited in
-    place), ``h_n (D, B, H)`` and, when training, the flat buffer that holds
-    per direction what the backward needs: the gates ``(N, 3H)``, the extra ``(N, H)`` block
-    and, with ``keep_history``, a copy of the states ``(N, H)`` (the backward otherwise reads
-    them from ``y``).
+    place), ``h_n (D, B, H)`` and, when training, the flat buffer that holds per direction what
+    the backward needs: the gates ``(N, 3H)``, for small reset_after calls n ``(N, H)`` (see
+    ``keeps_n``) and, with ``keep_history``, a copy of the states ``(N, H)`` (the backward
+    otherwise reads them from ``y``).
     """
     *rows, I = x.shape
     N = math.prod(rows)
@@ -171,8 +183,9 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_hist
     itemsize = x.element_size()
     y = _new_buffer(x, *rows, D * H)
     h_n = x.new_empty((D, B, H))
-    # per direction: gates (N, 3H), extra (N, H)[, history (N, H)]; inference: one gates block
-    width = (5 * H if keep_history else 4 * H) if training else 3 * H
+    # per direction: gates (N, 3H)[, n (N, H)][, history (N, H)]; inference: one gates block
+    n_kept = training and keeps_n(N, H, reset_after)
+    width = (3 + n_kept + keep_history) * H
     block = N * width * itemsize
     blocks = D if training else 1  # inference: the directions take turns with one block
     buffer = _new_buffer(x, blocks * N * width)
@@ -188,9 +201,9 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_hist
             w_ih.data_ptr(), w_hh.data_ptr(), 0 if b_ih is None else b_ih.data_ptr(),
             0 if b_hh is None else b_hh.data_ptr(), h0_address + d * B * H * itemsize,
             y_address + d * H * itemsize, D * H, h_n_address + d * B * H * itemsize, gates,
-            gates + N * 3 * H * itemsize if training else 0,
             d == 1, reset_after, training, float64, threads,
-            gates + N * 4 * H * itemsize if keep_history else 0,
+            gates + N * 3 * H * itemsize if n_kept else 0,
+            gates + N * (3 + n_kept) * H * itemsize if keep_history else 0,
         )  # fmt: skip
         if training:
             gates += block
@@ -205,14 +218,14 @@ class GRULayerFunction(torch.autograd.Function):
     no_grad/inference: nothing is kept), then ``w_ih, w_hh, b_ih, b_hh`` per direction (biases
     may be None). Outputs ``y``, ``(N, D*H)`` or ``(T, B, D*H)`` like ``x``, and ``h_n (D, B, H)``.
 
-    The forward keeps the gate activations for the backward, which overwrites them in place
-    with their gradients, and reads the states from the output. The gradient of an unused output
-    arrives as None, and one that is a single value broadcast (``out.sum()``) is read in place:
-    neither is materialised. When the output was edited in place since (its version counter
-    moved), or for a second backward through the same graph (``retain_graph=True``), the
-    backward recomputes all of it first, so it stays exact. A backward with
-    ``create_graph=True`` (second-order gradients, e.g. a gradient penalty) differentiates the
-    pure-torch reference instead, so that its result is differentiable too.
+    The forward keeps what the backward needs of the gates (see ``_layer_forward``), which the
+    backward overwrites in place with their gradients; the states it reads from the output. The
+    gradient of an unused output arrives as None, and one that is a single value broadcast
+    (``out.sum()``) is read in place: neither is materialised. When the output was edited in
+    place since (its version counter moved), or for a second backward through the same graph
+    (``retain_graph=True``), the backward recomputes all of it first, so it stays exact. A
+    backward with ``create_graph=True`` (second-order gradients, e.g. a gradient penalty)
+    differentiates the pure-torch reference instead, so that its result is differentiable too.
     """
 
     @staticmethod
@@ -248,14 +261,15 @@ def _kernel_backward(ctx, dy, dh_n):
     D, B, H = h0.shape
     T = len(batch_sizes)
     itemsize = x.element_size()
+    n_kept = keeps_n(N, H, reset_after)  # the forward kept n after the gates
     if buffer is None or ctx.output._version != ctx.output_version:
         # consumed by an earlier backward, or the output was edited: recompute, keep states
         buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True, True)[2]
-        block = N * 5 * H * itemsize
-        states, ld_states = buffer.data_ptr() + N * 4 * H * itemsize, H
+        block = N * (4 + n_kept) * H * itemsize
+        states, ld_states = buffer.data_ptr() + N * (3 + n_kept) * H * itemsize, H
         states_column = block  # direction d's history is in its own block
     else:
-        block = N * 4 * H * itemsize
+        block = N * (3 + n_kept) * H * itemsize
         states, ld_states = ctx.output.data_ptr(), D * H
         states_column = H * itemsize  # direction d's columns of the output
     # (the tensors stay referenced until the kernel has run: they may be fresh copies)
@@ -274,16 +288,16 @@ def _kernel_backward(ctx, dy, dh_n):
     float64 = x.dtype is torch.float64
     threads = torch.get_num_threads()
     for d in range(D):
-        w_ih, w_hh = weights[4 * d : 4 * d + 2]
+        w_ih, w_hh, b_ih = weights[4 * d : 4 * d + 3]
         dw_ih, dw_hh, db_ih, db_hh = dweights[4 * d : 4 * d + 4]
         _ext.backward(
-            x_address, I, I, batch_sizes.data_ptr(), T, B, H,
-            w_ih.data_ptr(), w_hh.data_ptr(), h0_address + d * B * H * itemsize,
+            x_address, I, I, batch_sizes.data_ptr(), T, B, H, w_ih.data_ptr(), w_hh.data_ptr(),
+            0 if b_ih is None else b_ih.data_ptr(), h0_address + d * B * H * itemsize,
             states + d * states_column, ld_states,
             dy_address + d * dy_column if dy_address else 0, ld_dy,
             dh_n_address + d * B * H * itemsize if dh_n_address else 0,
-            gates, gates + N * 3 * H * itemsize, d == 1,
-            reset_after, dx_address, d > 0, dh0_address + d * B * H * itemsize,
+            gates, gates + N * 3 * H * itemsize if n_kept else 0, d == 1, reset_after,
+            dx_address, d > 0, dh0_address + d * B * H * itemsize,
             dw_ih.data_ptr(), dw_hh.data_ptr(), 0 if db_ih is None else db_ih.data_ptr(),
             0 if db_hh is None else db_hh.data_ptr(), float64, threads,
         )  # fmt: skip

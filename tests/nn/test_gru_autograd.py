@@ -16,6 +16,8 @@ from _gru_helpers import (
     run,
 )
 
+from lightning_gru.functional import _cython
+
 
 def _backward_or_exception(module, case: Case, edit) -> tuple[str, list[torch.Tensor] | None]:
     """Forward, apply ``edit(x, out, h_n, module)``, backward; the gradients or the error type."""
@@ -86,9 +88,13 @@ def test_in_place_edits_like_torch(edit, reset_after: bool) -> None:
     _compare_edit(edit, reset_after)
 
 
+@pytest.mark.parametrize("n_kept", [True, False], ids=["n-kept", "n-recomputed"])
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
 @pytest.mark.parametrize("edit", OUTPUT_EDITS)
-def test_in_place_edit_of_output_like_torch(edit, reset_after: bool) -> None:
+def test_in_place_edit_of_output_like_torch(edit, reset_after: bool, n_kept, monkeypatch) -> None:
+    """The backward then runs the forward again, keeping its states: with n kept for the
+    backward (small calls) or not (the backward recomputes it)."""
+    monkeypatch.setattr(_cython, "KEEP_N_MAX_FLOATS", 1 << 30 if n_kept else 0)
     _compare_edit(edit, reset_after)
 
 

@@ -2,8 +2,9 @@
 
 By default the kernel splits a batch across threads only for large products and packs the
 recurrent weight (MKL) only above a size; at the small shapes of the parity grid neither
-happens. Here the thresholds are set to zero (and to "never") so every combination of thread
-blocks, packed weights and serial BLAS is compared with the oracle, with and without the
+happens, and the backward walks time in one chunk of steps. Here the thresholds are set to
+zero (and to "never") so every combination of thread blocks, packed weights, serial BLAS and
+chunks of steps is compared with the oracle, with and without the
 AVX-512 register-block products (float32, where the build has them; column counts that are not
 multiples of 16 end in a masked vector), which also carry the products over all steps with 16
 or more columns (the input projection, the input gradient), split by rows across threads when
@@ -15,18 +16,21 @@ import torch
 from _gru_helpers import DTYPES, RESET_AFTER, Case, check_parity, make_inputs, make_pair
 
 from lightning_gru._ext import _gru
+from lightning_gru.functional import _cython
 
 NEVER = 1 << 62
-# (parallel_min_macs, pack_min_macs, serial_gemm_max_macs, block_gemm, pack_min_rows)
+# (parallel_min_macs, pack_min_macs, serial_gemm_max_macs, block_gemm, pack_min_rows,
+#  chunk_min_floats): 0 walks the backward in chunks of an eighth of the rows (one step each at
+#  these sizes) and recomputes n (reset_after), NEVER walks it in one chunk and keeps n
 PATHS = [
-    pytest.param((0, 0, 0, 0, 0), id="blocks+packed"),
-    pytest.param((0, NEVER, 0, 0, 0), id="blocks"),
-    pytest.param((NEVER, 0, 0, 0, 0), id="packed"),
-    pytest.param((NEVER, NEVER, NEVER, 0, 0), id="one-block-threaded-blas"),
-    pytest.param((0, NEVER, 0, 1, 0), id="blocks+register-blocks"),
-    pytest.param((NEVER, NEVER, NEVER, 1, 0), id="one-block+register-blocks"),
+    pytest.param((0, 0, 0, 0, 0, 0), id="blocks+packed"),
+    pytest.param((0, NEVER, 0, 0, 0, 0), id="blocks"),
+    pytest.param((NEVER, 0, 0, 0, 0, 0), id="packed"),
+    pytest.param((NEVER, NEVER, NEVER, 0, 0, NEVER), id="one-block-threaded-blas"),
+    pytest.param((0, NEVER, 0, 1, 0, 0), id="blocks+register-blocks"),
+    pytest.param((NEVER, NEVER, NEVER, 1, 0, 0), id="one-block+register-blocks"),
     # the register-block build with too few rows to pack the recurrent weight: BLAS per step
-    pytest.param((NEVER, 0, NEVER, 1, NEVER), id="register-blocks-unpacked"),
+    pytest.param((NEVER, 0, NEVER, 1, NEVER, NEVER), id="register-blocks-unpacked"),
 ]
 LAYOUTS = [
     pytest.param(Case(T=6, B=9, I=5, H=12, layout="packed"), id="packed-unsorted"),
@@ -45,6 +49,8 @@ LAYOUTS = [
         Case(T=5, B=9, I=4, H=20, num_layers=2, bidirectional=True, layout="packed"),
         id="H20-2L-bi-packed",
     ),
+    # 46 rows: backward chunks of 3 steps, the last of 2 (with chunk_min_floats 0)
+    pytest.param(Case(T=23, B=2, I=5, H=12, bidirectional=True), id="chunks-of-3-steps-bi"),
 ]
 
 
@@ -52,9 +58,16 @@ LAYOUTS = [
 def kernel_tuning():
     """Set the kernel's thresholds for one test and two threads; restore both afterwards."""
     saved, threads = _gru.set_tuning(), torch.get_num_threads()
+    keep_n = _cython.KEEP_N_MAX_FLOATS
     torch.set_num_threads(2)
-    yield lambda values: _gru.set_tuning(*values)
+
+    def tune(values):
+        _gru.set_tuning(*values)
+        _cython.KEEP_N_MAX_FLOATS = values[5]
+
+    yield tune
     _gru.set_tuning(*saved)
+    _cython.KEEP_N_MAX_FLOATS = keep_n
     torch.set_num_threads(threads)
 
 
@@ -71,5 +84,5 @@ def test_every_kernel_path_matches_the_oracle(kernel_tuning, path, case, reset_a
 
 def test_tuning_knobs_round_trip(kernel_tuning):
     before = _gru.set_tuning()
-    assert _gru.set_tuning(1, 2, 3, 0, 4) == (1, 2, 3, 0, 4)
+    assert _gru.set_tuning(1, 2, 3, 0, 4, 5) == (1, 2, 3, 0, 4, 5)
     assert _gru.set_tuning(*before) == before
