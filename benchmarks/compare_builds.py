@@ -3,15 +3,19 @@
 A kernel change is judged by the ratio of the old build's time to the new one's, measured the
 way ``bench_gru.py`` measures (medians of interleaved repeats): the machine's speed drifts by
 up to 25% within minutes, so timings of separate runs are not comparable. The baseline is
-another build's ``_gru`` extension, for instance one built in a git worktree::
+another build, for instance one built in a git worktree: its ``_gru`` extension, run by this
+checkout's Python glue, or the whole checkout, its glue (``lightning_gru/functional/_cython.py``)
+with its extension, when the change touched how the two talk::
 
     git worktree add /tmp/baseline HEAD~1
     (cd /tmp/baseline && $OLDPWD/.venv/bin/python setup.py build_ext --inplace)
     .venv/bin/python benchmarks/compare_builds.py /tmp/baseline/lightning_gru/_ext/_gru.*.so \\
         --configs imdb,imdb-2l-bi --modes train,inference
+    .venv/bin/python benchmarks/compare_builds.py /tmp/baseline --configs time-machine
 
 For each configuration and mode it prints both times, the speed-up of the current build and
-the largest difference between the two builds' outputs (rounding only, or a bug).
+the largest difference between the two builds' results, relative to their largest magnitude:
+the outputs, and in training the gradients too (rounding only, or a bug).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import argparse
 import importlib.machinery
 import importlib.util
 import statistics
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 
 import torch
 from bench_gru import (
@@ -38,57 +44,88 @@ import lightning_gru.functional._cython as driver
 from lightning_gru import _ext
 
 MODES = {"train": training_step, "inference": inference_step}
+# where lightning_gru.nn.GRU finds the multi-layer driver: each build installs its own there
+FUNCTIONAL = sys.modules["lightning_gru.functional.gru"]
 
 
-def load_build(path: Path) -> SimpleNamespace:
-    """The ``forward``/``backward`` of another build of ``_gru``, with this process's BLAS."""
+def load_extension(path: Path) -> ModuleType:
+    """Another build of ``_gru`` (a ``.so``), using this process's BLAS."""
     loader = importlib.machinery.ExtensionFileLoader("_gru", str(path))
     spec = importlib.util.spec_from_file_location("_gru", path, loader=loader)
-    module: ModuleType = importlib.util.module_from_spec(spec)
+    module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     module.set_blas(*_ext._torch_blas())
-    return SimpleNamespace(
-        forward=module.forward,
-        backward=module.backward,
-        advise_huge_pages=module.advise_huge_pages,
-    )
+    return module
+
+
+def load_build(path: Path) -> Callable:
+    """The driver (``cython_gru``) of another build: a ``_gru`` extension under this checkout's
+    Python glue, or a checkout's own glue and extension."""
+    if path.is_dir():
+        glue = path / "lightning_gru" / "functional" / "_cython.py"
+        extensions = sorted((path / "lightning_gru" / "_ext").glob("_gru.*.so"))
+        if not glue.is_file() or not extensions:
+            raise SystemExit(f"{path}: no lightning_gru/functional/_cython.py or built _gru.*.so")
+        extension = extensions[0]
+    else:
+        glue, extension = Path(driver.__file__), path
+    spec = importlib.util.spec_from_file_location("baseline_driver", glue)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module._ext = load_extension(extension)
+    return module.cython_gru
+
+
+def _results(module: torch.nn.Module, x: torch.Tensor, step: Callable, mode: str) -> list:
+    if mode == "train":
+        step()
+        return [p.grad.clone() for p in module.parameters()] + [x.grad.clone()]
+    with torch.no_grad():
+        return [module(x)[0]]
 
 
 def compare(config_name: str, mode: str, builds: dict, repeats: int, min_time: float) -> dict:
-    """Median seconds per call of each build, and the largest output difference."""
+    """Median seconds per call of each build, and the largest relative difference of results."""
     config = CONFIGS[config_name]
     module, x = build(config, "ours"), make_input(config)
     step = MODES[mode](module, x)
-    outputs, calls, samples = {}, {}, {name: [] for name in builds}
-    for name, kernel in builds.items():
-        driver._ext = kernel
-        calls[name] = calibrate(step, min_time, warmup=2)
-        with torch.no_grad():
-            outputs[name] = module(x)[0]
-    for r in range(repeats):
-        for name in builds if r % 2 == 0 else list(builds)[::-1]:
-            driver._ext = builds[name]
-            samples[name].append(time_per_call(step, calls[name]))
-    driver._ext = _ext
+    results, calls, samples = {}, {}, {name: [] for name in builds}
+    try:
+        for name, driver_function in builds.items():
+            FUNCTIONAL.cython_gru = driver_function
+            calls[name] = calibrate(step, min_time, warmup=2)
+            results[name] = _results(module, x, step, mode)
+        for r in range(repeats):
+            for name in builds if r % 2 == 0 else list(builds)[::-1]:
+                FUNCTIONAL.cython_gru = builds[name]
+                samples[name].append(time_per_call(step, calls[name]))
+    finally:
+        FUNCTIONAL.cython_gru = driver.cython_gru
     baseline, current = (statistics.median(samples[name]) for name in builds)
+    difference = max(
+        float((b - c).abs().max() / c.abs().max().clamp_min(1e-30))
+        for b, c in zip(results["baseline"], results["current"], strict=True)
+    )
     return {
         "baseline_s": baseline,
         "current_s": current,
         "speedup": baseline / current,
-        "max_abs_diff": float((outputs["baseline"] - outputs["current"]).abs().max()),
+        "max_rel_diff": difference,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("baseline", type=Path, help="the other build's _gru extension (.so)")
+    parser.add_argument(
+        "baseline", type=Path, help="the other build: its _gru extension (.so) or its checkout"
+    )
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated")
     parser.add_argument("--modes", default="train,inference", help="train and/or inference")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per timed repeat")
     options = parser.parse_args(argv)
 
-    builds = {"baseline": load_build(options.baseline), "current": _ext}
+    builds = {"baseline": load_build(options.baseline), "current": driver.cython_gru}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ms per call")
     for config in options.configs.split(","):
         for mode in options.modes.split(","):
@@ -96,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{config} {mode}: baseline {r['baseline_s'] * 1e3:.3f}, current "
                 f"{r['current_s'] * 1e3:.3f}, speed-up {r['speedup']:.3f}x, "
-                f"max |difference| {r['max_abs_diff']:.2e}"
+                f"largest relative difference {r['max_rel_diff']:.2e}"
             )
 
 
