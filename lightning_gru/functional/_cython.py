@@ -261,15 +261,16 @@ def _kernel_backward(ctx, dy, dh_n):
     D, B, H = h0.shape
     T = len(batch_sizes)
     itemsize = x.element_size()
-    n_kept = keeps_n(N, H, reset_after)  # the forward kept n after the gates
-    if buffer is None or ctx.output._version != ctx.output_version:
-        # consumed by an earlier backward, or the output was edited: recompute, keep states
+    history = buffer is None or ctx.output._version != ctx.output_version
+    if history:  # consumed by an earlier backward, or the output was edited: recompute
         buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True, True)[2]
-        block = N * (4 + n_kept) * H * itemsize
+    # the layout _layer_forward chose: per direction gates, [n,] [history]
+    n_kept = buffer.numel() // (D * N * H) - 3 - history
+    block = N * (3 + n_kept + history) * H * itemsize
+    if history:
         states, ld_states = buffer.data_ptr() + N * (3 + n_kept) * H * itemsize, H
         states_column = block  # direction d's history is in its own block
     else:
-        block = N * (3 + n_kept) * H * itemsize
         states, ld_states = ctx.output.data_ptr(), D * H
         states_column = H * itemsize  # direction d's columns of the output
     # (the tensors stay referenced until the kernel has run: they may be fresh copies)

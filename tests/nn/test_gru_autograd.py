@@ -98,6 +98,31 @@ def test_in_place_edit_of_output_like_torch(edit, reset_after: bool, n_kept, mon
     _compare_edit(edit, reset_after)
 
 
+@pytest.mark.parametrize("kept_in_forward", [True, False])
+def test_backward_follows_the_layout_its_forward_chose(kept_in_forward, monkeypatch) -> None:
+    """Whether n is kept is decided in the forward; a backward after the size rule changed
+    (a second backward recomputes the forward under the new rule) still reads the right
+    buffers."""
+    case = Case(num_layers=2, bidirectional=True)
+    oracle, ours = make_pair(case)
+    expected = outputs_and_grads(oracle, case, make_inputs(case))
+    monkeypatch.setattr(_cython, "KEEP_N_MAX_FLOATS", 1 << 30 if kept_in_forward else 0)
+    inputs = make_inputs(case)
+    out, h_n = run(ours, case, inputs)
+    monkeypatch.setattr(_cython, "KEEP_N_MAX_FLOATS", 0 if kept_in_forward else 1 << 30)
+    gen = torch.Generator().manual_seed(2)  # the cotangents of outputs_and_grads
+    cotangents = (
+        torch.randn(out.shape, generator=gen, dtype=torch.float64),
+        torch.randn(h_n.shape, generator=gen, dtype=torch.float64),
+    )
+    leaves = [inputs.x, inputs.h0, *ours.parameters()]
+    for _ in range(2):  # the second backward recomputes the forward under the changed rule
+        grads = torch.autograd.grad((out, h_n), leaves, cotangents, retain_graph=True)
+        names = ["input", "h0", *dict(ours.named_parameters())]
+        for name, actual in zip(names, grads, strict=True):
+            assert_close(actual, expected[f"grad[{name}]"], torch.float64, name)
+
+
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
 def test_second_order_gradient_is_right_or_refused(reset_after: bool) -> None:
     """A gradient penalty (``create_graph=True``) must match torch or raise, never differ."""
