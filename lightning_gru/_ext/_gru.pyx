@@ -77,16 +77,12 @@ cdef extern from "gru_gates.h" nogil:
     void lgru_rb_forward_n_f(int, const float *, float *, const float *, const float *, float *)
     void lgru_rb_forward_n_d(int, const double *, double *, const double *, const double *,
                              double *)
-    void lgru_ra_backward_f(int, float *, float *, float *, float *, const float *, float *,
-                            const float *, const float *, float *, float *, float *)
-    void lgru_ra_backward_d(int, double *, double *, double *, double *, const double *,
+    # (n_kept first)
+    void lgru_ra_backward_f(int, int, float *, float *, float *, float *, const float *,
+                            float *, const float *, const float *, float *, float *, float *)
+    void lgru_ra_backward_d(int, int, double *, double *, double *, double *, const double *,
                             double *, const double *, const double *, double *, double *,
                             double *)
-    void lgru_ra_backward_kept_f(int, float *, float *, float *, float *, const float *,
-                                 float *, const float *, const float *, float *, float *, float *)
-    void lgru_ra_backward_kept_d(int, double *, double *, double *, double *, const double *,
-                                 double *, const double *, const double *, double *, double *,
-                                 double *)
     void lgru_rb_backward_zn_f(int, const float *, float *, float *, float *, const float *,
                                const float *, float *, float *)
     void lgru_rb_backward_zn_d(int, const double *, double *, double *, double *,
@@ -630,19 +626,11 @@ cdef inline void ra_backward(int H, floating *g, floating *c, const floating *b_
                              floating *dg, bint n_kept) noexcept nogil:
     """``c``: n (``n_kept``) or the n gate's input projection less b_n; then dL/d(W_hn h)."""
     if floating is float:
-        if n_kept:
-            lgru_ra_backward_kept_f(H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg,
-                                    dg + H, dg + 2 * H)
-        else:
-            lgru_ra_backward_f(H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg, dg + H,
-                               dg + 2 * H)
+        lgru_ra_backward_f(n_kept, H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg,
+                           dg + H, dg + 2 * H)
     else:
-        if n_kept:
-            lgru_ra_backward_kept_d(H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg,
-                                    dg + H, dg + 2 * H)
-        else:
-            lgru_ra_backward_d(H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg, dg + H,
-                               dg + 2 * H)
+        lgru_ra_backward_d(n_kept, H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg,
+                           dg + H, dg + 2 * H)
 
 
 cdef inline void rb_backward_zn(int H, floating *g, floating *dh_state, const floating *dy,

@@ -106,25 +106,34 @@ LGRU_KERNEL void lgru_rb_forward_n_##S(int H, const T *restrict z, T *restrict n
         n[j] = nj;                                                                              \
     }                                                                                           \
 }                                                                                               \
-/* reset_after, backward. In: r, z, hn = W_hn h + b_hn (as the forward left them), c = the n     \
- * gate's input projection without its bias b_n (lgru_ra_backward: n is recomputed) or n itself \
- * (lgru_ra_backward_kept), dh_state = dL/dh_t less the output's share dy. Out: dL/d(gi) in     \
- * (r, z, hn), dL/d(W_hn h) in c, the row of the step's hidden-product gradient in (dr, dz,     \
- * dhn), and dh_state <- dh z (the W_hh part follows). */                                       \
-LGRU_KERNEL void lgru_ra_backward_##S(int H, T *restrict r, T *restrict z, T *restrict hn,      \
-                                      T *restrict c, const T *restrict b_n,                    \
-                                      T *restrict dh_state, const T *restrict dy,              \
-                                      const T *restrict h_prev, T *restrict dr,                \
-                                      T *restrict dz, T *restrict dhn) {                       \
+/* reset_after, backward. In: r, z, hn = W_hn h + b_hn (as the forward left them), c = n itself \
+ * (n_kept) or the n gate's input projection without its bias b_n (n is recomputed), dh_state = \
+ * dL/dh_t less the output's share dy. Out: dL/d(gi) in (r, z, hn), dL/d(W_hn h) in c, the row  \
+ * of the step's hidden-product gradient in (dr, dz, dhn), and dh_state <- dh z (the W_hh part   \
+ * follows). */                                                                                 \
+LGRU_KERNEL void lgru_ra_backward_recompute_##S(int H, T *restrict r, T *restrict z,            \
+                                                T *restrict hn, T *restrict c,                 \
+                                                const T *restrict b_n, T *restrict dh_state,   \
+                                                const T *restrict dy,                          \
+                                                const T *restrict h_prev, T *restrict dr,      \
+                                                T *restrict dz, T *restrict dhn) {             \
     LGRU_RA_BACKWARD_LOOP(T, TANH(c[j] + b_n[j] + rj * hnj))                                    \
 }                                                                                               \
 LGRU_KERNEL void lgru_ra_backward_kept_##S(int H, T *restrict r, T *restrict z,                 \
                                            T *restrict hn, T *restrict c,                      \
-                                           const T *restrict b_n, T *restrict dh_state,        \
-                                           const T *restrict dy, const T *restrict h_prev,     \
-                                           T *restrict dr, T *restrict dz, T *restrict dhn) {  \
-    (void)b_n;                                                                                  \
+                                           T *restrict dh_state, const T *restrict dy,         \
+                                           const T *restrict h_prev, T *restrict dr,           \
+                                           T *restrict dz, T *restrict dhn) {                  \
     LGRU_RA_BACKWARD_LOOP(T, c[j])                                                              \
+}                                                                                               \
+static inline void lgru_ra_backward_##S(int n_kept, int H, T *r, T *z, T *hn, T *c,             \
+                                        const T *b_n, T *dh_state, const T *dy,                \
+                                        const T *h_prev, T *dr, T *dz, T *dhn) {               \
+    if (n_kept)                                                                                 \
+        lgru_ra_backward_kept_##S(H, r, z, hn, c, dh_state, dy, h_prev, dr, dz, dhn);          \
+    else                                                                                        \
+        lgru_ra_backward_recompute_##S(H, r, z, hn, c, b_n, dh_state, dy, h_prev, dr, dz,      \
+                                       dhn);                                                    \
 }                                                                                               \
 /* reset_before, backward, first half: dgi_z and dgi_n (= dgh_n), dh_state <- dh z, and      \
  * rh <- r h_prev (the input of W_hn, for its gradient: the forward does not keep it). */      \
