@@ -720,17 +720,17 @@ cdef void hidden_weight_grad(
              H, beta, dw, H)
         return
     if ta <= t0 < tb:  # h0's product first, then those of the states in y
-        gemm(True, False, M, H, B, <floating>1.0, dg + (t0 - ta) * B * ld_dg, ld_dg, h0, H, beta,
-             dw, H)
+        gemm(True, False, M, H, B, <floating>1.0, dg + <Py_ssize_t>(t0 - ta) * B * ld_dg, ld_dg,
+             h0, H, beta, dw, H)
         if reverse:  # steps [ta, T - 1) started from y's steps [ta + 1, T)
-            gemm(True, False, M, H, rows - B, <floating>1.0, dg, ld_dg, y + (ta + 1) * B * ldy,
-                 ldy, <floating>1.0, dw, H)
+            gemm(True, False, M, H, rows - B, <floating>1.0, dg, ld_dg,
+                 y + <Py_ssize_t>(ta + 1) * B * ldy, ldy, <floating>1.0, dw, H)
         else:  # steps [1, tb) started from y's steps [0, tb - 1)
-            gemm(True, False, M, H, rows - B, <floating>1.0, dg + B * ld_dg, ld_dg, y, ldy,
-                 <floating>1.0, dw, H)
+            gemm(True, False, M, H, rows - B, <floating>1.0, dg + <Py_ssize_t>B * ld_dg, ld_dg, y,
+                 ldy, <floating>1.0, dw, H)
     else:
         gemm(True, False, M, H, rows, <floating>1.0, dg, ld_dg,
-             y + (ta + 1 if reverse else ta - 1) * B * ldy, ldy, beta, dw, H)
+             y + <Py_ssize_t>(ta + 1 if reverse else ta - 1) * B * ldy, ldy, beta, dw, H)
 
 
 cdef int backward_time_loop(
