@@ -158,7 +158,8 @@ def _new_buffer(like: Tensor, *size: int) -> Tensor:
 # A reset_after training call of at most this many floats per direction (N x H) keeps n for the
 # backward, which then does not recompute it; larger ones keep a quarter less (3H floats per row
 # instead of 4H) and pay for it with the n gate's input projection over again in the backward,
-# ~1-2% of a training step. (The kernel's backward walks time in chunks of at least as many.)
+# 2-3% of a time-machine training step. (The kernel's backward walks time in chunks of at least
+# as many.)
 KEEP_N_MAX_FLOATS = 1 << 16
 
 
