@@ -10,6 +10,9 @@ import torch
 from _gru_helpers import RESET_AFTER, Case, Inputs, make_inputs, make_pair
 from torch.nn.utils.rnn import PackedSequence
 
+from lightning_gru._ext import _gru
+from lightning_gru.functional import _cython
+
 CASES = [
     pytest.param(Case(T=3, B=2, I=2, H=3), id="L1"),
     pytest.param(Case(T=3, B=2, I=2, H=3, num_layers=2, bidirectional=True), id="L2-bi"),
@@ -45,9 +48,21 @@ def _function_and_inputs(case: Case) -> tuple:
     return f, (inputs.x, inputs.h0, *ours.parameters())
 
 
+@pytest.fixture(params=["n-kept", "recomputed-in-chunks"])
+def backward_layout(request, monkeypatch):
+    """Small calls keep n for the backward; larger ones recompute it (reset_after) a chunk of
+    steps at a time: forced here with chunks of one step."""
+    if request.param == "recomputed-in-chunks":
+        monkeypatch.setattr(_cython, "KEEP_N_MAX_FLOATS", 0)
+        saved = _gru.set_tuning()
+        _gru.set_tuning(chunk_min_floats=0)
+        request.addfinalizer(lambda: _gru.set_tuning(*saved))
+    return request.param
+
+
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
 @pytest.mark.parametrize("case", CASES)
-def test_gradcheck(case: Case, reset_after: bool) -> None:
+def test_gradcheck(case: Case, reset_after: bool, backward_layout) -> None:
     f, leaves = _function_and_inputs(case.with_(reset_after=reset_after))
     assert torch.autograd.gradcheck(f, leaves, eps=1e-6, atol=1e-6)
 
