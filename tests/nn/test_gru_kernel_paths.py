@@ -86,3 +86,23 @@ def test_tuning_knobs_round_trip(kernel_tuning):
     before = _gru.set_tuning()
     assert _gru.set_tuning(1, 2, 3, 0, 4, 5) == (1, 2, 3, 0, 4, 5)
     assert _gru.set_tuning(*before) == before
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(Case(T=40, B=16, I=8, H=128, bidirectional=True), id="dense-bi-640-rows"),
+        pytest.param(Case(T=40, B=16, I=8, H=192, layout="packed"), id="packed-365-rows"),
+    ],
+)
+def test_default_thresholds_recompute_n_in_chunks(case, reset_after, dtype):
+    """With the default thresholds these calls are too large to keep n (more than 64K floats
+    per direction), so the backward recomputes it, in two chunks of steps."""
+    case = case.with_(reset_after=reset_after)
+    inputs = make_inputs(case, dtype)
+    rows = case.T * case.B if inputs.lengths is None else sum(inputs.lengths)
+    assert not _cython.keeps_n(rows, case.H, True)
+    oracle, ours = make_pair(case, dtype)
+    check_parity(oracle, ours, case, inputs, dtype)
