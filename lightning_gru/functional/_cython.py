@@ -168,6 +168,13 @@ def keeps_n(rows: int, hidden_size: int, reset_after: bool) -> bool:
     return reset_after and rows * hidden_size <= KEEP_N_MAX_FLOATS
 
 
+def _direction_layout(N: int, H: int, n_kept: bool, history: bool, itemsize: int) -> tuple:
+    """Bytes per direction of a training buffer, and the offsets of n and of the history in it:
+    the gates ``(N, 3H)``, then n ``(N, H)`` when kept, then the states ``(N, H)`` when kept."""
+    nh = N * H * itemsize  # one (N, H) block
+    return (3 + n_kept + history) * nh, 3 * nh, (3 + n_kept) * nh
+
+
 def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_history=False):
     """Run both directions of one layer on ``x``: ``(N, I)`` rows, or dense ``(T, B, I)``.
 
@@ -186,10 +193,9 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_hist
     h_n = x.new_empty((D, B, H))
     # per direction: gates (N, 3H)[, n (N, H)][, history (N, H)]; inference: one gates block
     n_kept = training and keeps_n(N, H, reset_after)
-    width = (3 + n_kept + keep_history) * H
-    block = N * width * itemsize
+    block, n_offset, history_offset = _direction_layout(N, H, n_kept, keep_history, itemsize)
     blocks = D if training else 1  # inference: the directions take turns with one block
-    buffer = _new_buffer(x, blocks * N * width)
+    buffer = _new_buffer(x, blocks * block // itemsize)
     x_address, y_address = x.data_ptr(), y.data_ptr()
     h0_address, h_n_address = h0.data_ptr(), h_n.data_ptr()
     gates = buffer.data_ptr()
@@ -203,8 +209,8 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_hist
             0 if b_hh is None else b_hh.data_ptr(), h0_address + d * B * H * itemsize,
             y_address + d * H * itemsize, D * H, h_n_address + d * B * H * itemsize, gates,
             d == 1, reset_after, training, float64, threads,
-            gates + N * 3 * H * itemsize if n_kept else 0,
-            gates + N * (3 + n_kept) * H * itemsize if keep_history else 0,
+            gates + n_offset if n_kept else 0,
+            gates + history_offset if keep_history else 0,
         )  # fmt: skip
         if training:
             gates += block
@@ -267,9 +273,9 @@ def _kernel_backward(ctx, dy, dh_n):
         buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True, True)[2]
     # the layout _layer_forward chose: per direction gates, [n,] [history]
     n_kept = buffer.numel() // (D * N * H) - 3 - history
-    block = N * (3 + n_kept + history) * H * itemsize
+    block, n_offset, history_offset = _direction_layout(N, H, n_kept, history, itemsize)
     if history:
-        states, ld_states = buffer.data_ptr() + N * (3 + n_kept) * H * itemsize, H
+        states, ld_states = buffer.data_ptr() + history_offset, H
         states_column = block  # direction d's history is in its own block
     else:
         states, ld_states = ctx.output.data_ptr(), D * H
@@ -298,7 +304,7 @@ def _kernel_backward(ctx, dy, dh_n):
             states + d * states_column, ld_states,
             dy_address + d * dy_column if dy_address else 0, ld_dy,
             dh_n_address + d * B * H * itemsize if dh_n_address else 0,
-            gates, gates + N * 3 * H * itemsize if n_kept else 0, d == 1, reset_after,
+            gates, gates + n_offset if n_kept else 0, d == 1, reset_after,
             dx_address, d > 0, dh0_address + d * B * H * itemsize,
             dw_ih.data_ptr(), dw_hh.data_ptr(), 0 if db_ih is None else db_ih.data_ptr(),
             0 if db_hh is None else db_hh.data_ptr(), float64, threads,
