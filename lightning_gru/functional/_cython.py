@@ -73,17 +73,22 @@ def cython_gru(
 ):  # fmt: skip
     """Stacked layers on the kernel; same contract as ``lightning_gru.functional.gru``."""
     dense = batch_sizes is None
+    if input.dim() != (3 if dense else 2):
+        what = "(T, B, input_size)" if dense else "(rows, input_size) PackedSequence data"
+        raise RuntimeError(f"GRU: expected a {what} input, got a {input.dim()}-D one")
     if dense:  # the layers take and give (T, B, features): no view nodes in the graph
-        T, B, _ = input.shape
-        batch_sizes = _dense_batch_sizes(T, B)
+        T, batch, _ = input.shape
+        batch_sizes = _dense_batch_sizes(T, batch)
         x = input.contiguous()
     else:
         batch_sizes = batch_sizes.to(device="cpu", dtype=torch.int64).contiguous()
         x = input[: _check_batch_sizes(batch_sizes, input.size(0))].contiguous()  # (N, I)
+        batch = int(batch_sizes[0])
     hx = hx.contiguous()
     weights = [w.contiguous() for w in weights]
     if not has_biases:  # the kernel takes (w_ih, w_hh, b_ih, b_hh) per direction
         weights = [w for i in range(0, len(weights), 2) for w in (*weights[i : i + 2], None, None)]
+    _check_kernel_args(x, hx, weights, num_layers, num_directions, batch)
     # The Function cannot tell no_grad from grad mode in its forward; decide here.
     save_for_backward = torch.is_grad_enabled() and (
         input.requires_grad
@@ -104,13 +109,60 @@ def cython_gru(
     return x, h_n
 
 
+_WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _check_kernel_args(x, hx, weights, num_layers, D, batch):
+    """Raise what torch's GRU raises, a RuntimeError, for arguments the kernel cannot take: it
+    reads raw memory, where a wrong shape, dtype or device would read out of bounds instead of
+    failing. ``x`` is dense ``(T, B, I)`` or packed ``(N, I)``; ``weights`` holds four per layer
+    and direction (biases may be None); ``batch`` is the number of sequences. (On the path of
+    every call: about 2 us for one layer.)"""
+    x_shape = x.shape
+    if x_shape[0] == 0:
+        raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+    hh_shape, hx_shape = weights[1].shape, hx.shape
+    if len(hh_shape) == 2 and hh_shape[0] == 3 * hh_shape[1]:
+        H = hh_shape[1]
+    else:  # hx gives the hidden size when W_hh has not the shape (3H, H)
+        H = hx_shape[-1] if hx_shape else 0
+    if hx_shape != (num_layers * D, batch, H):
+        raise RuntimeError(
+            f"Expected hidden size {(num_layers * D, batch, H)}, got {list(hx_shape)}"
+        )
+    I = x_shape[-1]
+    ih_shape = weights[0].shape
+    if len(ih_shape) == 2 and ih_shape[1] != I:
+        raise RuntimeError(
+            f"input.size(-1) must be equal to input_size. Expected {ih_shape[1]}, got {I}"
+        )
+    dtype = x.dtype
+    if hx.dtype != dtype or not hx.is_cpu:
+        raise RuntimeError(
+            f"GRU: hx is a {hx.device.type} {hx.dtype} tensor but the input a cpu {dtype} one"
+        )
+    shapes = ((3 * H, I), (3 * H, H), (3 * H,), (3 * H,))
+    for i, w in enumerate(weights):
+        if w is None or (w.dtype == dtype and w.is_cpu and w.shape == shapes[i % 4]):
+            continue
+        layer, k = divmod(i, 4 * D)
+        d, k = divmod(k, 4)
+        shape = (3 * H, D * H) if layer and k == 0 else shapes[k]
+        if w.shape != shape or w.dtype != dtype or not w.is_cpu:
+            name = f"{_WEIGHT_KINDS[k]}_l{layer}{'_reverse' if d else ''}"
+            raise RuntimeError(
+                f"GRU: {name} must be a cpu {dtype} tensor of shape {list(shape)} like the "
+                f"input, got a {w.device.type} {w.dtype} one of shape {list(w.shape)}"
+            )
+
+
 def _check_batch_sizes(batch_sizes: Tensor, rows: int) -> int:
     """Validate PackedSequence batch sizes before the kernel trusts them; returns their sum."""
     if batch_sizes.dim() != 1 or batch_sizes.numel() == 0:
         raise RuntimeError("PackedSequence batch_sizes must be a non-empty 1-D tensor")
-    if bool((batch_sizes <= 0).any()):
+    if bool((batch_sizes < 0).any()):  # trailing zeros are steps without rows, as in torch
         raise RuntimeError(
-            f"PackedSequence batch_sizes must be positive, got {batch_sizes.tolist()}"
+            f"PackedSequence batch_sizes must not be negative, got {batch_sizes.tolist()}"
         )
     if bool((batch_sizes[1:] > batch_sizes[:-1]).any()):
         raise RuntimeError(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lightning_gru.functional._cython import cython_gru, kernel_available, kernel_import_error
@@ -24,15 +25,52 @@ def kernel_supports(tensor: Tensor) -> bool:
     return tensor.is_cpu and tensor.dtype in _KERNEL_DTYPES and kernel_available()
 
 
+def torch_only_mode(tensor: Tensor) -> str | None:
+    """What, if anything, leaves torch's GRU the one to run on ``tensor`` now: a ``torch.func``
+    transform or forward-mode AD (the kernel's autograd Function has no rules for them), or
+    autocast on the tensor's device (torch's GRU runs in autocast's lower precision)."""
+    if (
+        torch._C._functorch.peek_interpreter_stack() is not None
+        and not torch.compiler.is_compiling()  # Dynamo traces under one too: not a transform
+    ):
+        return "a torch.func transform"
+    if forward_ad._current_level >= 0:
+        return "forward-mode AD"
+    if torch._C._is_any_autocast_enabled() and _autocast_enabled(tensor.device.type):
+        return "autocast"
+    return None
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
+
+
 def resolve_backend(backend: str, tensor: Tensor) -> str:
     """The backend that will run: ``"cython"`` or ``"torch"``.
 
+    ``"auto"`` takes torch's GRU under autocast, ``torch.func`` transforms and forward-mode AD
+    (see ``torch_only_mode``); ``"cython"`` runs the kernel under autocast, in the input's dtype.
+
     Raises:
-        ValueError: for an unknown backend name, or ``"cython"`` on a tensor the kernel cannot
-            take (CUDA, or a dtype other than float32/float64).
+        ValueError: for an unknown backend name, ``"cython"`` on a tensor the kernel cannot
+            take (CUDA, or a dtype other than float32/float64), or ``"cython"`` under a
+            ``torch.func`` transform or forward-mode AD.
     """
     if (backend == "auto" or backend == "cython") and kernel_supports(tensor):
-        return "cython"
+        mode = torch_only_mode(tensor)
+        if mode is None or (mode == "autocast" and backend == "cython"):
+            return "cython"
+        if backend == "cython":
+            raise ValueError(
+                f"backend='cython' cannot run under {mode}: the kernel has no rule for it; use "
+                "backend='auto' (torch's GRU there) or backend='torch'"
+            )
+        return "torch"
     if backend == "auto" or backend == "torch":
         return "torch"
     if backend == "cython":
@@ -103,10 +141,18 @@ def gru(
             input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after,
             has_biases, dropout, training,
         )  # fmt: skip
-    return cython_gru(
+    kernel = _cython_gru_eagerly if torch.compiler.is_compiling() else cython_gru
+    return kernel(
         input, hx, list(weights), num_layers, num_directions, batch_sizes, reset_after,
         has_biases, dropout, training,
     )  # fmt: skip
+
+
+@torch.compiler.disable
+def _cython_gru_eagerly(*args):
+    """``cython_gru`` kept out of Dynamo's graphs (a graph break): it hands raw addresses to the
+    kernel, which the fake tensors of a trace do not have."""
+    return cython_gru(*args)
 
 
 def _torch_gru(

@@ -133,6 +133,10 @@ class GRU(torch.nn.GRU):
             except KeyError:  # a weight replaced by a plain tensor attribute
                 weights = [getattr(self, name) for name in self._flat_weights_names]
             if weights[0].is_cpu:
+                # torch's input checks read _flat_weights: keep it current (functional_call
+                # replaces parameters without telling it)
+                if weights[0] is not self._flat_weights[0]:
+                    self._flat_weights = weights
                 return weights
         self._update_flat_weights()
         return self._flat_weights

@@ -5,6 +5,8 @@ type, with a message that names the problem. Malformed ``PackedSequence`` object
 subprocess, so that a crash of the kernel fails one test instead of killing the session.
 """
 
+import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -143,6 +145,7 @@ MALFORMED_PACKED = [
     pytest.param(12, [3, 3, 3], id="batch-sizes-sum-fewer-than-rows"),
     pytest.param(6, [1, 2, 3], id="increasing-batch-sizes"),
     pytest.param(6, [3, -1, 4], id="negative-batch-size"),
+    pytest.param(6, [3, 3, 0], id="trailing-zero-batch-size"),  # accepted by both
 ]
 
 
@@ -155,6 +158,34 @@ def test_malformed_packed_sequence_does_not_crash(N: int, batch_sizes: list[int]
     assert proc.returncode == 0, f"interpreter died (rc {proc.returncode}): {proc.stderr[-2000:]}"
     (torch_result, ours_result) = eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307
     assert ours_result == torch_result
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_trailing_zero_batch_sizes_are_steps_without_rows(reset_after: bool) -> None:
+    """torch accepts batch sizes that end in zeros; ours gives what it gives without them."""
+    from torch.nn.utils.rnn import PackedSequence
+
+    torch.manual_seed(0)
+    ours = GRU(3, 4, num_layers=2, bidirectional=True, reset_after=reset_after, backend="cython")
+    oracle = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True)
+    oracle.load_state_dict(ours.state_dict())
+    data = torch.randn(6, 3, dtype=torch.float32)
+
+    def outputs_and_grads(module, batch_sizes):
+        x = data.clone().requires_grad_()
+        out, h_n = module(PackedSequence(x, torch.tensor(batch_sizes), None, None))
+        (out.data.square().sum() + h_n.sum()).backward()
+        grads = [x.grad] + [p.grad for p in module.parameters()]
+        module.zero_grad()
+        return [out.data, h_n, *grads]
+
+    expected = outputs_and_grads(ours, [3, 2, 1])
+    if reset_after:
+        expected_torch = outputs_and_grads(oracle, [3, 2, 1, 0, 0])
+        for a, e in zip(expected, expected_torch, strict=True):
+            assert_close(a, e, torch.float32, "trimmed batch sizes against torch")
+    for a, e in zip(outputs_and_grads(ours, [3, 2, 1, 0, 0]), expected, strict=True):
+        torch.testing.assert_close(a, e, rtol=0, atol=0)
 
 
 # --- NaN, inf and huge values ------------------------------------------------------------------
@@ -249,3 +280,116 @@ def test_float_batch_sizes_raise_type_error_like_torch() -> None:
         torch.nn.GRU(3, 4)(packed)
     with pytest.raises(TypeError, match="batch_sizes must be integers"):
         GRU(3, 4, backend="cython")(packed)
+
+
+# --- weights and states the kernel cannot take: raise like torch, never read out of bounds -----
+
+_WRONG_ARGS_SCRIPT = """
+import json, torch
+from torch.func import functional_call
+from lightning_gru.functional import gru
+from lightning_gru.nn import GRU
+
+def replaced(name, make, dtype=torch.float32, **kwargs):
+    def call(cls, backend):
+        torch.manual_seed(0)
+        module = (torch.nn.GRU if cls == "torch" else GRU)(8, 256, dtype=dtype, **kwargs)
+        if cls != "torch":
+            module.backend = backend
+        setattr(module, name, torch.nn.Parameter(make(getattr(module, name))))
+        module(torch.randn(3, 2, 8, dtype=dtype))
+    return call
+
+def float32_parameters(cls, backend):
+    module = (torch.nn.GRU if cls == "torch" else GRU)(8, 256).double()
+    params = {k: v.detach().float() for k, v in module.named_parameters()}
+    functional_call(module, params, (torch.randn(3, 2, 8, dtype=torch.float64),))
+
+def functional(x, hx, layers=2, bidirectional=False, **kwargs):
+    weights = torch.nn.GRU(4, 5, layers, bidirectional=bidirectional)._flat_weights
+    def call(cls, backend):
+        gru(x(), hx(), weights, layers, bidirectional, backend=cls if cls == "torch" else backend,
+            **kwargs)
+    return call
+
+f64 = torch.float64
+CASES = {
+    "weight-f32-in-f64-module": replaced("weight_hh_l0", lambda w: w.detach().float(), f64),
+    "weight-hh-wrong-shape": replaced("weight_hh_l0", lambda w: torch.randn(w.size(0), 1)),
+    "weight-ih-l1-reverse-wrong-shape": replaced(
+        "weight_ih_l1_reverse", lambda w: torch.randn(w.size(0), 3), num_layers=2,
+        bidirectional=True),
+    "bias-of-one-value": replaced("bias_hh_l0", lambda w: torch.randn(1)),
+    "functional-call-float32-parameters": float32_parameters,
+    "functional-wrong-input-size": functional(lambda: torch.randn(3, 2, 7),
+                                              lambda: torch.randn(2, 2, 5)),
+    "functional-hx-batch-too-small": functional(lambda: torch.randn(3, 64, 4),
+                                                lambda: torch.randn(2, 2, 5)),
+    "functional-hx-too-few-layers": functional(lambda: torch.randn(3, 2, 4),
+                                               lambda: torch.randn(1, 2, 5)),
+    "functional-hx-bi-too-few": functional(lambda: torch.randn(3, 2, 4),
+                                           lambda: torch.randn(2, 2, 5), bidirectional=True),
+    "functional-hx-float64": functional(lambda: torch.randn(3, 2, 4),
+                                        lambda: torch.randn(2, 2, 5, dtype=f64)),
+    "functional-input-float64": functional(lambda: torch.randn(3, 2, 4, dtype=f64),
+                                           lambda: torch.randn(2, 2, 5, dtype=f64)),
+    "functional-empty-sequence": functional(lambda: torch.randn(0, 2, 4),
+                                            lambda: torch.randn(2, 2, 5)),
+    "functional-packed-hx-batch-too-small": functional(
+        lambda: torch.randn(5, 4), lambda: torch.randn(1, 1, 5), layers=1,
+        batch_sizes=torch.tensor([2, 2, 1])),
+}
+results = {}
+for name, call in CASES.items():
+    outcome = []
+    for cls, backend in (("torch", None), ("ours", "auto"), ("ours", "cython")):
+        try:
+            call(cls, backend)
+            outcome.append(["ok", ""])
+        except Exception as exc:
+            outcome.append([type(exc).__name__, str(exc)])
+    results[name] = outcome
+print(json.dumps(results))
+"""
+
+# case: regex that our message must match
+WRONG_ARGS = {
+    "weight-f32-in-f64-module": r"weight_hh_l0 must be a cpu torch.float64 tensor",
+    "weight-hh-wrong-shape": r"weight_hh_l0 .*shape \[768, 256\].*\[768, 1\]",
+    "weight-ih-l1-reverse-wrong-shape": r"weight_ih_l1_reverse .*shape \[768, 512\]",
+    "bias-of-one-value": r"bias_hh_l0 .*shape \[768\].*\[1\]",
+    "functional-call-float32-parameters": r"dtype",
+    "functional-wrong-input-size": r"input_size. Expected 4, got 7",
+    "functional-hx-batch-too-small": r"Expected hidden size \(2, 64, 5\), got \[2, 2, 5\]",
+    "functional-hx-too-few-layers": r"Expected hidden size \(2, 2, 5\), got \[1, 2, 5\]",
+    "functional-hx-bi-too-few": r"Expected hidden size \(4, 2, 5\), got \[2, 2, 5\]",
+    "functional-hx-float64": r"hx is a cpu torch.float64 tensor",
+    "functional-input-float64": r"weight_ih_l0 must be a cpu torch.float64 tensor",
+    "functional-empty-sequence": r"sequence length",
+    "functional-packed-hx-batch-too-small": r"Expected hidden size \(1, 2, 5\)",
+}
+
+
+@pytest.fixture(scope="module")
+def wrong_args_outcomes() -> dict:
+    """Every case of ``_WRONG_ARGS_SCRIPT`` run once, in a subprocess: a kernel reading out of
+    bounds fails these tests instead of killing the session."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_WRONG_ARGS_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"interpreter died (rc {proc.returncode}): {proc.stderr[-2000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(("case", "match"), WRONG_ARGS.items(), ids=list(WRONG_ARGS))
+def test_weights_and_states_the_kernel_cannot_take_raise(wrong_args_outcomes, case, match) -> None:
+    (torch_type, _), *ours = wrong_args_outcomes[case]
+    for backend, (error_type, message) in zip(("auto", "cython"), ours, strict=True):
+        if torch_type != "ok":  # torch broadcasts a one-value bias; ours refuses it
+            assert error_type == torch_type, (backend, message)
+        else:
+            assert error_type == "RuntimeError", (backend, message)
+        assert re.search(match, message), (backend, message)

@@ -1,10 +1,12 @@
 """``lightning_gru.nn.GRU`` is a ``torch.nn.GRU`` for every purpose but speed.
 
 Parameters, initialisation, ``state_dict`` both ways, copying, pickling, dtype/device moves,
-grad modes, ``functional_call``, non-contiguous inputs and views, and inter-layer dropout.
+grad modes, ``functional_call``, ``torch.func`` transforms, forward-mode AD, autocast,
+non-contiguous inputs and views, and inter-layer dropout.
 """
 
 import copy
+import importlib
 import io
 import pickle
 import warnings
@@ -12,6 +14,7 @@ import warnings
 import pytest
 import torch
 from _gru_helpers import RESET_AFTER, Case, assert_close, check_parity, make_inputs, make_pair, run
+from torch.autograd import forward_ad
 from torch.func import functional_call
 
 from lightning_gru.nn import GRU
@@ -365,6 +368,23 @@ def test_torch_compile_eager_backend() -> None:
     check_parity(oracle, compiled, case, make_inputs(case), torch.float64)
 
 
+@pytest.mark.filterwarnings("ignore")
+def test_torch_compile_runs_the_kernel_at_every_batch_size(monkeypatch) -> None:
+    """Dynamo traces inside a functorch interpreter, which is no ``torch.func`` transform: the
+    call still reaches the kernel, out of the graph, also once a new batch size has made
+    Dynamo recompile with symbolic sizes."""
+    functional = importlib.import_module("lightning_gru.functional.gru")
+    calls = []
+    kernel = functional.cython_gru
+    monkeypatch.setattr(functional, "cython_gru", lambda *args: calls.append(1) or kernel(*args))
+    case = Case(num_layers=2)
+    oracle, ours = make_pair(case, backend="auto")
+    compiled = torch.compile(ours, backend="eager")
+    for B in (2, 4, 6):
+        check_parity(oracle, compiled, case.with_(B=B), make_inputs(case.with_(B=B)), torch.float64)
+    assert len(calls) == 3
+
+
 def test_torch_compile_without_h0_does_not_warn() -> None:
     """The module's caches (dense batch sizes, default initial state) are bypassed under Dynamo,
     which would otherwise trace through ``lru_cache`` with a UserWarning."""
@@ -395,3 +415,81 @@ def test_default_initial_state_is_not_shared_state() -> None:
     for a, e, what in zip(ours(x), expected, ("output", "h_n"), strict=True):
         assert_close(a, e, torch.float32, f"second call, {what}")
     assert_close(ours(x[:, :1])[1], reference(x[:, :1])[1], torch.float32, "other batch size")
+
+
+def test_functional_call_with_parameters_of_another_dtype() -> None:
+    """torch's input check reads ``_flat_weights``, which ``functional_call`` leaves as it was."""
+    case = Case(num_layers=2, bidirectional=True)
+    oracle, ours = make_pair(case, torch.float32)
+    replacement = {name: p.detach().double() for name, p in ours.named_parameters()}
+    inputs = make_inputs(case, torch.float64, requires_grad=False)
+    expected = functional_call(oracle, replacement, (inputs.x, inputs.h0))
+    actual = functional_call(ours, replacement, (inputs.x, inputs.h0))
+    for a, e, what in zip(actual, expected, ("output", "h_n"), strict=True):
+        assert a.dtype == torch.float64, what
+        assert_close(a, e, torch.float64, what)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_torch_func_grad_like_torch(reset_after: bool) -> None:
+    """``torch.func`` transforms run torch's GRU (the kernel's Function has no rules for them)."""
+    case = Case(num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case, backend="auto")
+    inputs = make_inputs(case, requires_grad=False)
+    params = {name: p.detach() for name, p in ours.named_parameters()}
+
+    def gradients(module: torch.nn.Module) -> dict:
+        def loss(p: dict) -> torch.Tensor:
+            out, h_n = functional_call(module, p, (inputs.x, inputs.h0))
+            return out.square().sum() + h_n.sum()
+
+        return torch.func.grad(loss)(params)
+
+    expected, actual = gradients(oracle), gradients(ours)
+    for name in params:
+        assert_close(actual[name], expected[name], torch.float64, name)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_forward_mode_ad_like_torch(reset_after: bool) -> None:
+    case = Case(num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case, backend="auto")
+    inputs = make_inputs(case, requires_grad=False)
+    tangent = torch.randn_like(inputs.x)
+
+    def jvp(module: torch.nn.Module) -> list[torch.Tensor]:
+        with forward_ad.dual_level():
+            outputs = module(forward_ad.make_dual(inputs.x, tangent), inputs.h0)
+            return [forward_ad.unpack_dual(t).tangent for t in outputs]
+
+    for a, e, what in zip(jvp(ours), jvp(oracle), ("output", "h_n"), strict=True):
+        assert_close(a, e, torch.float64, what)
+
+
+def test_forced_cython_backend_refuses_transforms() -> None:
+    ours = GRU(3, 4, backend="cython")
+    x = torch.randn(5, 2, 3)
+    params = {name: p.detach() for name, p in ours.named_parameters()}
+    with pytest.raises(ValueError, match="torch.func transform"):
+        torch.func.grad(lambda p: functional_call(ours, p, (x,))[0].sum())(params)
+    with forward_ad.dual_level(), pytest.raises(ValueError, match="forward-mode AD"):
+        ours(forward_ad.make_dual(x, torch.randn_like(x)))
+
+
+def test_autocast_runs_torch_gru_in_its_lower_precision() -> None:
+    """Under CPU autocast ``backend="auto"`` runs torch's GRU, as autocast would; a forced
+    ``"cython"`` runs the kernel in the input's dtype."""
+    torch.manual_seed(0)
+    ours, reference = GRU(3, 8, num_layers=2), torch.nn.GRU(3, 8, num_layers=2)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 2, 3)
+    full_precision = reference(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, actual = reference(x), ours(x)
+        ours.backend = "cython"
+        forced = ours(x)
+    for a, e, f in zip(actual, expected, full_precision, strict=True):
+        torch.testing.assert_close(a, e)
+        assert (a - f).abs().max() > 1e-4  # bfloat16 products: autocast took effect
+    for a, f in zip(forced, full_precision, strict=True):
+        assert_close(a, f, torch.float32, "forced cython under autocast")
