@@ -29,6 +29,7 @@ Runs log to W&B in project ``lightning-gru`` by default; without an API key they
 offline (an existing ``WANDB_MODE`` wins) and can be uploaded later with ``wandb sync``.
 """
 
+import importlib
 import netrc
 import os
 import sys
@@ -38,7 +39,7 @@ from urllib.parse import urlparse
 
 import torch
 import yaml
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import (
     ArgsType,
@@ -50,6 +51,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
+from lightning_gru.data import SourceUnreachableError
 from lightning_gru.models.callbacks import LearningCurves, PredictionWriter, RandomStates
 
 __all__ = ["LightningGRUCLI", "cli_main", "run_cli"]
@@ -109,9 +111,10 @@ class LightningGRUCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         # Lightning's `save_last` writes last.ckpt only in an epoch that also saved a best
-        # checkpoint; a second callback writes last.ckpt every epoch, after validation (which
-        # draws from the random generators that RandomStates saves), so `--ckpt_path last`
-        # resumes from the latest epoch exactly.
+        # checkpoint; a second callback writes last.ckpt at the end of every training epoch,
+        # which Lightning 2 calls after that epoch's validation, if any (it draws from the
+        # random generators that RandomStates saves), so `--ckpt_path last` resumes from the
+        # latest epoch exactly, also when validation runs only every few epochs.
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
@@ -123,7 +126,7 @@ class LightningGRUCLI(LightningCLI):
                 "last_checkpoint.filename": "last",
                 "last_checkpoint.monitor": None,
                 "last_checkpoint.save_top_k": 1,
-                "last_checkpoint.save_on_train_epoch_end": None,  # after validation, if any
+                "last_checkpoint.save_on_train_epoch_end": True,
                 "last_checkpoint.enable_version_counter": False,
             }
         )
@@ -142,6 +145,37 @@ class LightningGRUCLI(LightningCLI):
         parser.link_arguments(
             "data.class_names", "model.init_args.class_names", list, apply_on="instantiate"
         )
+
+    def before_instantiate_classes(self) -> None:
+        """Resolve ``--ckpt_path best|last`` to the files in ``checkpoint.dirpath``, and refuse
+        to validate, test or predict with untrained weights or a data module without the split:
+        these would otherwise run, print numbers of no meaning, and overwrite the predictions
+        of a trained model."""
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand]
+        evaluating = subcommand != "fit"
+        ckpt_path = config.get("ckpt_path")
+        dirpath = config.get("checkpoint.dirpath")
+        if ckpt_path in ("best", "last") and dirpath:
+            path = Path(dirpath) / f"{ckpt_path}.ckpt"
+            if path.is_file():
+                config.ckpt_path = str(path)
+            elif evaluating or ckpt_path == "best":
+                self.parser.error(
+                    f"--ckpt_path {ckpt_path}: there is no {path}; run `fit` first or give the "
+                    "path of a checkpoint"
+                )
+        elif evaluating and ckpt_path is None:
+            self.parser.error(
+                f"`{subcommand}` needs the weights of a trained model: pass --ckpt_path with a "
+                f"checkpoint of `fit` (a path, or best or last for the files in "
+                f"checkpoint.dirpath{f' {dirpath}' if dirpath else ''})"
+            )
+        if subcommand == "test" and not _has_test_split(config.get("data.class_path")):
+            self.parser.error(
+                f"{config.data.class_path} has no test split; `validate` evaluates its "
+                "held-out text"
+            )
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
@@ -164,6 +198,16 @@ class LightningGRUCLI(LightningCLI):
         if not ckpt_path or not Path(ckpt_path).is_file():
             return None
         return torch.load(ckpt_path, map_location="cpu", weights_only=True).get(key)
+
+
+def _has_test_split(class_path: str | None) -> bool:
+    """Whether the data module ``class_path`` defines ``test_dataloader`` (True if unknown)."""
+    if not class_path:
+        return True
+    module, _, name = class_path.rpartition(".")
+    data_class = getattr(importlib.import_module(module), name, None)
+    default = LightningDataModule.test_dataloader
+    return data_class is None or getattr(data_class, "test_dataloader", default) is not default
 
 
 def wandb_has_credentials() -> bool:
@@ -196,14 +240,22 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
         cli = LightningGRUCLI(args=args)
     except BaseException as err:
         _finish_wandb(exit_code=err.code if isinstance(err, SystemExit) and err.code else 1)
+        if isinstance(err, ValueError) and isinstance(err.__cause__, OSError):
+            # a data module's error while linking its vocabulary to the model, which
+            # jsonargparse wraps in a ValueError: the original says what to do
+            raise err.__cause__ from None
         raise
     _finish_wandb(exit_code=0)
     return cli
 
 
 def cli_main(args: ArgsType = None) -> None:
-    """The ``lightning-gru`` console script (and ``python -m lightning_gru``)."""
-    run_cli(args)
+    """The ``lightning-gru`` console script (and ``python -m lightning_gru``). A data source
+    that cannot be reached or a missing file ends it with that one message, not a traceback."""
+    try:
+        run_cli(args)
+    except (SourceUnreachableError, FileNotFoundError) as err:
+        sys.exit(f"lightning-gru: error: {err}")
 
 
 if __name__ == "__main__":

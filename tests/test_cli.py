@@ -20,7 +20,8 @@ import torch
 import yaml
 from models._fixtures import one_thread  # noqa: F401  (autouse: tests/models/_fixtures.py)
 
-from lightning_gru.cli import run_cli, wandb_has_credentials
+from lightning_gru.cli import cli_main, run_cli, wandb_has_credentials
+from lightning_gru.data import SourceUnreachableError
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
@@ -235,6 +236,27 @@ def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(tmp_path):
     assert sorted(p.name for p in ckpt_dir.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
     resumed = run_cli([*args, *never_better, "--trainer.max_epochs", "4", "--ckpt_path", "last"])
     assert resumed.trainer.global_step == first.trainer.global_step * 4 // 3
+
+
+def test_last_checkpoint_every_epoch_when_validation_runs_every_few(tmp_path):
+    """The language-model recipes validate every 10 epochs: last.ckpt must still hold every
+    epoch, and a run resumed from one without validation must be the uninterrupted run."""
+    args = [
+        "fit",
+        "--config",
+        str(RECIPES / "debug.yaml"),
+        "--trainer.check_val_every_n_epoch",
+        "2",
+    ]
+    whole = run_cli([*args, *common(tmp_path, "whole", wandb=False), "--trainer.max_epochs", "5"])
+    split = [*args, *common(tmp_path, "split", wandb=False)]
+    first = run_cli([*split, "--trainer.max_epochs", "3"])  # epoch 3 has no validation
+    last = Path(first.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == first.trainer.global_step
+    resumed = run_cli([*split, "--trainer.max_epochs", "5", "--ckpt_path", "last"])
+    assert resumed.trainer.global_step == whole.trainer.global_step
+    expected, actual = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(actual[name], expected[name]) for name in expected)
 
 
 def test_weight_averaging_saves_the_average_and_starts_no_other_wandb_run(tmp_path, monkeypatch):
@@ -484,3 +506,49 @@ def test_optimizer_and_scheduler_come_from_the_config(tmp_path, scheduler):
     optimizer = cli.trainer.optimizers[0]
     assert isinstance(optimizer, torch.optim.SGD)
     assert optimizer.param_groups[0]["lr"] < 0.5
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+def test_evaluating_without_a_checkpoint_is_refused(tmp_path, subcommand, capsys):
+    """Untrained weights would print meaningless numbers and overwrite predictions.jsonl."""
+    args = [subcommand, "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", False)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(args)
+    assert exit_info.value.code == 2
+    assert f"`{subcommand}` needs the weights of a trained model" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "d" / "checkpoints" / "predictions.jsonl").exists()
+
+
+def test_best_and_last_are_the_files_in_the_checkpoint_folder(tmp_path, capsys):
+    args = ["--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", wandb=False)]
+    with pytest.raises(SystemExit):  # nothing fitted yet
+        run_cli(["test", *args, "--ckpt_path", "best"])
+    assert "there is no" in capsys.readouterr().err
+    run_cli(["fit", *args, "--trainer.max_epochs", "2"])
+    ckpt_dir = tmp_path / "runs" / "debug" / "checkpoints"
+    for name in ("best", "last"):
+        cli = run_cli(["test", *args, "--ckpt_path", name])
+        assert cli.trainer.ckpt_path == str(ckpt_dir / f"{name}.ckpt")
+
+
+def test_language_model_test_is_refused_with_a_hint(tmp_path, text_file, capsys):
+    recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
+    args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
+    with pytest.raises(SystemExit):
+        run_cli(["test", *args, "--ckpt_path", str(tmp_path / "any.ckpt")])
+    assert "has no test split; `validate`" in capsys.readouterr().err
+
+
+def test_data_errors_reach_the_user_unwrapped(tmp_path):
+    """jsonargparse wraps errors of the vocabulary link in a ValueError; the command shows the
+    data module's own error (a missing file, an unreachable hub) in one line."""
+    recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
+    missing = ["fit", *recipe, *common(tmp_path, "tm", False), "--data.data_file", "gone.txt"]
+    with pytest.raises(FileNotFoundError, match="'gone.txt' does not exist.*working directory"):
+        run_cli(missing)
+    hub = ["fit", "--config", str(RECIPES / "sentiment" / "imdb-gru.yaml")]
+    with pytest.raises(SourceUnreachableError, match="--data.data_dir"):
+        run_cli([*hub, *common(tmp_path, "imdb", False)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(missing)
+    assert str(exit_info.value.code).startswith("lightning-gru: error: data_file 'gone.txt'")

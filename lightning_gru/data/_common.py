@@ -49,7 +49,8 @@ def existing_file(path: str | Path, what: str) -> Path:
     """``path`` as a ``Path``; ``FileNotFoundError`` naming it and ``what`` if it is no file."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {str(path)!r} does not exist or is not a file")
+        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist or is not a file{where}")
     return path
 
 

@@ -265,7 +265,8 @@ class IMDbDataModule(L.LightningDataModule):
             loaded = fetch(
                 f"{self.dataset_name!r} from the Hugging Face Hub",
                 "pass data_dir= a folder with train/test parquet, CSV or JSON-lines files "
-                "or the aclImdb/ tree to load local files instead",
+                "or the aclImdb/ tree to load local files instead (on the command line "
+                "--data.data_dir, or the overlay recipes/sentiment/local-data.yaml)",
                 lambda: datasets.load_dataset(self.dataset_name, cache_dir=self.cache_dir),
             )
             missing = [s for s in _SPLITS if s not in loaded]

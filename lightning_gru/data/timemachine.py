@@ -205,7 +205,8 @@ class TimeMachineDataModule(L.LightningDataModule):
             source = self.url
             dataset = fetch(
                 f"{self.url!r}",
-                "pass data_file= a local copy of the text to load it instead",
+                "pass data_file= a local copy of the text to load it instead (on the command "
+                "line --data.data_file, or the overlay recipes/language_model/local-data.yaml)",
                 lambda: datasets.load_dataset(
                     "text", data_files=self.url, split="train", cache_dir=self.cache_dir
                 ),
