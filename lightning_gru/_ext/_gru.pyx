@@ -330,6 +330,16 @@ cdef inline void add_column_sums(floating *sums, const floating *src, int ld_src
             sums[j] += src[i * ld_src + j]
 
 
+cdef inline void add_to_totals(double *totals, floating *partial, int cols) noexcept nogil:
+    """``totals += partial``, then ``partial = 0``: a step's column sums (of at most B rows, in
+    the kernel's precision) go into double totals, so that float32 bias gradients do not lose
+    digits to N = T x B sequential additions."""
+    cdef Py_ssize_t j
+    for j in range(cols):
+        totals[j] += partial[j]
+        partial[j] = 0
+
+
 cdef int split_rows(const int64_t *batch_sizes, int T, int B, int H, int num_threads,
                     Py_ssize_t *bounds) noexcept nogil:
     """Split the B sequences into contiguous row blocks of about equal work, one per thread.
@@ -739,7 +749,7 @@ cdef int backward_time_loop(
     const float *packed_h, const float *packed_n, bint blocked, const floating *h0,
     const floating *y, int ldy, const floating *dy, int ld_dy, const floating *dy_fill,
     floating *gates, floating *chunk, Py_ssize_t chunk_row0, const floating *b_n,
-    floating *dh_state, floating *h_prev_buffer, floating *sums, bint reverse,
+    floating *dh_state, floating *h_prev_buffer, double *sums, bint reverse,
     bint reset_after, bint n_kept, bint serial_blas,
 ) noexcept nogil:
     """Steps [s0, s1) of the reverse time walk (in the walk's order) of sequences [b0, b1): gate
@@ -748,9 +758,9 @@ cdef int backward_time_loop(
 
     ``packed_h`` is W_hh packed (its r and z rows when reset_before), ``packed_n`` W_hn; NULL
     when not packed; ``blocked``: in the register-block format of block_gemm.h.
-    ``sums`` (4H, or NULL) accumulates the block's bias gradients while its rows are in cache:
-    the column sums of the hidden-product gradients (r, z, n: b_hh's), then, when reset_after,
-    of the n gate's input-side gradient (b_in's)."""
+    ``sums`` (4H, or NULL) accumulates the block's bias gradients while its rows are in cache
+    (step by step, in double): the column sums of the hidden-product gradients (r, z, n:
+    b_hh's), then, when reset_after, of the n gate's input-side gradient (b_in's)."""
     cdef int H3 = 3 * H
     cdef Py_ssize_t step, t
     cdef int n
@@ -758,10 +768,12 @@ cdef int backward_time_loop(
     cdef floating *g
     cdef floating *c
     cdef floating *dhb = dh_state + b0 * H
-    # the step's hidden-product gradient of the block, (rows, 3H)
-    cdef floating *dg_step = <floating *>malloc((b1 - b0) * H3 * sizeof(floating))
+    # the step's hidden-product gradient of the block, (rows, 3H), then its column sums (4H)
+    cdef floating *dg_step = <floating *>malloc(((b1 - b0) * H3 + 4 * H) * sizeof(floating))
+    cdef floating *step_sums = dg_step + (b1 - b0) * H3
     if dg_step == NULL:
         return -1
+    memset(step_sums, 0, 4 * H * sizeof(floating))
     if serial_blas and _set_blas_threads_local != NULL:
         blas_threads = _set_blas_threads_local(1)
     for step in range(s0, s1):
@@ -774,8 +786,9 @@ cdef int backward_time_loop(
         backward_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, dy, ld_dy, dy_fill,
                       g, c, b_n, dh_state, dg_step, h_prev_buffer, reverse, reset_after, n_kept)
         if sums != NULL and reset_after:
-            add_column_sums(sums, dg_step, H3, n, H3)
-            add_column_sums(sums + H3, g + b0 * H3 + 2 * H, H3, n, H)
+            add_column_sums(step_sums, dg_step, H3, n, H3)
+            add_column_sums(step_sums + H3, g + b0 * H3 + 2 * H, H3, n, H)
+            add_to_totals(sums, step_sums, 4 * H)
         if reset_after:
             packed_gemm(packed_h, blocked, False, n, H, H3, dg_step, H3, w_hh, H, <floating>1.0,
                         dhb, H)
@@ -786,7 +799,8 @@ cdef int backward_time_loop(
             rb_backward_r_rows(b0, b0 + n, H, t, T, batch_sizes, offsets, y, ldy, h0, g,
                                dh_state, dg_step, reverse)
             if sums != NULL:
-                add_column_sums(sums, dg_step, H3, n, H3)
+                add_column_sums(step_sums, dg_step, H3, n, H3)
+                add_to_totals(sums, step_sums, H3)
             packed_gemm(packed_h, blocked, False, n, H, 2 * H, dg_step, H3, w_hh, H,
                         <floating>1.0, dhb, H)
     if blas_threads >= 0:
@@ -825,7 +839,7 @@ cdef int backward_direction(
     cdef float *packed_h = NULL
     cdef float *packed_n = NULL
     cdef bint blocked = False
-    cdef floating *sums = NULL  # per block: the bias gradients' column sums (4H)
+    cdef double *sums = NULL  # per block: the bias gradients' column sums (4H)
     # the dy row of every step when dy is absent (zeros) or one value broadcast (ld_dy < 0),
     # then b_in when reset_after (zeros without biases)
     cdef floating *fill = <floating *>calloc(2 * H, sizeof(floating))
@@ -869,7 +883,7 @@ cdef int backward_direction(
                 packed_n = pack_weight(False, B, H, H, w_hh + 2 * H * H, H, blocked)
     blocks = split_rows(batch_sizes, T, B, H, num_threads, bounds)
     if db_ih != NULL or db_hh != NULL:
-        sums = <floating *>calloc(blocks * 4 * H, sizeof(floating))
+        sums = <double *>calloc(blocks * 4 * H, sizeof(double))
         failed = sums == NULL
     s0 = 0
     while s0 < T and not failed:
@@ -925,12 +939,11 @@ cdef int backward_direction(
     if sums != NULL:  # b_hh's and b_ih's gradients differ only in n, when reset_after
         for c in range(1, blocks):
             add_column_sums(sums, sums + c * 4 * H, 0, 1, 4 * H)
-        if db_hh != NULL:
-            memcpy(db_hh, sums, H3 * sizeof(floating))
-        if db_ih != NULL:
-            memcpy(db_ih, sums, H3 * sizeof(floating))
-            if reset_after:
-                memcpy(db_ih + 2 * H, sums + H3, H * sizeof(floating))
+        for j in range(H3):
+            if db_hh != NULL:
+                db_hh[j] = <floating>sums[j]
+            if db_ih != NULL:
+                db_ih[j] = <floating>sums[H3 + j - 2 * H if reset_after and j >= 2 * H else j]
     free(sums)
     free(h_prev_buffer)
     return 0
