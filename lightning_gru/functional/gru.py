@@ -27,8 +27,11 @@ def kernel_supports(tensor: Tensor) -> bool:
 
 def torch_only_mode(tensor: Tensor) -> str | None:
     """What, if anything, leaves torch's GRU the one to run on ``tensor`` now: a ``torch.func``
-    transform or forward-mode AD (the kernel's autograd Function has no rules for them), or
-    autocast on the tensor's device (torch's GRU runs in autocast's lower precision)."""
+    transform, forward-mode AD or ``torch.jit.trace`` (the kernel's autograd Function has no
+    rules for them, and a trace would keep it as a Python call), or autocast on the tensor's
+    device (torch's GRU runs in autocast's lower precision)."""
+    if torch.jit.is_tracing():
+        return "torch.jit.trace"
     if (
         torch._C._functorch.peek_interpreter_stack() is not None
         and not torch.compiler.is_compiling()  # Dynamo traces under one too: not a transform
@@ -53,13 +56,14 @@ def _autocast_enabled(device_type: str) -> bool:
 def resolve_backend(backend: str, tensor: Tensor) -> str:
     """The backend that will run: ``"cython"`` or ``"torch"``.
 
-    ``"auto"`` takes torch's GRU under autocast, ``torch.func`` transforms and forward-mode AD
-    (see ``torch_only_mode``); ``"cython"`` runs the kernel under autocast, in the input's dtype.
+    ``"auto"`` takes torch's GRU under autocast, ``torch.func`` transforms, forward-mode AD and
+    ``torch.jit.trace`` (see ``torch_only_mode``); ``"cython"`` runs the kernel under
+    autocast, in the input's dtype.
 
     Raises:
         ValueError: for an unknown backend name, ``"cython"`` on a tensor the kernel cannot
             take (CUDA, or a dtype other than float32/float64), or ``"cython"`` under a
-            ``torch.func`` transform or forward-mode AD.
+            ``torch.func`` transform, forward-mode AD or ``torch.jit.trace``.
     """
     if (backend == "auto" or backend == "cython") and kernel_supports(tensor):
         mode = torch_only_mode(tensor)

@@ -493,3 +493,21 @@ def test_autocast_runs_torch_gru_in_its_lower_precision() -> None:
         assert (a - f).abs().max() > 1e-4  # bfloat16 products: autocast took effect
     for a, f in zip(forced, full_precision, strict=True):
         assert_close(a, f, torch.float32, "forced cython under autocast")
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_torch_jit_trace_records_torch_gru() -> None:
+    """A trace keeps tensor ops, not Python calls: it records torch's GRU, which then runs at
+    any shape and trains."""
+    torch.manual_seed(0)
+    ours, reference = GRU(4, 5, num_layers=2), torch.nn.GRU(4, 5, num_layers=2)
+    reference.load_state_dict(ours.state_dict())
+    traced = torch.jit.trace(ours, (torch.randn(3, 2, 4),))
+    x = torch.randn(6, 3, 4)
+    for a, e in zip(traced(x), reference(x), strict=True):
+        assert_close(a, e, torch.float32, "traced")
+    traced(x)[0].sum().backward()
+    reference(x)[0].sum().backward()
+    assert_close(ours.weight_hh_l1.grad, reference.weight_hh_l1.grad, torch.float32, "grad")
+    with pytest.raises(ValueError, match="torch.jit.trace"):
+        torch.jit.trace(GRU(4, 5, backend="cython"), (torch.randn(3, 2, 4),))
