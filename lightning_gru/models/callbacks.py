@@ -62,8 +62,12 @@ class PredictionWriter(BasePredictionWriter):
     Args:
         output_file: the JSON-lines file; ``None`` writes ``predictions.jsonl`` next to the
             checkpoints (the figure folder).
-        print_predictions: also print each prediction to standard output.
+        print_predictions: also print each prediction to standard output (a line of more
+            than ``PRINT_MAX_CHARS`` characters, such as a forecast with its whole context,
+            shortened; the file has it whole).
     """
+
+    PRINT_MAX_CHARS = 300
 
     def __init__(self, output_file: str | None = None, print_predictions: bool = True) -> None:
         super().__init__(write_interval="batch")
@@ -96,7 +100,12 @@ class PredictionWriter(BasePredictionWriter):
         with self.path.open("a", encoding="utf-8") as f:
             f.writelines(line + "\n" for line in lines)
         if self.print_predictions:
-            sys.stdout.write("".join(line + "\n" for line in lines))
+            sys.stdout.write("".join(self._shorten(line) + "\n" for line in lines))
+
+    def _shorten(self, line: str) -> str:
+        if len(line) <= self.PRINT_MAX_CHARS:
+            return line
+        return f"{line[: self.PRINT_MAX_CHARS]}... ({len(line):,} characters in {self.path})"
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and self.path is not None:
