@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_gru.data._common import check_fraction, check_limit, existing_file, fetch
-from lightning_gru.data.samplers import BucketBatchSampler
+from lightning_gru.data.samplers import BucketBatchSampler, at_trainer_epoch
 from lightning_gru.data.vocab import Vocab
 
 TOKENIZER = "imdb-words-v1"  # bump when tokenize() changes: checkpoints record it
@@ -175,7 +175,7 @@ class IMDbDataModule(L.LightningDataModule):
         sampler = BucketBatchSampler(
             dataset.lengths, self.batch_size, self.bucket_batches, shuffle=True, seed=self.seed
         )
-        return self._loader(dataset, sampler)
+        return self._loader(dataset, at_trainer_epoch(sampler, self.trainer))
 
     def val_dataloader(self) -> DataLoader | list:
         dataset = self._datasets()[1]

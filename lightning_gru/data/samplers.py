@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -46,6 +47,14 @@ class EpochBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         yield from self.batches(rng)
+
+
+def at_trainer_epoch(sampler: EpochBatchSampler, trainer: Any) -> EpochBatchSampler:
+    """``sampler`` set to the epoch ``trainer`` is at (0 without a trainer). Lightning calls
+    ``set_epoch`` at every epoch start, but a DataLoader with workers starts the first pass of
+    a fit before that call: a fit resumed at epoch 5 would replay epoch 0's batches."""
+    sampler.set_epoch(trainer.current_epoch if trainer is not None else 0)
+    return sampler
 
 
 class BucketBatchSampler(EpochBatchSampler):

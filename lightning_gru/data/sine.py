@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_gru.data._common import check_fraction, existing_file
-from lightning_gru.data.samplers import ShuffledBatchSampler
+from lightning_gru.data.samplers import ShuffledBatchSampler, at_trainer_epoch
 
 
 def generate_sine_series(
@@ -180,6 +180,7 @@ class SineWaveDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup()
         sampler = ShuffledBatchSampler(len(self.train_dataset), self.batch_size, self.seed)
+        sampler = at_trainer_epoch(sampler, self.trainer)
         return DataLoader(self.train_dataset, batch_sampler=sampler, num_workers=self.num_workers)
 
     def val_dataloader(self) -> list[DataLoader]:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_gru.data._common import check_fraction, check_limit, existing_file, fetch
-from lightning_gru.data.samplers import EpochBatchSampler
+from lightning_gru.data.samplers import EpochBatchSampler, at_trainer_epoch
 from lightning_gru.data.vocab import Vocab
 
 D2L_TIME_MACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
@@ -251,6 +251,8 @@ class TimeMachineDataModule(L.LightningDataModule):
         sampler = SubsequenceBatchSampler(
             len(corpus), self.batch_size, self.num_steps, self.partition, shuffle, self.seed
         )
+        if shuffle:  # training
+            sampler = at_trainer_epoch(sampler, self.trainer)
         return DataLoader(
             _Subsequences(corpus, self.num_steps),
             batch_sampler=sampler,

@@ -236,3 +236,38 @@ def test_fetch_explains_a_failed_download_in_one_sentence(monkeypatch, offline):
 def test_arguments_out_of_range_fail_at_construction(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_resumed_fit_gets_the_batches_of_the_uninterrupted_one(tmp_path, num_workers):
+    """A DataLoader with workers starts a fit's first pass before Lightning calls
+    ``set_epoch``: the training loaders start at the trainer's epoch, or a resumed fit would
+    replay epoch 0's batches."""
+    import lightning as L
+
+    from lightning_gru.models import Forecaster
+
+    class RecordBatches(L.Callback):
+        def __init__(self) -> None:
+            self.seen: list[list[float]] = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self.seen.append(batch[0][:, 0, 0].tolist())  # the first value of every window
+
+    def fit(max_epochs: int, ckpt_path: str | None = None) -> list[list[float]]:
+        record = RecordBatches()
+        trainer = L.Trainer(
+            max_epochs=max_epochs, callbacks=[record], logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+        )  # fmt: skip
+        data = sine.SineWaveDataModule(num_points=120, batch_size=16, num_workers=num_workers)
+        trainer.fit(Forecaster(hidden_size=4), data, ckpt_path=ckpt_path)
+        if ckpt_path is None:
+            trainer.save_checkpoint(tmp_path / f"after-{max_epochs}.ckpt")
+        return record.seen
+
+    uninterrupted = fit(3)
+    first = fit(1)
+    resumed = fit(3, str(tmp_path / "after-1.ckpt"))
+    assert first + resumed == uninterrupted
+    assert resumed[: len(first)] != first  # epoch 1's batches differ from epoch 0's
