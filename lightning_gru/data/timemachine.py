@@ -192,9 +192,15 @@ class TimeMachineDataModule(L.LightningDataModule):
         text = _NON_LETTERS.sub(" ", text).lower()
         return self._vocab().lookup(text if self.token == "char" else text.split())
 
+    @property
+    def separator(self) -> str:
+        """What goes between two tokens in text: nothing between characters, a space between
+        words."""
+        return "" if self.token == "char" else " "
+
     def decode(self, ids: list[int]) -> str:
         """The text of ``ids`` (characters joined, or words joined by spaces)."""
-        return ("" if self.token == "char" else " ").join(self._vocab().to_tokens(ids))
+        return self.separator.join(self._vocab().to_tokens(ids))
 
     # -- internals ---------------------------------------------------------------------------
 

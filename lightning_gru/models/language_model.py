@@ -205,26 +205,35 @@ class LanguageModel(L.LightningModule):
         predicted token is fed back.
 
         Args:
-            prefix: the text to continue.
+            prefix: the text to continue; it must hold at least one token.
             num_tokens: how many tokens to add.
-            tokenizer: anything with ``encode(str) -> list[int]`` and ``decode(ids) -> str``
-                (a :class:`~lightning_gru.data.TimeMachineDataModule`); ``None`` uses the data
-                module of the Trainer this model is attached to.
+            tokenizer: anything with ``encode(str) -> list[int]`` and ``decode(ids) -> str``,
+                and optionally ``separator``, the text between two tokens (a
+                :class:`~lightning_gru.data.TimeMachineDataModule`: nothing between
+                characters, a space between words); ``None`` uses the data module of the
+                Trainer this model is attached to.
         """
         tokenizer = tokenizer if tokenizer is not None else self._datamodule()
         if not hasattr(tokenizer, "encode"):
             raise ValueError("generate needs a tokenizer (a data module with encode and decode)")
+        prefix_ids = tokenizer.encode(prefix)
+        if not prefix_ids:
+            raise ValueError(f"generate needs a prefix of at least one token, got {prefix!r}")
         was_training = self.training
         self.eval()
-        ids = torch.tensor([tokenizer.encode(prefix)], device=self.device)  # (1, T)
-        logits, state = self(ids)
-        out: list[int] = []
-        for _ in range(num_tokens):
-            next_id = int(logits[0, -1].argmax())
-            out.append(next_id)
-            logits, state = self(torch.tensor([[next_id]], device=self.device), state)
-        self.train(was_training)
-        return prefix + tokenizer.decode(out)
+        try:
+            logits, state = self(torch.tensor([prefix_ids], device=self.device))  # (1, T)
+            out: list[int] = []
+            for _ in range(num_tokens):
+                next_id = int(logits[0, -1].argmax())
+                out.append(next_id)
+                logits, state = self(torch.tensor([[next_id]], device=self.device), state)
+        finally:
+            self.train(was_training)
+        if not out:
+            return prefix
+        separator = getattr(tokenizer, "separator", "")
+        return prefix.rstrip(separator) + separator + tokenizer.decode(out)
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         X, Y = batch  # (B, T) each

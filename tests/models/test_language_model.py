@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from lightning_gru.data import TimeMachineDataModule
 from lightning_gru.models import LanguageModel, LanguageModelNet
 from lightning_gru.models.callbacks import LearningCurves
 
@@ -155,3 +156,27 @@ def test_learns_and_generates(tmp_path, make_trainer):
 def test_generate_needs_a_tokenizer():
     with pytest.raises(ValueError, match="tokenizer"):
         LanguageModel(V, hidden_size=4).generate("ab", 3)
+
+
+def _word_tokenizer() -> TimeMachineDataModule:
+    tokenizer = TimeMachineDataModule(token="word")
+    words = ["<unk>", "time", "traveller", "the", "machine"]
+    tokenizer.load_state_dict(
+        {"token": "word", "vocab": {"idx_to_token": words, "unk_token": "<unk>"}}
+    )
+    return tokenizer
+
+
+def test_generated_words_are_separated_from_the_prefix():
+    torch.manual_seed(0)
+    text = LanguageModel(5, hidden_size=4).generate("Time traveller", 3, _word_tokenizer())
+    assert text.startswith("Time traveller ")
+    assert len(text.split()) == 5
+
+
+@pytest.mark.parametrize("prefix", ["", "   ", "!?"])
+def test_a_prefix_without_tokens_is_refused_and_the_mode_kept(prefix):
+    model = LanguageModel(5, hidden_size=4).train()
+    with pytest.raises(ValueError, match="at least one token"):
+        model.generate(prefix, 3, _word_tokenizer())
+    assert model.training
