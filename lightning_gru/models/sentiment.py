@@ -279,6 +279,7 @@ class SentimentClassifier(L.LightningModule):
         self.val_confusion = MulticlassConfusionMatrix(C)
         self.test_confusion = MulticlassConfusionMatrix(C)
         self.throughput = Throughput()
+        self._word_vectors_loaded = False  # into this model's embedding, or restored over them
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
         """See :meth:`SentimentNet.forward`."""
@@ -307,7 +308,9 @@ class SentimentClassifier(L.LightningModule):
         return build_optimizers(self, self.optimizer, self.lr_scheduler)
 
     def setup(self, stage: str) -> None:
-        if stage != "fit" or self.hparams.embedding_file is None:
+        """Read ``embedding_file`` into a new model's embedding at its first ``fit``; never over
+        weights it has trained or that a checkpoint gave it."""
+        if stage != "fit" or self.hparams.embedding_file is None or self._word_vectors_loaded:
             return
         vocab = getattr(self.trainer.datamodule, "vocab", None)
         if vocab is None:
@@ -317,6 +320,10 @@ class SentimentClassifier(L.LightningModule):
         rank_zero_info(
             f"embedding: {found} of {len(weight)} rows from {self.hparams.embedding_file}"
         )
+        self._word_vectors_loaded = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._word_vectors_loaded = True  # the checkpoint's embedding wins over the file
 
     def on_train_epoch_start(self) -> None:
         self.throughput.reset()

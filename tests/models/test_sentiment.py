@@ -132,6 +132,26 @@ def test_embedding_file_initialises_the_embedding_at_fit(tmp_path, make_trainer)
     assert not model.net.embedding.weight.requires_grad
 
 
+def test_embedding_file_is_read_into_a_new_model_only(tmp_path, make_trainer):
+    """A second fit, or a fit of a model loaded from a checkpoint, keeps the embedding it has
+    (trained, or restored; a frozen one here, set by hand) and no longer needs the file."""
+    path = tmp_path / "vectors.txt"
+    path.write_text("good 1 2 3\nbad -1 -2 -3\n")
+    vectors = dict(embedding_dim=3, embedding_file=str(path), freeze_embedding=True)
+    model = SentimentClassifier(len(VOCAB), hidden_size=4, **vectors)
+    trainer = make_trainer(fast_dev_run=True)
+    trainer.fit(model, ToyReviews())
+    with torch.no_grad():
+        model.net.embedding.weight.fill_(7.0)  # as if trained
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    path.unlink()
+    make_trainer(fast_dev_run=True).fit(model, ToyReviews())
+    assert bool((model.net.embedding.weight == 7.0).all())
+    loaded = SentimentClassifier.load_from_checkpoint(tmp_path / "model.ckpt")
+    make_trainer(fast_dev_run=True).fit(loaded, ToyReviews())
+    assert bool((loaded.net.embedding.weight == 7.0).all())
+
+
 def test_learns_the_toy_task_and_logs_metrics(tmp_path, make_trainer):
     torch.manual_seed(0)
     optimizer = partial(torch.optim.Adam, lr=0.05)
