@@ -303,6 +303,11 @@ class IMDbDataModule(L.LightningDataModule):
         train = _arrow(tokenised["train"])
         labels = np.asarray(train.column("label").to_numpy(), dtype=np.int64)
         train_idx, val_idx = _stratified_split(labels, self.val_fraction, self.seed)
+        if not len(train_idx):
+            raise ValueError(
+                f"val_fraction={self.val_fraction} leaves no training review of the "
+                f"{len(labels)} in the train split; lower it"
+            )
         if self.vocab is None:
             self.vocab = self._count_vocab(train.column("tokens").take(pa.array(train_idx)))
         encoded = self._encode_table(train)

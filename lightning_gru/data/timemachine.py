@@ -111,6 +111,9 @@ class TimeMachineDataModule(L.LightningDataModule):
             raise ValueError(f"partition must be one of {_PARTITIONS}, got {partition!r}")
         check_fraction("val_fraction", val_fraction)
         check_limit("max_tokens", max_tokens)
+        for name, value in (("batch_size", batch_size), ("num_steps", num_steps)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
         self.save_hyperparameters()
         self.data_file = data_file
         self.url = url
@@ -254,9 +257,17 @@ class TimeMachineDataModule(L.LightningDataModule):
         return list(self.predict_prefixes)
 
     def _loader(self, corpus: np.ndarray, shuffle: bool) -> DataLoader:
-        sampler = SubsequenceBatchSampler(
-            len(corpus), self.batch_size, self.num_steps, self.partition, shuffle, self.seed
-        )
+        try:
+            sampler = SubsequenceBatchSampler(
+                len(corpus), self.batch_size, self.num_steps, self.partition, shuffle, self.seed
+            )
+        except ValueError as err:
+            if shuffle:
+                raise ValueError(f"the training text: {err}") from None
+            raise ValueError(
+                f"the validation text (the last val_fraction={self.val_fraction} of the tokens): "
+                f"{err}, or raise val_fraction (0 validates nothing)"
+            ) from None
         if shuffle:  # training
             sampler = at_trainer_epoch(sampler, self.trainer)
         return DataLoader(

@@ -85,8 +85,10 @@ class ForecastNet(nn.Module):
         Returns:
             ``(B, steps, I)``: the predictions of the ``steps`` values after ``start``.
         """
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
         state = self(context)[1] if context.shape[1] > 0 else None
-        x, predictions = start, []
+        x, predictions = start, [start[:, :0]]  # (B, 0, I): what zero steps give
         for _ in range(steps):
             x, state = self(x, state)  # (B, 1, I)
             predictions.append(x)

@@ -9,7 +9,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics.text import Perplexity
 
-from lightning_gru.models._common import Throughput, build_optimizers
+from lightning_gru.models._common import Throughput, build_optimizers, check_vocab_size
 from lightning_gru.models.figures import log_table
 from lightning_gru.nn.baselines import Backend, Encoder, make_encoder
 
@@ -171,6 +171,9 @@ class LanguageModel(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         return build_optimizers(self, self.optimizer, self.lr_scheduler)
+
+    def setup(self, stage: str) -> None:
+        check_vocab_size(self, stage)
 
     def on_train_epoch_start(self) -> None:
         self.throughput.reset()

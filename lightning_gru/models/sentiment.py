@@ -19,7 +19,7 @@ from torchmetrics.classification import (
 )
 from tqdm.auto import tqdm
 
-from lightning_gru.models._common import Throughput, build_optimizers
+from lightning_gru.models._common import Throughput, build_optimizers, check_vocab_size
 from lightning_gru.models.figures import log_figure, plot_confusion_matrix
 from lightning_gru.nn.baselines import Backend, BagOfWords, final_state, make_encoder
 
@@ -310,6 +310,7 @@ class SentimentClassifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Read ``embedding_file`` into a new model's embedding at its first ``fit``; never over
         weights it has trained or that a checkpoint gave it."""
+        check_vocab_size(self, stage)
         if stage != "fit" or self.hparams.embedding_file is None or self._word_vectors_loaded:
             return
         vocab = getattr(self.trainer.datamodule, "vocab", None)

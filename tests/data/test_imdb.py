@@ -311,3 +311,8 @@ def test_a_review_without_tokens_becomes_unk(tmp_path, cache_dir):
     position = dataset.index.tolist().index(2)
     assert dataset[position]["input_ids"].tolist() == [dm.unk_index]
     assert dataset.lengths.min() == 1
+
+
+def test_a_val_fraction_that_leaves_no_training_review_is_refused(parquet_dir, cache_dir):
+    with pytest.raises(ValueError, match="val_fraction=0.99 leaves no training review"):
+        make_dm(parquet_dir, cache_dir, val_fraction=0.99)

@@ -110,8 +110,16 @@ def test_errors(tmp_path, timemachine_file):
     empty.write_text("\n 123 \n")
     with pytest.raises(ValueError, match=r"empty\.txt: the text has no letters"):
         TimeMachineDataModule(data_file=str(empty)).setup("fit")
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(ValueError, match="the training text: .* too few"):
         make_dm(timemachine_file, batch_size=64, num_steps=100).train_dataloader()
+    # the training text has enough tokens, the validation text (its tail) not
+    dm = make_dm(timemachine_file, batch_size=4, num_steps=20, max_tokens=-1, val_fraction=0.05)
+    assert len(dm.train_dataloader())
+    with pytest.raises(ValueError, match="the validation text .* too few .* raise val_fraction"):
+        dm.val_dataloader()
+    for name in ("batch_size", "num_steps"):
+        with pytest.raises(ValueError, match=f"{name} must be >= 1, got 0"):
+            TimeMachineDataModule(**{name: 0})
     with pytest.raises(ValueError, match="predict_prefixes"):
         TimeMachineDataModule().setup("predict")
     with pytest.raises(ValueError, match="partition"):

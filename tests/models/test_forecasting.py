@@ -26,6 +26,15 @@ def test_rollout_feeds_predictions_back(encoder):
     assert not torch.allclose(other, net.rollout(context, start, 4))  # the context sets the state
 
 
+@pytest.mark.parametrize("encoder", ["gru", "mlp"])
+def test_rollout_of_zero_steps_is_empty(encoder):
+    net = ForecastNet(encoder, hidden_size=5)
+    out = net.rollout(torch.randn(2, 30, 1), torch.randn(2, 1, 1), 0)
+    assert out.shape == (2, 0, 1)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        net.rollout(torch.randn(2, 30, 1), torch.randn(2, 1, 1), -1)
+
+
 def test_mlp_has_no_memory():
     torch.manual_seed(0)
     net = ForecastNet("mlp")
