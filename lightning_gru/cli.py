@@ -123,6 +123,9 @@ class LightningGRUCLI(LightningCLI):
                 "checkpoint.filename": "best",
                 "checkpoint.save_top_k": 1,
                 "checkpoint.save_last": False,
+                # a new fit into the same folder replaces best.ckpt (not best-v1.ckpt beside the
+                # old run's), so that --ckpt_path best is this run's
+                "checkpoint.enable_version_counter": False,
                 "last_checkpoint.filename": "last",
                 "last_checkpoint.monitor": None,
                 "last_checkpoint.save_top_k": 1,

@@ -531,6 +531,18 @@ def test_best_and_last_are_the_files_in_the_checkpoint_folder(tmp_path, capsys):
         assert cli.trainer.ckpt_path == str(ckpt_dir / f"{name}.ckpt")
 
 
+def test_a_new_fit_into_the_same_folder_replaces_best(tmp_path):
+    """Not best-v1.ckpt beside the old run's best.ckpt: --ckpt_path best is the new run's."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
+    run_cli([*args, "--trainer.max_epochs", "1"])
+    ckpt_dir = tmp_path / "runs" / "debug" / "checkpoints"
+    old = torch.load(ckpt_dir / "best.ckpt", weights_only=False)["state_dict"]
+    run_cli([*args, "--trainer.max_epochs", "1", "--seed_everything", "7"])
+    assert sorted(p.name for p in ckpt_dir.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
+    new = torch.load(ckpt_dir / "best.ckpt", weights_only=False)["state_dict"]
+    assert not all(torch.equal(new[name], old[name]) for name in old)
+
+
 def test_language_model_test_is_refused_with_a_hint(tmp_path, text_file, capsys):
     recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
     args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
