@@ -205,9 +205,9 @@ class LightningGRUCLI(LightningCLI):
 
 def _has_test_split(class_path: str | None) -> bool:
     """Whether the data module ``class_path`` defines ``test_dataloader`` (True if unknown)."""
-    if not class_path:
+    module, _, name = (class_path or "").rpartition(".")
+    if not module:
         return True
-    module, _, name = class_path.rpartition(".")
     data_class = getattr(importlib.import_module(module), name, None)
     default = LightningDataModule.test_dataloader
     return data_class is None or getattr(data_class, "test_dataloader", default) is not default

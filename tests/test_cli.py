@@ -564,3 +564,12 @@ def test_data_errors_reach_the_user_unwrapped(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli_main(missing)
     assert str(exit_info.value.code).startswith("lightning-gru: error: data_file 'gone.txt'")
+
+
+def test_has_test_split():
+    from lightning_gru.cli import _has_test_split
+
+    assert not _has_test_split("lightning_gru.data.TimeMachineDataModule")
+    assert _has_test_split("lightning_gru.data.SineWaveDataModule")
+    assert _has_test_split("lightning_gru.data.IMDbDataModule")
+    assert _has_test_split("SineWaveDataModule") and _has_test_split(None)  # unknown: let it run
