@@ -143,7 +143,7 @@ def _check_kernel_args(x, hx, weights, num_layers, D, batch):
         )
     shapes = ((3 * H, I), (3 * H, H), (3 * H,), (3 * H,))
     for i, w in enumerate(weights):
-        if w is None or (w.dtype == dtype and w.is_cpu and w.shape == shapes[i % 4]):
+        if w is None or (w.dtype is dtype and w.is_cpu and w.shape == shapes[i & 3]):
             continue
         layer, k = divmod(i, 4 * D)
         d, k = divmod(k, 4)

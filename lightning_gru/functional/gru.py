@@ -25,21 +25,24 @@ def kernel_supports(tensor: Tensor) -> bool:
     return tensor.is_cpu and tensor.dtype in _KERNEL_DTYPES and kernel_available()
 
 
+# torch's flags, looked up once: they are read on every call
+_is_tracing = torch._C._is_tracing
+_interpreter_stack = torch._C._functorch.peek_interpreter_stack
+_any_autocast = torch._C._is_any_autocast_enabled
+
+
 def torch_only_mode(tensor: Tensor) -> str | None:
     """What, if anything, leaves torch's GRU the one to run on ``tensor`` now: a ``torch.func``
     transform, forward-mode AD or ``torch.jit.trace`` (the kernel's autograd Function has no
     rules for them, and a trace would keep it as a Python call), or autocast on the tensor's
     device (torch's GRU runs in autocast's lower precision)."""
-    if torch.jit.is_tracing():
+    if _is_tracing():
         return "torch.jit.trace"
-    if (
-        torch._C._functorch.peek_interpreter_stack() is not None
-        and not torch.compiler.is_compiling()  # Dynamo traces under one too: not a transform
-    ):
-        return "a torch.func transform"
+    if _interpreter_stack() is not None and not torch.compiler.is_compiling():
+        return "a torch.func transform"  # (Dynamo traces inside an interpreter too)
     if forward_ad._current_level >= 0:
         return "forward-mode AD"
-    if torch._C._is_any_autocast_enabled() and _autocast_enabled(tensor.device.type):
+    if _any_autocast() and _autocast_enabled(tensor.device.type):
         return "autocast"
     return None
 
