@@ -4,8 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
-EXT_SOURCES := $(wildcard lightning_gru/_ext/*.pyx lightning_gru/_ext/*.pxd lightning_gru/_ext/*.h)
-EXT_STAMP   := $(VENV)/.ext-built
+EXT_SOURCES := $(wildcard lightning_gru/_ext/*.pyx lightning_gru/_ext/*.h)
+# one stamp per build configuration (setup.py's LIGHTNING_GRU_* variables)
+EXT_CONFIG  := debug$(LIGHTNING_GRU_DEBUG)-noomp$(LIGHTNING_GRU_NO_OPENMP)-portable$(LIGHTNING_GRU_PORTABLE)
+EXT_STAMP   := $(VENV)/.ext-built-$(EXT_CONFIG)
 PYTEST_ARGS ?=
 
 .PHONY: install test test-slow demo bench lint format clean
@@ -18,14 +20,19 @@ $(PY):
 # Dependencies: reinstalled only when the project metadata or the pins change.
 $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt "torch==2.13.0" setuptools "Cython>=3" numpy scipy
+	$(PIP) install --quiet -c constraints.txt "torch==2.13.0" "setuptools>=77" "Cython>=3"
 	$(PIP) install --quiet -c constraints.txt --no-build-isolation -e ".[dev]"
 	touch $@
 
-# The Cython extension: rebuilt in place only when a .pyx/.pxd/.h or setup.py changes.
+# The Cython extension: rebuilt in place when a .pyx/.h or setup.py changes, when the build
+# configuration changes (setup.py then recompiles everything), or when no extension is there.
 $(EXT_STAMP): $(STAMP) setup.py $(EXT_SOURCES)
+	rm -f $(VENV)/.ext-built*
 	$(PY) setup.py --quiet build_ext --inplace
 	touch $@
+ifeq ($(wildcard lightning_gru/_ext/_gru*.so),)
+.PHONY: $(EXT_STAMP)
+endif
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -48,4 +55,4 @@ format: install
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf build lightning_gru/_ext/*.c lightning_gru/_ext/*.so lightning_gru/_ext/*.html $(EXT_STAMP)
+	rm -rf build lightning_gru/_ext/*.c lightning_gru/_ext/*.so lightning_gru/_ext/*.html $(VENV)/.ext-built*

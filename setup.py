@@ -1,12 +1,19 @@
 """Build the Cython kernels in ``lightning_gru/_ext``.
 
-Compiler directives are set once here. ``LIGHTNING_GRU_DEBUG=1`` rebuilds with ``boundscheck``
-and ``wraparound`` on (and ``-O0 -g``) for debugging; ``LIGHTNING_GRU_NO_OPENMP=1`` builds without
-OpenMP, which also happens automatically when the compiler does not support it.
-The kernels are tuned for the building machine (``-march=native``, when the compiler accepts it);
-``LIGHTNING_GRU_PORTABLE=1`` builds for the baseline of the architecture instead (for wheels).
-``-fno-math-errno`` lets GCC vectorise the gate loops with glibc's SIMD ``exp``/``tanh`` while
-keeping IEEE semantics (NaN and inf propagate as in torch).
+Compiler directives are set once here. ``LIGHTNING_GRU_DEBUG=1`` builds for a debugger
+(``-O0 -g``, the same instruction set as the normal build, Cython's annotated HTML) with
+Cython's ``boundscheck``/``wraparound``/``initializedcheck`` on; the kernels index raw pointers,
+which those do not check: for memory errors run the debug build under valgrind.
+``LIGHTNING_GRU_NO_OPENMP=1`` builds without OpenMP, which also happens automatically when the
+compiler does not support it. The kernels are tuned for the building machine
+(``-march=native``, when the compiler accepts it); ``LIGHTNING_GRU_PORTABLE=1`` builds for the
+baseline of the architecture instead (for wheels). ``-fno-math-errno`` lets GCC vectorise the
+gate loops with glibc's SIMD ``exp``/``tanh`` while keeping IEEE semantics (NaN and inf
+propagate as in torch).
+
+A build whose configuration (these variables, the compiler) differs from the last one in this
+tree recompiles everything, also where the sources have not changed
+(``build/lightning-gru-config``).
 """
 
 import os
@@ -16,9 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("LIGHTNING_GRU_DEBUG", "0") == "1"
 
@@ -58,7 +65,7 @@ PORTABLE = os.environ.get("LIGHTNING_GRU_PORTABLE", "0") == "1"
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
 if sys.platform != "win32":
     compile_args.append("-fno-math-errno")
-if not PORTABLE and not DEBUG and _compiler_accepts("-march=native"):
+if not PORTABLE and _compiler_accepts("-march=native"):
     compile_args.append("-march=native")
 link_args = []
 if OPENMP:
@@ -70,18 +77,35 @@ extensions = [
         f"lightning_gru._ext.{path.stem}",
         [str(path)],
         depends=[str(header) for header in Path("lightning_gru/_ext").glob("*.h")],
-        include_dirs=[np.get_include(), "lightning_gru/_ext"],
+        include_dirs=["lightning_gru/_ext"],
         libraries=["m"] if sys.platform.startswith("linux") else [],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     for path in sorted(Path("lightning_gru/_ext").glob("*.pyx"))
 ]
 
+# The configuration of this build; the sources' timestamps do not show a change of it.
+CONFIG = f"debug={DEBUG} openmp={OPENMP} portable={PORTABLE} cc={os.environ.get('CC', 'cc')}\n"
+CONFIG_FILE = Path("build", "lightning-gru-config")
+CONFIG_CHANGED = not CONFIG_FILE.is_file() or CONFIG_FILE.read_text() != CONFIG
+
+
+class BuildExtRecordingConfig(build_ext):
+    """``build_ext`` that recompiles when the configuration changed, then records it."""
+
+    def run(self) -> None:
+        self.force = self.force or CONFIG_CHANGED
+        super().run()
+        CONFIG_FILE.parent.mkdir(exist_ok=True)
+        CONFIG_FILE.write_text(CONFIG)
+
+
 setup(
+    cmdclass={"build_ext": BuildExtRecordingConfig},
     ext_modules=cythonize(
         extensions,
+        force=CONFIG_CHANGED,
         compiler_directives={
             "language_level": 3,
             "boundscheck": DEBUG,
@@ -90,7 +114,6 @@ setup(
             "cdivision": True,
             "embedsignature": True,
         },
-        compile_time_env={"LIGHTNING_GRU_OPENMP": OPENMP},
         annotate=DEBUG,
     ),
 )
