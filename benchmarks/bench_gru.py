@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -291,6 +292,28 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number of ``kind`` above zero, or a usage error."""
+
+    def parse(text: str) -> float:
+        value = kind(text)  # a ValueError reads "invalid int value: 'x'"
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def choose(parser: argparse.ArgumentParser, text: str, choices, what: str) -> list[str]:
+    """The names of a comma-separated ``--option`` value, each one of ``choices``."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in choices]
+    if unknown or not names:
+        parser.error(f"unknown {what} {unknown or repr(text)}; choose from {list(choices)}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -298,8 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(CONFIGS),
         help=f"comma-separated subset of: {', '.join(CONFIGS)} (default: all)",
     )
-    parser.add_argument("--repeats", type=int, default=None, help="timed repeats (default 15)")
-    parser.add_argument("--min-time", type=float, default=None, help="seconds per repeat (0.2)")
+    parser.add_argument(
+        "--repeats", type=positive(int), default=None, help="timed repeats (default 15)"
+    )
+    parser.add_argument(
+        "--min-time", type=positive(float), default=None, help="seconds per repeat (0.2)"
+    )
     parser.add_argument("--quick", action="store_true", help="3 repeats of 0.05 s: a smoke run")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -317,10 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         print(memory_child(CONFIGS[name], impl, mode, reset_after=not args.reset_after_false))
         return 0
 
-    names = [n.strip() for n in args.configs.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CONFIGS]
-    if unknown:
-        parser.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
+    names = choose(parser, args.configs, CONFIGS, "config(s)")
+    if args.json and (Path(args.json).is_dir() or not Path(args.json).resolve().parent.is_dir()):
+        parser.error(f"--json {args.json}: not a file in an existing folder")
     repeats = args.repeats or (3 if args.quick else 15)
     min_time = args.min_time or (0.05 if args.quick else 0.2)
     warmup = 1 if args.quick else 3

@@ -34,8 +34,10 @@ from bench_gru import (
     CONFIGS,
     build,
     calibrate,
+    choose,
     inference_step,
     make_input,
+    positive,
     time_per_call,
     training_step,  # benchmarks/ is on sys.path when run as a script
 )
@@ -61,6 +63,8 @@ def load_extension(path: Path) -> ModuleType:
 def load_build(path: Path) -> Callable:
     """The driver (``cython_gru``) of another build: a ``_gru`` extension under this checkout's
     Python glue, or a checkout's own glue and extension."""
+    if not path.exists():
+        raise SystemExit(f"{path}: no such extension or checkout")
     if path.is_dir():
         glue = path / "lightning_gru" / "functional" / "_cython.py"
         extensions = sorted((path / "lightning_gru" / "_ext").glob("_gru.*.so"))
@@ -119,16 +123,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "baseline", type=Path, help="the other build: its _gru extension (.so) or its checkout"
     )
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated")
+    parser.add_argument(
+        "--configs", default=",".join(CONFIGS), help=f"comma-separated: {', '.join(CONFIGS)}"
+    )
     parser.add_argument("--modes", default="train,inference", help="train and/or inference")
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--min-time", type=float, default=0.3, help="seconds per timed repeat")
+    parser.add_argument("--repeats", type=positive(int), default=9)
+    parser.add_argument(
+        "--min-time", type=positive(float), default=0.3, help="seconds per timed repeat"
+    )
     options = parser.parse_args(argv)
+    configs = choose(parser, options.configs, CONFIGS, "config(s)")
+    modes = choose(parser, options.modes, MODES, "mode(s)")
 
     builds = {"baseline": load_build(options.baseline), "current": driver.cython_gru}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ms per call")
-    for config in options.configs.split(","):
-        for mode in options.modes.split(","):
+    for config in configs:
+        for mode in modes:
             r = compare(config, mode, builds, options.repeats, options.min_time)
             print(
                 f"{config} {mode}: baseline {r['baseline_s'] * 1e3:.3f}, current "

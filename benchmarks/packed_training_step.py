@@ -18,6 +18,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from bench_gru import positive  # benchmarks/ is on sys.path when run as a script
 
 from lightning_gru.data import IMDbDataModule
 from lightning_gru.models import SentimentNet
@@ -50,8 +51,8 @@ def step_times(batches: list[dict], vocab_size: int, encoder: str, backend: str)
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="../shared/data/imdb")
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=500)
+    parser.add_argument("--steps", type=positive(int), default=8, help="training batches")
+    parser.add_argument("--max-length", type=positive(int), default=500, help="tokens a review")
     options = parser.parse_args(argv)
 
     data = IMDbDataModule(data_dir=options.data_dir, max_length=options.max_length)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_gru import environment  # benchmarks/ is on sys.path when run as a script
+from bench_gru import environment, positive  # benchmarks/ is on sys.path as a script
 
 from lightning_gru.cli import run_cli
 
@@ -45,6 +45,9 @@ def fit_rates(recipe: Path, configs: list[str], backend: str, epochs: int, unit:
         key = f"train_{unit}_per_sec"
         rows = list(csv.DictReader(next(Path(tmp).rglob("metrics.csv")).open()))
         rates = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key)]
+    if not rates:
+        logged = sorted({name for row in rows for name, value in row.items() if value})
+        raise SystemExit(f"{recipe}: the model logged no {key}; it logged {logged}")
     return [rate for epoch, rate in sorted(rates) if epoch > 0]
 
 
@@ -52,10 +55,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", type=Path)
     parser.add_argument("--config", action="append", default=[], help="overlays, in order")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs per fit")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds of both backends")
-    parser.add_argument("--unit", default="tokens", help="tokens (language model) or samples")
+    parser.add_argument(
+        "--epochs", type=positive(int), default=30, help="epochs per fit (the first is not timed)"
+    )
+    parser.add_argument("--repeats", type=positive(int), default=2, help="rounds of both backends")
+    parser.add_argument(
+        "--unit", choices=["tokens", "samples"], default="tokens",
+        help="tokens (language model) or samples (sentiment)",
+    )  # fmt: skip
     options = parser.parse_args(argv)
+    if options.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch (warm-up) is not timed")
+    if not options.recipe.is_file():
+        parser.error(f"recipe {options.recipe}: no such file")
 
     rounds: dict[str, list[float]] = {"cython": [], "torch": []}
     for _ in range(options.repeats):

@@ -18,6 +18,7 @@ import torch
 from bench_gru import (  # benchmarks/ is on sys.path as a script
     calibrate,
     inference_step,
+    positive,
     time_per_call,
     training_step,
 )
@@ -68,10 +69,10 @@ def measure(shape: tuple, repeats: int) -> dict[str, float]:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    options = parser.parse_args()
+    parser.add_argument("--repeats", type=positive(int), default=5)
+    options = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ms per call")
     for shape in SHAPES:
         r = measure(shape, options.repeats)

@@ -22,7 +22,11 @@ import statistics
 from collections.abc import Callable
 
 import torch
-from bench_gru import time_per_call, training_step  # benchmarks/ is on sys.path as a script
+from bench_gru import (  # benchmarks/ is on sys.path as a script
+    positive,
+    time_per_call,
+    training_step,
+)
 
 from lightning_gru.functional._cython import _dense_batch_sizes, _layer_forward
 from lightning_gru.nn import GRU
@@ -61,11 +65,11 @@ def measure(T: int, B: int, I: int, H: int, calls: int, repeats: int) -> dict[st
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=2000, help="calls per timed repeat")
-    parser.add_argument("--repeats", type=int, default=7)
-    options = parser.parse_args()
+    parser.add_argument("--calls", type=positive(int), default=2000, help="calls per timed repeat")
+    parser.add_argument("--repeats", type=positive(int), default=7)
+    options = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; microseconds per call")
     for name, (T, B, I, H) in CONFIGS.items():
         result = measure(T, B, I, H, options.calls, options.repeats)

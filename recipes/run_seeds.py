@@ -2,14 +2,16 @@
 
 Each seed gets its own folder, ``runs/<task>/<name>/seed-<S>/`` (checkpoints, figures, W&B
 run; ``name`` defaults to the recipe's), and sets ``seed_everything`` (the initial weights); the
-data stay those of the recipe. Extra arguments go to both ``fit`` and ``test``::
+data stay those of the recipe. The arguments after ``--`` go to both ``fit`` and ``test``::
 
     python recipes/run_seeds.py recipes/forecasting/sine-gru.yaml --seeds 0 1 2
     python recipes/run_seeds.py recipes/forecasting/sine-gru.yaml --name sine-gru-short \\
         -- --trainer.max_epochs 10
 
-The last line printed is one JSON object: recipe, metric, per-seed values, mean, standard
-deviation (``ddof=1``), minimum, maximum and the wall time of each ``fit``.
+The metric is the model's test metric, ``test_mse`` (forecasting) or ``test_acc`` (sentiment),
+unless ``--metric`` names another. The last line printed is one JSON object: recipe, metric,
+per-seed values, mean, standard deviation (``ddof=1``), minimum, maximum and the wall time of
+each ``fit``.
 """
 
 import argparse
@@ -21,11 +23,35 @@ from pathlib import Path
 
 from lightning_gru.cli import run_cli
 
+DEFAULT_METRICS = ("test_mse", "test_acc")
+MAX_SEED = 2**32 - 1  # the range of seed_everything, which replaces other values by random ones
+
+
+def parse_seed(text: str) -> int:
+    """An argparse ``type``: a seed that ``seed_everything`` takes as it is."""
+    value = int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seeds are 0 to {MAX_SEED}, got {text}")
+    return value
+
+
+def pick_metric(metrics: dict, wanted: str | None) -> str:
+    """``wanted``, or the first of ``DEFAULT_METRICS`` that the test logged."""
+    candidates = [wanted] if wanted else DEFAULT_METRICS
+    for name in candidates:
+        if name in metrics:
+            return name
+    raise SystemExit(
+        f"the test logged none of {list(candidates)}; it logged {sorted(metrics)} "
+        "(choose one with --metric; the checkpoints of this seed are kept)"
+    )
+
 
 def run_seed(
-    recipe: Path, seed: int, metric: str, extra: list[str], name: str
-) -> tuple[float, float]:
-    """Fit and test one seed; the test metric of its best checkpoint and the fit wall time."""
+    recipe: Path, seed: int, metric: str | None, extra: list[str], name: str
+) -> tuple[str, float, float]:
+    """Fit and test one seed: the name and value of the test metric of its best checkpoint,
+    and the fit wall time."""
     folder = Path("runs") / recipe.parent.name / name / f"seed-{seed}"
     args = [
         "--config", str(recipe),
@@ -41,31 +67,39 @@ def run_seed(
     fit = run_cli(["fit", *args])
     fit_seconds = time.perf_counter() - start
     best = fit.trainer.checkpoint_callback.best_model_path
-    test = run_cli(["test", *args, "--ckpt_path", best])
-    return float(test.trainer.callback_metrics[metric]), fit_seconds
+    metrics = run_cli(["test", *args, "--ckpt_path", best]).trainer.callback_metrics
+    metric = pick_metric(metrics, metric)
+    return metric, float(metrics[metric]), fit_seconds
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Arguments after -- go to both fit and test: -- --trainer.max_epochs 10",
+    )
     parser.add_argument("recipe", type=Path, help="a recipe YAML under recipes/")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--metric", default="test_mse", help="the test metric to report")
+    parser.add_argument("--seeds", type=parse_seed, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--metric", help="the test metric to report (default: test_mse or test_acc, as logged)"
+    )
     parser.add_argument("--name", help="the run folder and W&B name (default: the recipe's)")
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
     options = parser.parse_args(argv[:split])
     options.extra = argv[split + 1 :]  # after --: more arguments for fit and test
+    if not options.recipe.is_file():
+        parser.error(f"recipe {options.recipe}: no such file")
 
     name = options.name or options.recipe.stem
-    values, seconds = [], []
+    metric, values, seconds = options.metric, [], []
     for seed in options.seeds:
-        value, fit_seconds = run_seed(options.recipe, seed, options.metric, options.extra, name)
+        metric, value, fit_seconds = run_seed(options.recipe, seed, metric, options.extra, name)
         values.append(value)
         seconds.append(round(fit_seconds, 1))
-        print(f"{options.recipe} seed {seed}: {options.metric} {value:.4f} ({fit_seconds:.0f} s)")
+        print(f"{options.recipe} seed {seed}: {metric} {value:.4f} ({fit_seconds:.0f} s)")
     summary = {
         "recipe": str(options.recipe),
-        "metric": options.metric,
+        "metric": metric,
         "seeds": options.seeds,
         "values": [round(v, 5) for v in values],
         "mean": round(statistics.fmean(values), 5),

@@ -49,7 +49,8 @@ def make_encoder(
     >>> out.shape, h_n.shape
     (torch.Size([2, 5, 8]), torch.Size([2, 2, 4]))
     """
-    dropout = dropout if num_layers > 1 else 0.0
+    check_dropout(dropout)
+    dropout = dropout if num_layers > 1 else 0.0  # torch warns about dropout with one layer
     common = dict(
         num_layers=num_layers, dropout=dropout, bidirectional=bidirectional, batch_first=batch_first
     )
@@ -60,6 +61,12 @@ def make_encoder(
     if kind == "rnn":
         return nn.RNN(input_size, hidden_size, nonlinearity="tanh", **common)
     raise ValueError(f"unknown encoder {kind!r}; expected one of {ENCODERS}")
+
+
+def check_dropout(p: float) -> None:
+    """The ``ValueError`` of ``torch.nn.Dropout`` for a probability outside ``[0, 1]``."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
 def final_state(h_n: Tensor | tuple[Tensor, Tensor], bidirectional: bool) -> Tensor:
@@ -89,6 +96,13 @@ class BagOfWords(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """``(B, T, E)`` and ``(B,)`` lengths to ``(B, E)``."""
         T = x.shape[1]
+        if lengths.shape != x.shape[:1]:
+            raise ValueError(
+                f"expected {x.shape[0]} lengths, one per sequence, got {lengths.shape}"
+            )
+        low, high = (int(lengths.min()), int(lengths.max())) if len(lengths) else (0, 0)
+        if low < 0 or high > T:
+            raise ValueError(f"lengths must be 0 to {T} (the padded length), got {low} to {high}")
         lengths = lengths.to(x.device)
         mask = torch.arange(T, device=x.device)[None, :] < lengths[:, None]  # (B, T)
         total = (x * mask.unsqueeze(-1).to(x.dtype)).sum(dim=1)  # (B, E)
@@ -119,6 +133,7 @@ class MLP(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        check_dropout(dropout)
         layers: list[nn.Module] = []
         width = in_features
         for hidden in hidden_sizes:

@@ -75,3 +75,27 @@ def test_mlp_layers():
     assert [(m.in_features, m.out_features) for m in linears] == [(1, 32), (32, 16), (16, 1)]
     assert sum(isinstance(m, nn.ReLU) for m in mlp.layers) == 2
     assert mlp(torch.randn(2, 20, 1)).shape == (2, 20, 1)
+
+
+@pytest.mark.parametrize("dropout", [-0.1, 1.5, float("nan")])
+def test_a_dropout_outside_zero_to_one_is_refused_even_where_unused(dropout):
+    """One layer and no hidden layer use no dropout, but a typo there is still a typo."""
+    for build in (
+        lambda: make_encoder("gru", 3, 4, dropout=dropout),
+        lambda: MLP(1, (), 1, dropout),
+    ):
+        with pytest.raises(ValueError, match=f"between 0 and 1, but got {dropout}"):
+            build()
+
+
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        ([2, 7], "lengths must be 0 to 6 .* got 2 to 7"),
+        ([-1, 3], "got -1 to 3"),
+        ([2], "expected 2"),
+    ],
+)
+def test_bag_of_words_refuses_lengths_that_do_not_fit(lengths, message):
+    with pytest.raises(ValueError, match=message):
+        BagOfWords()(torch.randn(2, 6, 5), torch.tensor(lengths))

@@ -6,8 +6,8 @@ from pathlib import Path
 from lightning_gru._ext import _gru
 
 
-def test_a_build_compared_with_a_copy_of_itself_gives_the_same_output(benchmark_script, tmp_path):
-    module = benchmark_script("compare_builds")
+def test_a_build_compared_with_a_copy_of_itself_gives_the_same_output(script, tmp_path):
+    module = script("benchmarks/compare_builds")
     copy = tmp_path / Path(_gru.__file__).name  # another file: loaded as a separate library
     shutil.copy(_gru.__file__, copy)
     builds = {"baseline": module.load_build(copy), "current": module.driver.cython_gru}
@@ -18,9 +18,9 @@ def test_a_build_compared_with_a_copy_of_itself_gives_the_same_output(benchmark_
     assert module.FUNCTIONAL.cython_gru is module.driver.cython_gru  # left on the current build
 
 
-def test_a_checkout_brings_its_own_glue(benchmark_script, tmp_path):
+def test_a_checkout_brings_its_own_glue(script, tmp_path):
     """A baseline checkout runs its own functional/_cython.py with its own extension."""
-    module = benchmark_script("compare_builds")
+    module = script("benchmarks/compare_builds")
     checkout = tmp_path / "checkout"
     (checkout / "lightning_gru" / "functional").mkdir(parents=True)
     (checkout / "lightning_gru" / "_ext").mkdir()

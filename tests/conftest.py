@@ -1,0 +1,27 @@
+"""Fixtures shared by the tests of every folder."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def script(monkeypatch):
+    """Load a script, ``"benchmarks/bench_gru"`` or ``"recipes/run_seeds"``, as when it runs as a
+    script: its folder on ``sys.path`` (so that ``import bench_gru`` works) and itself in
+    ``sys.modules`` (where dataclasses look their module up)."""
+
+    def load(name: str):
+        file = REPO / f"{name}.py"
+        monkeypatch.syspath_prepend(str(file.parent))
+        spec = importlib.util.spec_from_file_location(file.stem, file)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, file.stem, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,0 +1,89 @@
+"""The command-line scripts of ``benchmarks/`` and ``recipes/``: bad arguments are refused up
+front with a usage error that names them (not after minutes of timing, and never a hang), and
+the two scripts that drive ``lightning-gru`` run end to end on the debug recipe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEBUG_RECIPE = REPO / "recipes" / "debug.yaml"
+
+# run_cli(args) inside pytest: LightningCLI warns that sys.argv holds pytest's arguments
+pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+
+
+BAD_ARGUMENTS = [
+    ("benchmarks/bench_gru", ["--repeats", "0"], "must be a positive int, got '0'"),
+    ("benchmarks/bench_gru", ["--min-time", "-1"], "must be a positive float, got '-1'"),
+    ("benchmarks/bench_gru", ["--min-time", "nan"], "must be a positive float"),
+    ("benchmarks/bench_gru", ["--min-time", "inf"], "must be a positive float"),
+    ("benchmarks/bench_gru", ["--repeats", "two"], "invalid int value: 'two'"),
+    ("benchmarks/bench_gru", ["--configs", "sine,tm"], "unknown config(s) ['sine', 'tm']"),
+    ("benchmarks/bench_gru", ["--configs", " , "], "unknown config(s) ' , '"),
+    ("benchmarks/bench_gru", ["--json", "no/such/folder/r.json"], "not a file in an existing"),
+    ("benchmarks/bench_gru", ["--json", "."], "not a file in an existing folder"),
+    ("benchmarks/compare_builds", [".", "--modes", "training"], "unknown mode(s) ['training']"),
+    ("benchmarks/compare_builds", [".", "--configs", "imdb,x"], "unknown config(s) ['x']"),
+    ("benchmarks/compare_builds", [".", "--repeats", "0"], "must be a positive int"),
+    ("benchmarks/shape_sweep", ["--repeats", "-3"], "must be a positive int, got '-3'"),
+    ("benchmarks/step_overhead", ["--calls", "0"], "must be a positive int, got '0'"),
+    ("benchmarks/packed_training_step", ["--steps", "0"], "must be a positive int, got '0'"),
+    ("benchmarks/packed_training_step", ["--max-length", "0"], "must be a positive int"),
+    ("benchmarks/recipe_throughput", [str(DEBUG_RECIPE), "--epochs", "1"], "at least 2"),
+    ("benchmarks/recipe_throughput", [str(DEBUG_RECIPE), "--unit", "chars"], "invalid choice"),
+    ("benchmarks/recipe_throughput", ["missing.yaml"], "recipe missing.yaml: no such file"),
+    ("recipes/run_seeds", [str(DEBUG_RECIPE), "--seeds", "-1"], "seeds are 0 to 4294967295"),
+    ("recipes/run_seeds", [str(DEBUG_RECIPE), "--seeds", str(2**32)], "seeds are 0 to"),
+    ("recipes/run_seeds", ["missing.yaml"], "recipe missing.yaml: no such file"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "argv", "message"),
+    BAD_ARGUMENTS,
+    ids=[f"{p}-{' '.join(a)}" for p, a, _ in BAD_ARGUMENTS],
+)
+def test_bad_arguments_are_a_usage_error(script, capsys, path, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        script(path).main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_builds_names_a_missing_baseline(script):
+    with pytest.raises(SystemExit, match="gone.so: no such extension or checkout"):
+        script("benchmarks/compare_builds").main(["gone.so", "--configs", "sine-b1"])
+
+
+def test_run_seeds_fits_and_tests_each_seed(script, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(DEBUG_RECIPE), "--seeds", "3", "4", "--", "--trainer.max_epochs", "1"]
+    script("recipes/run_seeds").main(argv)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["metric"] == "test_mse"  # the forecaster's, chosen without --metric
+    assert summary["seeds"] == [3, 4]
+    assert len(summary["values"]) == 2 and summary["values"][0] != summary["values"][1]
+    assert summary["min"] <= summary["mean"] <= summary["max"]
+    for seed in (3, 4):
+        assert (tmp_path / "runs" / "recipes" / "debug" / f"seed-{seed}" / "checkpoints").is_dir()
+
+
+def test_run_seeds_lists_the_logged_metrics_when_the_metric_is_wrong(script, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(DEBUG_RECIPE), "--seeds", "0", "--metric", "test_acc", "--"]
+    with pytest.raises(SystemExit, match=r"none of \['test_acc'\]; it logged \[.*'test_mse'"):
+        script("recipes/run_seeds").main([*argv, "--trainer.max_epochs", "1"])
+
+
+def test_recipe_throughput_says_what_the_model_logged(script, tmp_path, monkeypatch):
+    """The forecaster logs no throughput: the error lists what it logged instead."""
+    monkeypatch.chdir(tmp_path)
+    argv = [str(DEBUG_RECIPE), "--epochs", "2", "--repeats", "1"]
+    with pytest.raises(
+        SystemExit, match=r"logged no train_tokens_per_sec; it logged \[.*train_loss_epoch"
+    ):
+        script("benchmarks/recipe_throughput").main(argv)
