@@ -243,9 +243,10 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
         cli = LightningGRUCLI(args=args)
     except BaseException as err:
         _finish_wandb(exit_code=err.code if isinstance(err, SystemExit) and err.code else 1)
-        if isinstance(err, ValueError) and isinstance(err.__cause__, OSError):
-            # a data module's error while linking its vocabulary to the model, which
-            # jsonargparse wraps in a ValueError: the original says what to do
+        if isinstance(err, ValueError) and isinstance(err.__cause__, (OSError, ValueError)):
+            # a data module's error while linking its vocabulary to the model (a file missing
+            # or unreadable, a source unreachable), which jsonargparse wraps in a ValueError
+            # that repeats the link's arguments: the original says what to do
             raise err.__cause__ from None
         raise
     _finish_wandb(exit_code=0)

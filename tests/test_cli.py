@@ -564,6 +564,10 @@ def test_data_errors_reach_the_user_unwrapped(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli_main(missing)
     assert str(exit_info.value.code).startswith("lightning-gru: error: data_file 'gone.txt'")
+    (tmp_path / "empty.txt").write_text("")
+    empty = [*missing[:-1], str(tmp_path / "empty.txt")]
+    with pytest.raises(ValueError, match=r"^\S*empty.txt: cannot be read as text files: no rows"):
+        run_cli(empty)
 
 
 def test_has_test_split():

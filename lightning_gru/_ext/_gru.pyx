@@ -567,7 +567,7 @@ cdef int forward_direction(
 
     product(True, N, H3, I, x, ldx, w_ih, I, <floating>0.0, gates, H3, num_threads)
 
-    memcpy(h_n, h0, B * H * sizeof(floating))  # h_n is the running state
+    memcpy(h_n, h0, <size_t>B * H * sizeof(floating))  # h_n is the running state
     if floating is float:
         blocked = blocked_products()
         if pack_recurrent_weight(T, N, B, H3, H, blocked):
@@ -864,7 +864,7 @@ cdef int backward_direction(
     if b_ih != NULL:
         b_n = b_ih + 2 * H
     if not dense:
-        h_prev_buffer = <floating *>malloc(N * H * sizeof(floating))
+        h_prev_buffer = <floating *>malloc(<size_t>N * H * sizeof(floating))
         if h_prev_buffer == NULL:
             free(fill)
             if chunk != n_kept:
@@ -872,9 +872,9 @@ cdef int backward_direction(
             return -1
 
     if dh_n != NULL:
-        memcpy(dh0, dh_n, B * H * sizeof(floating))  # dh0 is the running state gradient
+        memcpy(dh0, dh_n, <size_t>B * H * sizeof(floating))  # dh0 is the running state gradient
     else:
-        memset(dh0, 0, B * H * sizeof(floating))
+        memset(dh0, 0, <size_t>B * H * sizeof(floating))
     if floating is float:
         blocked = blocked_products()
         if pack_recurrent_weight(T, N, B, H3, H, blocked):

@@ -1,10 +1,10 @@
-"""What the data modules share: download errors and file checks."""
+"""What the data modules share: download errors, local files and argument checks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -43,6 +43,35 @@ def fetch(source: str, local_hint: str, load: Callable[[], T]) -> T:
                 "to use a copy already in the Hugging Face cache."
             )
         raise SourceUnreachableError(message) from err
+
+
+def load_local_files(builder: str, files: list[str], cache_dir: str | None) -> Any:
+    """``datasets.load_dataset(builder, data_files=files, split="train")`` with an error that
+    names the files and the reason when they cannot be read: ``datasets`` reports an empty
+    file, a text that is not UTF-8 or a damaged parquet file as "An error occurred while
+    generating the dataset", the reason hidden in the chained exceptions.
+
+    Raises:
+        ValueError: the files are empty or not readable as ``builder`` files (the original
+            error chained). Errors of the file system (``OSError``) pass unchanged.
+    """
+    import datasets
+
+    try:
+        return datasets.load_dataset(builder, data_files=files, split="train", cache_dir=cache_dir)
+    except OSError:
+        raise
+    except Exception as error:  # noqa: BLE001  (translated below, the original chained)
+        root = error
+        while root.__cause__ is not None or root.__context__ is not None:
+            root = root.__cause__ or root.__context__
+        no_rows = type(root).__name__ == "SchemaInferenceError" or isinstance(root, StopIteration)
+        if no_rows or "corresponds to no data" in str(root):  # the last: a CSV of a header
+            reason = "no rows (empty file?)"
+        else:
+            reason = f"{type(root).__name__}: {root}"
+        names = ", ".join(files)
+        raise ValueError(f"{names}: cannot be read as {builder} files: {reason}") from error
 
 
 def existing_file(path: str | Path, what: str) -> Path:

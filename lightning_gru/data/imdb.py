@@ -21,7 +21,13 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_gru.data._common import check_fraction, check_limit, existing_file, fetch
+from lightning_gru.data._common import (
+    check_fraction,
+    check_limit,
+    existing_file,
+    fetch,
+    load_local_files,
+)
 from lightning_gru.data.samplers import BucketBatchSampler, at_trainer_epoch
 from lightning_gru.data.vocab import Vocab
 
@@ -439,8 +445,6 @@ def _stratified_split(
 
 
 def _load_table_files(root: Path, split: str, cache_dir: str | None) -> tuple[Any, str]:
-    import datasets
-
     found = {}
     for ext, builder in _FORMATS.items():
         files = sorted([*root.glob(f"{split}.{ext}"), *root.glob(f"{split}-*.{ext}")])
@@ -454,8 +458,7 @@ def _load_table_files(root: Path, split: str, cache_dir: str | None) -> tuple[An
         )
     builder, files = next(iter(found.values()))
     names = [str(f) for f in files]
-    dataset = datasets.load_dataset(builder, data_files=names, split="train", cache_dir=cache_dir)
-    return dataset, ", ".join(names)
+    return load_local_files(builder, names, cache_dir), ", ".join(names)
 
 
 def _load_acl_tree(root: Path, split: str, cache_dir: str | None) -> tuple[Any, str]:

@@ -28,6 +28,8 @@ def generate_sine_series(
         >>> y.shape, round(float(y[0]), 6)
         ((1000,), 0.049671)
     """
+    if not (math.isfinite(noise_std) and noise_std >= 0):
+        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std}")
     x = np.linspace(0, 10 * np.pi, num_points)
     noise = np.random.RandomState(seed).normal(0, noise_std, num_points)
     return np.sin(x) + noise
@@ -45,7 +47,7 @@ def load_series(path: str | Path) -> np.ndarray:
     """
     path = existing_file(path, "data_file")
     values: list[float] = []
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: drop a BOM (Excel's CSV)
         for number, row in enumerate(csv.reader(f), start=1):
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue

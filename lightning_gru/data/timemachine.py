@@ -16,7 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_gru.data._common import check_fraction, check_limit, existing_file, fetch
+from lightning_gru.data._common import (
+    check_fraction,
+    check_limit,
+    existing_file,
+    fetch,
+    load_local_files,
+)
 from lightning_gru.data.samplers import EpochBatchSampler, at_trainer_epoch
 from lightning_gru.data.vocab import Vocab
 
@@ -222,9 +228,7 @@ class TimeMachineDataModule(L.LightningDataModule):
             )
         else:
             source = str(existing_file(self.data_file, "data_file"))
-            dataset = datasets.load_dataset(
-                "text", data_files=source, split="train", cache_dir=self.cache_dir
-            )
+            dataset = load_local_files("text", [source], self.cache_dir)
         lines = dataset.data.table.column("text").to_pylist()
         if not any(_NON_LETTERS.sub("", line) for line in lines):
             raise ValueError(f"{source}: the text has no letters (empty file?)")

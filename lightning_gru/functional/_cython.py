@@ -67,6 +67,19 @@ def zero_state(shape: tuple[int, ...], like: Tensor) -> Tensor:
     return torch.zeros(shape, dtype=like.dtype, device=like.device)
 
 
+# The kernel indexes the rows of its buffers with C ints: it takes calls whose largest buffer,
+# rows x max(3H, D*H, I) elements, has fewer than 2**31 (larger ones run on torch's GRU).
+KERNEL_MAX_ELEMENTS = 2**31 - 1
+
+
+def kernel_fits(input: Tensor, hx: Tensor, num_directions: int) -> bool:
+    """Whether a call of ``input`` (dense ``(T, B, I)`` or packed ``(N, I)``) is small enough
+    for the kernel's indexing."""
+    H = hx.shape[-1] if hx.dim() else 0
+    width = max(3 * H, num_directions * H, input.shape[-1] if input.dim() else 0)
+    return math.prod(input.shape[:-1]) * width <= KERNEL_MAX_ELEMENTS
+
+
 def cython_gru(
     input, hx, weights, num_layers, num_directions, batch_sizes, reset_after, has_biases,
     dropout, training,
@@ -141,19 +154,19 @@ def _check_kernel_args(x, hx, weights, num_layers, D, batch):
         raise RuntimeError(
             f"GRU: hx is a {hx.device.type} {hx.dtype} tensor but the input a cpu {dtype} one"
         )
-    shapes = ((3 * H, I), (3 * H, H), (3 * H,), (3 * H,))
+    first_layer = ((3 * H, I), (3 * H, H), (3 * H,), (3 * H,))
+    later_layers = ((3 * H, D * H), *first_layer[1:])  # their input is the layer below's output
     for i, w in enumerate(weights):
-        if w is None or (w.dtype is dtype and w.is_cpu and w.shape == shapes[i & 3]):
+        shape = (first_layer if i < 4 * D else later_layers)[i & 3]
+        if w is None or (w.dtype is dtype and w.is_cpu and w.shape == shape):
             continue
         layer, k = divmod(i, 4 * D)
         d, k = divmod(k, 4)
-        shape = (3 * H, D * H) if layer and k == 0 else shapes[k]
-        if w.shape != shape or w.dtype != dtype or not w.is_cpu:
-            name = f"{_WEIGHT_KINDS[k]}_l{layer}{'_reverse' if d else ''}"
-            raise RuntimeError(
-                f"GRU: {name} must be a cpu {dtype} tensor of shape {list(shape)} like the "
-                f"input, got a {w.device.type} {w.dtype} one of shape {list(w.shape)}"
-            )
+        name = f"{_WEIGHT_KINDS[k]}_l{layer}{'_reverse' if d else ''}"
+        raise RuntimeError(
+            f"GRU: {name} must be a cpu {dtype} tensor of shape {list(shape)} like the "
+            f"input, got a {w.device.type} {w.dtype} one of shape {list(w.shape)}"
+        )
 
 
 def _check_batch_sizes(batch_sizes: Tensor, rows: int) -> int:

@@ -14,7 +14,13 @@ from torch import Tensor
 from torch.autograd import forward_ad
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lightning_gru.functional._cython import cython_gru, kernel_available, kernel_import_error
+from lightning_gru.functional._cython import (
+    _check_batch_sizes,
+    cython_gru,
+    kernel_available,
+    kernel_fits,
+    kernel_import_error,
+)
 
 BACKENDS = ("auto", "cython", "torch")
 _KERNEL_DTYPES = (torch.float32, torch.float64)
@@ -143,7 +149,16 @@ def gru(
             f"expected {4 * num_layers * num_directions} weights (or "
             f"{2 * num_layers * num_directions} without biases), got {len(weights)}"
         )
-    if resolve_backend(backend, input) == "torch" or hx.size(1) == 0:
+    use_torch = resolve_backend(backend, input) == "torch" or hx.size(1) == 0
+    if not use_torch and not kernel_fits(input, hx, num_directions):
+        if backend == "cython":
+            raise ValueError(
+                f"backend='cython' takes calls of fewer than 2**31 elements per buffer (rows x "
+                f"max(3 * hidden_size, input_size)), got input {tuple(input.shape)}; use "
+                "backend='auto' (torch's GRU for such calls) or backend='torch'"
+            )
+        use_torch = True
+    if use_torch:
         return _torch_gru(
             input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after,
             has_biases, dropout, training,
@@ -185,11 +200,14 @@ def _torch_gru(
             input, hx, per_direction, num_layers=num_layers, bidirectional=bidirectional,
             reset_after=False, dropout=dropout, training=training,
         )  # fmt: skip
+    _check_batch_sizes(batch_sizes, input.size(0))  # pad_packed_sequence trusts them
     padded, lengths = pad_packed_sequence(PackedSequence(input, batch_sizes))  # (T, B, I)
     output, h_n = reference_gru(
         padded, hx, per_direction, num_layers=num_layers, bidirectional=bidirectional,
         reset_after=False, lengths=lengths, dropout=dropout, training=training,
     )  # fmt: skip
+    if hx.size(1) == 0:  # no sequences (batch sizes all 0): pack_padded_sequence refuses those
+        return output.reshape(0, output.size(-1)), h_n
     return pack_padded_sequence(output, lengths).data, h_n
 
 

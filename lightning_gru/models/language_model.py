@@ -52,9 +52,13 @@ class LanguageModelNet(nn.Module):
         backend: Backend = "auto",
     ) -> None:
         super().__init__()
+        if embedding_dim is not None and embedding_dim < 1:
+            raise ValueError(
+                f"embedding_dim must be >= 1, or None for one-hot inputs, got {embedding_dim}"
+            )
         self.vocab_size = vocab_size
-        self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim else None
-        input_size = embedding_dim or vocab_size
+        self.embedding = None if embedding_dim is None else nn.Embedding(vocab_size, embedding_dim)
+        input_size = vocab_size if embedding_dim is None else embedding_dim
         self.encoder = make_encoder(
             encoder,
             input_size,
@@ -70,6 +74,8 @@ class LanguageModelNet(nn.Module):
 
     def forward(self, ids: Tensor, state: State = None) -> tuple[Tensor, State]:
         """``(B, T)`` ids and an optional state to ``(B, T, V)`` logits and the new state."""
+        if ids.dim() != 2:
+            raise ValueError(f"expected (batch, time) token ids, got shape {tuple(ids.shape)}")
         ids = ids.T  # (T, B)
         if self.embedding is None:
             x = F.one_hot(ids, self.vocab_size).float()  # (T, B, V)

@@ -21,7 +21,13 @@ from tqdm.auto import tqdm
 
 from lightning_gru.models._common import Throughput, build_optimizers, check_vocab_size
 from lightning_gru.models.figures import log_figure, plot_confusion_matrix
-from lightning_gru.nn.baselines import Backend, BagOfWords, final_state, make_encoder
+from lightning_gru.nn.baselines import (
+    Backend,
+    BagOfWords,
+    check_lengths,
+    final_state,
+    make_encoder,
+)
 
 __all__ = ["SentimentClassifier", "SentimentNet", "load_word_vectors", "pool_outputs"]
 
@@ -111,7 +117,13 @@ class SentimentNet(nn.Module):
         self.head = nn.Linear(features, num_classes)
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
-        """``(B, T)`` ids padded after the ``(B,)`` lengths to ``(B, C)`` logits."""
+        """``(B, T)`` ids padded after the ``(B,)`` lengths to ``(B, C)`` logits (an empty
+        sequence, length 0, is read as its first padding token)."""
+        if input_ids.dim() != 2:
+            raise ValueError(
+                f"expected (batch, time) token ids, got shape {tuple(input_ids.shape)}"
+            )
+        check_lengths(lengths, *input_ids.shape)
         x = self.dropout(self.embedding(input_ids))  # (B, T, E)
         if isinstance(self.encoder, BagOfWords):
             h = self.encoder(x, lengths)  # (B, E)

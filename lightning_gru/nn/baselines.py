@@ -69,6 +69,20 @@ def check_dropout(p: float) -> None:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
+def check_lengths(lengths: Tensor, batch_size: int, max_length: int) -> None:
+    """A ``ValueError`` unless ``lengths`` holds one length from 0 to ``max_length`` (the padded
+    length) for each of ``batch_size`` sequences."""
+    if lengths.shape != (batch_size,):
+        raise ValueError(
+            f"expected {batch_size} lengths, one per sequence, got shape {tuple(lengths.shape)}"
+        )
+    low, high = (int(lengths.min()), int(lengths.max())) if batch_size else (0, 0)
+    if low < 0 or high > max_length:
+        raise ValueError(
+            f"lengths must be 0 to {max_length} (the padded length), got {low} to {high}"
+        )
+
+
 def final_state(h_n: Tensor | tuple[Tensor, Tensor], bidirectional: bool) -> Tensor:
     """The last layer's final hidden state, both directions concatenated.
 
@@ -96,13 +110,7 @@ class BagOfWords(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """``(B, T, E)`` and ``(B,)`` lengths to ``(B, E)``."""
         T = x.shape[1]
-        if lengths.shape != x.shape[:1]:
-            raise ValueError(
-                f"expected {x.shape[0]} lengths, one per sequence, got {lengths.shape}"
-            )
-        low, high = (int(lengths.min()), int(lengths.max())) if len(lengths) else (0, 0)
-        if low < 0 or high > T:
-            raise ValueError(f"lengths must be 0 to {T} (the padded length), got {low} to {high}")
+        check_lengths(lengths, x.shape[0], T)
         lengths = lengths.to(x.device)
         mask = torch.arange(T, device=x.device)[None, :] < lengths[:, None]  # (B, T)
         total = (x * mask.unsqueeze(-1).to(x.dtype)).sum(dim=1)  # (B, E)

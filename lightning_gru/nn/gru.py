@@ -43,6 +43,8 @@ class GRU(torch.nn.GRU):
     def __init__(self, *args, reset_after: bool = True, backend: str = "auto", **kwargs) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if reset_after not in (True, False):  # a string "False" would read as True
+            raise TypeError(f"reset_after should be a bool, got {reset_after!r}")
         super().__init__(*args, **kwargs)
         self.reset_after = bool(reset_after)
         self.backend = backend
@@ -96,7 +98,7 @@ class GRU(torch.nn.GRU):
             hx = self.permute_hidden(hx, sorted_indices)
             self.check_forward_args(data, hx, batch_sizes)
         self._check_kernel_args(
-            data, hx, weights, seq_dim=1 if self.batch_first and not packed else 0
+            data, hx, weights, seq_dim=None if packed else 1 if self.batch_first else 0
         )
 
         if not packed and self.batch_first:
@@ -142,10 +144,11 @@ class GRU(torch.nn.GRU):
         return self._flat_weights
 
     def _check_kernel_args(
-        self, data: Tensor, hx: Tensor, weights: list[Tensor], seq_dim: int
+        self, data: Tensor, hx: Tensor, weights: list[Tensor], seq_dim: int | None
     ) -> None:
-        """The checks torch makes inside its C++ GRU, made here so both backends agree."""
-        if data.size(seq_dim) == 0:
+        """The checks torch makes inside its C++ GRU, made here so both backends agree.
+        ``seq_dim`` is None for packed data (no rows at all is an empty result there)."""
+        if seq_dim is not None and data.size(seq_dim) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         if hx.dtype != data.dtype:
             raise RuntimeError(

@@ -185,6 +185,24 @@ def test_bad_files_name_the_file_and_the_problem(tmp_path, cache_dir, train, mes
     assert "train.parquet" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("train.parquet", b"", "ArrowInvalid: Parquet file size is 0 bytes"),
+        ("train.csv", b"", "EmptyDataError"),
+        ("train.csv", b"text,label\n", "no rows"),
+        ("train.jsonl", b"", "no rows"),
+    ],
+    ids=["parquet-0-bytes", "csv-0-bytes", "csv-header-only", "jsonl-0-bytes"],
+)
+def test_empty_files_name_the_file(tmp_path, cache_dir, imdb_frames, name, content, message):
+    """Not datasets' "An error occurred while generating the dataset"."""
+    folder = write_splits(tmp_path / "d", name.split(".")[1], *imdb_frames)
+    (folder / name).write_bytes(content)
+    with pytest.raises(ValueError, match=f"{name}: cannot be read as .* files: {message}"):
+        IMDbDataModule(data_dir=str(folder), cache_dir=cache_dir).prepare_data()
+
+
 def test_missing_or_ambiguous_split_files(tmp_path, imdb_frames, cache_dir):
     folder = write_splits(tmp_path / "d", "parquet", *imdb_frames)
     (folder / "test.parquet").unlink()

@@ -113,6 +113,17 @@ def test_save_series_round_trips_exactly_and_loads_with_a_header(tmp_path):
     with_header = tmp_path / "header.csv"
     with_header.write_text("value\n" + "\n".join(lines) + "\n\n")
     assert np.array_equal(load_series(with_header), dm.series)
+    with_bom = tmp_path / "excel.csv"  # Excel's "CSV UTF-8" starts with a byte-order mark
+    with_bom.write_text("\n".join(lines), encoding="utf-8-sig")
+    assert np.array_equal(load_series(with_bom), dm.series)
+
+
+@pytest.mark.parametrize("noise_std", [float("nan"), float("inf"), -0.1])
+def test_a_noise_level_that_is_not_a_finite_number_at_least_zero_is_refused(noise_std):
+    with pytest.raises(
+        ValueError, match=f"noise_std must be a finite number >= 0, got {noise_std}"
+    ):
+        SineWaveDataModule(noise_std=noise_std).setup()
 
 
 @pytest.mark.parametrize(

@@ -110,6 +110,13 @@ def test_errors(tmp_path, timemachine_file):
     empty.write_text("\n 123 \n")
     with pytest.raises(ValueError, match=r"empty\.txt: the text has no letters"):
         TimeMachineDataModule(data_file=str(empty)).setup("fit")
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"empty\.txt: cannot be read as text files: no rows"):
+        TimeMachineDataModule(data_file=str(empty), cache_dir=str(tmp_path)).setup("fit")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\u00e9 time\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.txt: cannot be read .* UnicodeDecodeError"):
+        TimeMachineDataModule(data_file=str(latin1), cache_dir=str(tmp_path)).setup("fit")
     with pytest.raises(ValueError, match="the training text: .* too few"):
         make_dm(timemachine_file, batch_size=64, num_steps=100).train_dataloader()
     # the training text has enough tokens, the validation text (its tail) not

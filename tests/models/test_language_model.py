@@ -54,6 +54,13 @@ def test_net_shapes(encoder, embedding_dim):
     assert h.shape == (2, 2, 4)
 
 
+def test_net_refuses_an_empty_embedding_and_ids_without_a_batch():
+    with pytest.raises(ValueError, match="embedding_dim must be >= 1, or None for one-hot"):
+        LanguageModelNet(V, "gru", hidden_size=4, embedding_dim=0)
+    with pytest.raises(ValueError, match=r"expected \(batch, time\) token ids, got shape \(7,\)"):
+        LanguageModelNet(V, "gru", hidden_size=4)(torch.randint(0, V, (7,)))
+
+
 @pytest.mark.parametrize("encoder", ["gru", "lstm"])
 def test_net_logits_of_a_row_depend_only_on_that_row(encoder):
     """The net runs time-major inside; batch row b of its logits is sequence b alone."""

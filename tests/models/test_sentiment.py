@@ -109,6 +109,23 @@ def test_padded_batches_give_the_packed_results(encoder):
         SentimentNet(10, 6, encoder, bidirectional=True, packed=False)
 
 
+@pytest.mark.parametrize("encoder", ["gru", "bow"])
+@pytest.mark.parametrize(
+    ("ids_shape", "lengths", "message"),
+    [
+        ((2, 5), [5, 6], "lengths must be 0 to 5 .* got 5 to 6"),
+        ((2, 5), [-1, 3], "got -1 to 3"),
+        ((3, 5), [2, 5], r"expected 3 lengths, one per sequence, got shape \(2,\)"),
+        ((5,), [5], r"expected \(batch, time\) token ids, got shape \(5,\)"),
+    ],
+)
+def test_lengths_that_do_not_fit_the_ids_are_refused(encoder, ids_shape, lengths, message):
+    """Not clamped, not a silently shorter batch of logits."""
+    net = SentimentNet(50, 8, encoder, hidden_size=4)
+    with pytest.raises(ValueError, match=message):
+        net(torch.randint(1, 50, ids_shape), torch.tensor(lengths))
+
+
 def test_load_word_vectors(tmp_path):
     path = tmp_path / "vectors.txt"
     path.write_text("6 3\ngood 1 2 3\nbad -1 -2 -3.5\nunknownword 9 9 9\n")

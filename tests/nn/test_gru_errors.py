@@ -98,6 +98,13 @@ def test_unknown_backend_is_rejected_at_construction() -> None:
         GRU(3, 4, backend="")
 
 
+@pytest.mark.parametrize("value", ["False", None, 2])
+def test_reset_after_must_be_a_bool(value) -> None:
+    """A string "False" from a config file would otherwise read as True."""
+    with pytest.raises(TypeError, match=f"reset_after should be a bool, got {value!r}"):
+        GRU(3, 4, reset_after=value)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cython_backend_rejects_unsupported_dtype(dtype: torch.dtype) -> None:
     ours = GRU(3, 4, dtype=dtype, backend="cython")
@@ -129,7 +136,9 @@ data = torch.randn(N, 3)
 packed = PackedSequence(data, torch.tensor(batch_sizes, dtype=torch.int64), None, None)
 results = []
 for module in (torch.nn.GRU(3, 4, num_layers=2, bidirectional=True),
-               GRU(3, 4, num_layers=2, bidirectional=True, backend="cython")):
+               GRU(3, 4, num_layers=2, bidirectional=True, backend="cython"),
+               GRU(3, 4, num_layers=2, bidirectional=True, backend="cython", reset_after=False),
+               GRU(3, 4, num_layers=2, bidirectional=True, backend="torch", reset_after=False)):
     module.load_state_dict(torch.nn.GRU(3, 4, num_layers=2, bidirectional=True).state_dict())
     try:
         out, h_n = module(packed)
@@ -156,8 +165,8 @@ def test_malformed_packed_sequence_does_not_crash(N: int, batch_sizes: list[int]
         [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, f"interpreter died (rc {proc.returncode}): {proc.stderr[-2000:]}"
-    (torch_result, ours_result) = eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307
-    assert ours_result == torch_result
+    torch_result, *ours = eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307
+    assert ours == [torch_result] * 3  # the kernel (both cells), and the reference on torch
 
 
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
@@ -186,6 +195,25 @@ def test_trailing_zero_batch_sizes_are_steps_without_rows(reset_after: bool) -> 
             assert_close(a, e, torch.float32, "trimmed batch sizes against torch")
     for a, e in zip(outputs_and_grads(ours, [3, 2, 1, 0, 0]), expected, strict=True):
         torch.testing.assert_close(a, e, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["cython", "torch"])
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("batch_sizes", [[0, 0], [0]], ids=["two-steps", "one-step"])
+def test_a_packed_sequence_without_rows_gives_empty_results_like_torch(
+    batch_sizes, reset_after, backend
+) -> None:
+    from torch.nn.utils.rnn import PackedSequence
+
+    ours = GRU(3, 4, num_layers=2, bidirectional=True, reset_after=reset_after, backend=backend)
+    x = torch.randn(0, 3, requires_grad=True)
+    out, h_n = ours(PackedSequence(x, torch.tensor(batch_sizes)))
+    expected, expected_h_n = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True)(
+        PackedSequence(x, torch.tensor(batch_sizes))
+    )
+    assert out.data.shape == expected.data.shape == (0, 8)
+    assert h_n.shape == expected_h_n.shape == (4, 0, 4)
+    (out.data.sum() + h_n.sum()).backward()  # nothing to do, and no error
 
 
 # --- NaN, inf and huge values ------------------------------------------------------------------
@@ -316,6 +344,8 @@ f64 = torch.float64
 CASES = {
     "weight-f32-in-f64-module": replaced("weight_hh_l0", lambda w: w.detach().float(), f64),
     "weight-hh-wrong-shape": replaced("weight_hh_l0", lambda w: torch.randn(w.size(0), 1)),
+    "weight-ih-l1-of-layer-0-shape": replaced(
+        "weight_ih_l1", lambda w: torch.randn(w.size(0), 8), num_layers=2),
     "weight-ih-l1-reverse-wrong-shape": replaced(
         "weight_ih_l1_reverse", lambda w: torch.randn(w.size(0), 3), num_layers=2,
         bidirectional=True),
@@ -356,6 +386,7 @@ print(json.dumps(results))
 WRONG_ARGS = {
     "weight-f32-in-f64-module": r"weight_hh_l0 must be a cpu torch.float64 tensor",
     "weight-hh-wrong-shape": r"weight_hh_l0 .*shape \[768, 256\].*\[768, 1\]",
+    "weight-ih-l1-of-layer-0-shape": r"weight_ih_l1 .*shape \[768, 256\].*\[768, 8\]",
     "weight-ih-l1-reverse-wrong-shape": r"weight_ih_l1_reverse .*shape \[768, 512\]",
     "bias-of-one-value": r"bias_hh_l0 .*shape \[768\].*\[1\]",
     "functional-call-float32-parameters": r"dtype",
@@ -393,3 +424,15 @@ def test_weights_and_states_the_kernel_cannot_take_raise(wrong_args_outcomes, ca
         else:
             assert error_type == "RuntimeError", (backend, message)
         assert re.search(match, message), (backend, message)
+
+
+def test_calls_too_large_for_the_kernels_indexing_go_to_torch_or_are_refused() -> None:
+    """The kernel indexes rows with C ints: a buffer of 2**31 elements or more would wrap."""
+    from lightning_gru.functional._cython import kernel_fits
+
+    x = torch.zeros(1, 1, 1).expand(2**16, 2**15, 1)  # 2**31 rows, nothing allocated
+    assert not kernel_fits(x, torch.zeros(1, 2**15, 1), 1)
+    assert not kernel_fits(torch.zeros(2**22, 1).expand(2**22, 512), torch.zeros(1, 1, 1), 1)
+    assert kernel_fits(torch.zeros(100, 64, 100), torch.zeros(1, 64, 256), 1)
+    with pytest.raises(ValueError, match=r"fewer than 2\*\*31 elements .* backend='auto'"):
+        GRU(1, 1, backend="cython")(x)
