@@ -33,6 +33,7 @@ import importlib
 import netrc
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -168,6 +169,13 @@ class LightningGRUCLI(LightningCLI):
                     f"--ckpt_path {ckpt_path}: there is no {path}; run `fit` first or give the "
                     "path of a checkpoint"
                 )
+        elif ckpt_path in ("best", "last") and (evaluating or ckpt_path == "best"):
+            # Lightning would look for them in a folder of its choosing, and evaluate
+            # untrained weights (with a warning) where it finds no `last`
+            self.parser.error(
+                f"--ckpt_path {ckpt_path} names the file in checkpoint.dirpath, which is not set: "
+                "set --checkpoint.dirpath (the recipes do) or give the path of a checkpoint"
+            )
         elif evaluating and ckpt_path is None:
             self.parser.error(
                 f"`{subcommand}` needs the weights of a trained model: pass --ckpt_path with a "
@@ -240,7 +248,10 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
     if "WANDB_MODE" not in os.environ and not wandb_has_credentials():
         os.environ["WANDB_MODE"] = "offline"
     try:
-        cli = LightningGRUCLI(args=args)
+        with warnings.catch_warnings():
+            if args is not None:  # a script's own sys.argv is not the command's
+                warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+            cli = LightningGRUCLI(args=args)
     except BaseException as err:
         _finish_wandb(exit_code=err.code if isinstance(err, SystemExit) and err.code else 1)
         if isinstance(err, ValueError) and isinstance(err.__cause__, (OSError, ValueError)):

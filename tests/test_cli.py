@@ -531,6 +531,29 @@ def test_best_and_last_are_the_files_in_the_checkpoint_folder(tmp_path, capsys):
         assert cli.trainer.ckpt_path == str(ckpt_dir / f"{name}.ckpt")
 
 
+@pytest.mark.parametrize(
+    ("subcommand", "name"),
+    [("test", "last"), ("predict", "last"), ("validate", "best"), ("fit", "best")],
+)
+def test_best_and_last_without_a_checkpoint_folder_are_refused(subcommand, name, capsys):
+    """Lightning would evaluate untrained weights, with a warning, where it finds no `last`."""
+    args = [
+        subcommand,
+        "--model",
+        "Forecaster",
+        "--data",
+        "SineWaveDataModule",
+        "--ckpt_path",
+        name,
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(args)
+    assert exit_info.value.code == 2
+    assert f"--ckpt_path {name} names the file in checkpoint.dirpath, which is not set" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_new_fit_into_the_same_folder_replaces_best(tmp_path):
     """Not best-v1.ckpt beside the old run's best.ckpt: --ckpt_path best is the new run's."""
     args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]

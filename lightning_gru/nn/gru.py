@@ -40,12 +40,29 @@ class GRU(torch.nn.GRU):
         <All keys matched successfully>
     """
 
-    def __init__(self, *args, reset_after: bool = True, backend: str = "auto", **kwargs) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        reset_after: bool = True,
+        backend: str = "auto",
+    ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if reset_after not in (True, False):  # a string "False" would read as True
             raise TypeError(f"reset_after should be a bool, got {reset_after!r}")
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            device=device, dtype=dtype,
+        )  # fmt: skip
         self.reset_after = bool(reset_after)
         self.backend = backend
 

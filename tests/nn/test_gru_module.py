@@ -58,6 +58,18 @@ def test_constructor_keywords_and_defaults() -> None:
     assert all(p.dtype == torch.float64 for p in m.parameters())
     with pytest.raises(TypeError):
         GRU(3, 4, 1, True, False, 0.0, False, None, None, False)  # reset_after is keyword-only
+    positional = GRU(3, 4, 2, False, True, 0.5, True, "cpu", torch.float64)
+    assert str(positional) == str(m).replace(", reset_after=False, backend='cython'", "")
+
+
+def test_signature_names_every_argument() -> None:
+    """help() and IDEs show the arguments, not ``*args, **kwargs``; torch's order."""
+    import inspect
+
+    assert list(inspect.signature(GRU).parameters) == [
+        "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+        "bidirectional", "device", "dtype", "reset_after", "backend",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("config", CONFIGS)
