@@ -32,6 +32,7 @@ offline (an existing ``WANDB_MODE`` wins) and can be uploaded later with ``wandb
 import importlib
 import netrc
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -49,11 +50,17 @@ from lightning.pytorch.cli import (
     SaveConfigCallback,
 )
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
 from lightning_gru.data import SourceUnreachableError
-from lightning_gru.models.callbacks import LearningCurves, PredictionWriter, RandomStates
+from lightning_gru.models.callbacks import (
+    LearningCurves,
+    PredictionWriter,
+    RandomStates,
+    WholeEpochCheckpoint,
+)
 
 __all__ = ["LightningGRUCLI", "cli_main", "run_cli"]
 
@@ -115,8 +122,9 @@ class LightningGRUCLI(LightningCLI):
         # checkpoint; a second callback writes last.ckpt at the end of every training epoch,
         # which Lightning 2 calls after that epoch's validation, if any (it draws from the
         # random generators that RandomStates saves), so `--ckpt_path last` resumes from the
-        # latest epoch exactly, also when validation runs only every few epochs.
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        # latest epoch exactly, also when validation runs only every few epochs; an epoch cut
+        # short by max_time or max_steps is not saved (WholeEpochCheckpoint).
+        parser.add_lightning_class_args(WholeEpochCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_loss",
@@ -253,6 +261,11 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
                 warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
             cli = LightningGRUCLI(args=args)
     except BaseException as err:
+        if isinstance(err, SIGTERMException) and not err.code:
+            # Lightning ends a fit on SIGTERM with a SystemExit without a code, status 0, which
+            # would tell a shell or a scheduler that the run finished: 128 + 15, as a shell says
+            _finish_wandb(exit_code=128 + signal.SIGTERM)
+            raise SystemExit(128 + signal.SIGTERM) from err
         _finish_wandb(exit_code=err.code if isinstance(err, SystemExit) and err.code else 1)
         if isinstance(err, ValueError) and isinstance(err.__cause__, (OSError, ValueError)):
             # a data module's error while linking its vocabulary to the model (a file missing

@@ -225,6 +225,22 @@ def test_resumed_run_is_the_uninterrupted_run(tmp_path, imdb_dir, task):
     assert all(torch.equal(actual[name], expected[name]) for name in expected)
 
 
+def test_an_epoch_cut_short_is_not_saved_and_the_resumed_run_repeats_it(tmp_path):
+    """max_steps (or the IMDb recipes' max_time) can stop a fit inside an epoch: last.ckpt
+    stays at the last whole epoch, so that resuming repeats the cut epoch instead of skipping
+    the rest of it."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml")]  # three steps an epoch
+    whole = run_cli([*args, *common(tmp_path, "whole", wandb=False), "--trainer.max_epochs", "3"])
+    split = [*args, *common(tmp_path, "split", wandb=False)]
+    run_cli([*split, "--trainer.max_steps", "4"])  # epoch 1 stops after one step
+    last = torch.load(tmp_path / "runs" / "split" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (0, 3)
+    resumed = run_cli([*split, "--trainer.max_epochs", "3", "--ckpt_path", "last"])
+    assert resumed.trainer.global_step == whole.trainer.global_step == 9
+    expected, actual = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(actual[name], expected[name]) for name in expected)
+
+
 def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(tmp_path):
     args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", wandb=False)]
     never_better = ["--checkpoint.monitor", "epoch", "--checkpoint.mode", "min"]  # best: epoch 0
@@ -432,6 +448,25 @@ def test_configs_compose_and_short_class_names(tmp_path, capsys):
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["model"]["class_path"] == "lightning_gru.models.LanguageModel"
     assert config["data"]["class_path"] == "lightning_gru.data.TimeMachineDataModule"
+
+
+def test_sigterm_ends_the_command_with_status_143(tmp_path):
+    """Lightning stops a fit on SIGTERM with a SystemExit without a code (status 0): a shell
+    chain `fit && test` or a job scheduler would take the stopped run for a finished one."""
+    import signal
+    import time
+
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "t", wandb=False)]
+    command = [sys.executable, "-m", "lightning_gru", *args, "--trainer.max_epochs", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = tmp_path / "runs" / "t" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # training has started once the first epoch is saved
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr.decode()[-2000:]
+    assert last.exists()  # the last whole epoch stays saved
 
 
 def test_python_dash_m_runs_the_command():

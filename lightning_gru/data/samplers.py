@@ -50,10 +50,14 @@ class EpochBatchSampler(Sampler[list[int]]):
 
 
 def at_trainer_epoch(sampler: EpochBatchSampler, trainer: Any) -> EpochBatchSampler:
-    """``sampler`` set to the epoch ``trainer`` is at (0 without a trainer). Lightning calls
-    ``set_epoch`` at every epoch start, but a DataLoader with workers starts the first pass of
-    a fit before that call: a fit resumed at epoch 5 would replay epoch 0's batches."""
-    sampler.set_epoch(trainer.current_epoch if trainer is not None else 0)
+    """``sampler`` set to the epoch ``trainer`` starts next (0 without a trainer). Lightning
+    calls ``set_epoch`` at every epoch start, but a DataLoader with workers starts the first
+    pass of a fit before that call: a fit resumed at epoch 5 would replay another epoch's
+    batches. The epoch is the one Lightning passes to ``set_epoch``, the number of epochs
+    processed: ``trainer.current_epoch`` still counts the last one as running when a checkpoint
+    saved at its end is restored."""
+    epoch = trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
+    sampler.set_epoch(epoch)
     return sampler
 
 

@@ -33,17 +33,21 @@ def kernel_import_error() -> str:
 
 def _cached_constant(shape: tuple[int, ...], value: float, dtype: torch.dtype) -> Tensor:
     """A CPU tensor filled with ``value``, one per shape, value and dtype, for tensors the kernel
-    and torch only read. Built afresh while Dynamo traces: it ignores ``lru_cache``, and warns
-    that it does."""
-    if torch.compiler.is_compiling():
-        return torch.full(shape, value, dtype=dtype)
+    and torch only read. Built afresh while Dynamo traces (it ignores ``lru_cache``, and warns
+    that it does) and under a dispatch mode such as ``FakeTensorMode`` (whose tensor, cached,
+    would reach every later call, in every thread)."""
+    if torch.compiler.is_compiling() or dispatch_mode_active():
+        return torch.full(shape, value, dtype=dtype, device="cpu")
     return _constant(shape, value, dtype)
+
+
+dispatch_mode_active = torch._C._len_torch_dispatch_stack  # looked up once: read on every call
 
 
 @lru_cache(maxsize=96)
 def _constant(shape: tuple[int, ...], value: float, dtype: torch.dtype) -> Tensor:
     with torch.inference_mode(False):  # cached: must stay usable outside inference mode
-        return torch.full(shape, value, dtype=dtype)
+        return torch.full(shape, value, dtype=dtype, device="cpu")  # not a default device's
 
 
 def _dense_batch_sizes(T: int, B: int) -> Tensor:
@@ -388,7 +392,7 @@ def _differentiable_backward(ctx, dy, dh_n):
     batch_sizes = ctx.batch_sizes
     D = h0.size(0)
     if dy is None:  # the output was not used (the forward set materialize_grads=False)
-        dy = torch.zeros(*x.shape[:-1], D * h0.size(2), dtype=x.dtype)
+        dy = x.new_zeros(*x.shape[:-1], D * h0.size(2))
     if dh_n is None:
         dh_n = torch.zeros_like(h0)
     inputs = [x, h0, *weights]

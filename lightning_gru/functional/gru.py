@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from lightning_gru.functional._cython import (
     _check_batch_sizes,
     cython_gru,
+    dispatch_mode_active,
     kernel_available,
     kernel_fits,
     kernel_import_error,
@@ -40,10 +41,17 @@ _any_autocast = torch._C._is_any_autocast_enabled
 def torch_only_mode(tensor: Tensor) -> str | None:
     """What, if anything, leaves torch's GRU the one to run on ``tensor`` now: a ``torch.func``
     transform, forward-mode AD or ``torch.jit.trace`` (the kernel's autograd Function has no
-    rules for them, and a trace would keep it as a Python call), or autocast on the tensor's
-    device (torch's GRU runs in autocast's lower precision)."""
+    rules for them, and a trace would keep it as a Python call), a dispatch mode or a tensor
+    subclass (fake tensors have no memory for the kernel to read, and the others see torch's
+    operations only), or autocast on the tensor's device (torch's GRU runs in autocast's lower
+    precision)."""
     if _is_tracing():
         return "torch.jit.trace"
+    if not torch.compiler.is_compiling():  # (Dynamo's fake tensors take the kernel's bypass)
+        if dispatch_mode_active():
+            return "a TorchDispatchMode (FakeTensorMode, FlopCounterMode, ...)"
+        if type(tensor) is not torch.Tensor and type(tensor) is not torch.nn.Parameter:
+            return f"a tensor subclass ({type(tensor).__name__})"
     if _interpreter_stack() is not None and not torch.compiler.is_compiling():
         return "a torch.func transform"  # (Dynamo traces inside an interpreter too)
     if forward_ad._current_level >= 0:

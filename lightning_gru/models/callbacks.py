@@ -1,7 +1,8 @@
-"""Callbacks the ``lightning-gru`` command adds to every run: learning curves, predictions and the
-random generators' states."""
+"""Callbacks the ``lightning-gru`` command adds to every run: learning curves, predictions, the
+random generators' states and ``last.ckpt`` at the end of every whole training epoch."""
 
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -10,12 +11,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from lightning_gru.models.figures import figure_dir, log_figure, plot_history
 
-__all__ = ["LearningCurves", "PredictionWriter", "RandomStates"]
+__all__ = ["LearningCurves", "PredictionWriter", "RandomStates", "WholeEpochCheckpoint"]
 
 
 class LearningCurves(Callback):
@@ -152,3 +153,20 @@ class RandomStates(Callback):
         kind, keys, position, has_gauss, gauss = state_dict["numpy"]
         np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
         random.setstate(state_dict["python"])
+
+
+class WholeEpochCheckpoint(ModelCheckpoint):
+    """A ``ModelCheckpoint`` that, saving at the end of training epochs, skips an epoch cut short.
+
+    ``max_time`` or ``max_steps`` can stop a fit in the middle of an epoch, and Lightning still
+    runs the epoch-end hooks: a checkpoint of that partial epoch would resume at the next epoch
+    and skip the rest of this one. The latest checkpoint stays that of the last whole epoch,
+    from which a resumed fit repeats the cut one exactly.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total = trainer.num_training_batches
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if math.isfinite(total) and done < total:
+            return
+        super().on_train_epoch_end(trainer, pl_module)

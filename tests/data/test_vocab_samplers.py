@@ -238,12 +238,15 @@ def test_arguments_out_of_range_fail_at_construction(make, message):
         make()
 
 
+@pytest.mark.parametrize("saved", ["after-fit", "at-epoch-end"])
 @pytest.mark.parametrize("num_workers", [0, 1])
-def test_a_resumed_fit_gets_the_batches_of_the_uninterrupted_one(tmp_path, num_workers):
+def test_a_resumed_fit_gets_the_batches_of_the_uninterrupted_one(tmp_path, num_workers, saved):
     """A DataLoader with workers starts a fit's first pass before Lightning calls
-    ``set_epoch``: the training loaders start at the trainer's epoch, or a resumed fit would
-    replay epoch 0's batches."""
+    ``set_epoch``: the training loaders start at the epoch the trainer starts next, or a
+    resumed fit would replay an earlier epoch's batches. Checkpoints saved after ``fit`` and at
+    the end of a training epoch (the command's ``last.ckpt``) restore different counters."""
     import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from lightning_gru.models import Forecaster
 
@@ -256,18 +259,22 @@ def test_a_resumed_fit_gets_the_batches_of_the_uninterrupted_one(tmp_path, num_w
 
     def fit(max_epochs: int, ckpt_path: str | None = None) -> list[list[float]]:
         record = RecordBatches()
+        last = ModelCheckpoint(
+            tmp_path, "at-epoch-end", monitor=None, save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )  # fmt: skip
         trainer = L.Trainer(
-            max_epochs=max_epochs, callbacks=[record], logger=False, enable_checkpointing=False,
+            max_epochs=max_epochs, callbacks=[record, last], logger=False,
             enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
         )  # fmt: skip
         data = sine.SineWaveDataModule(num_points=120, batch_size=16, num_workers=num_workers)
         trainer.fit(Forecaster(hidden_size=4), data, ckpt_path=ckpt_path)
         if ckpt_path is None:
-            trainer.save_checkpoint(tmp_path / f"after-{max_epochs}.ckpt")
+            trainer.save_checkpoint(tmp_path / "after-fit.ckpt")
         return record.seen
 
     uninterrupted = fit(3)
     first = fit(1)
-    resumed = fit(3, str(tmp_path / "after-1.ckpt"))
+    resumed = fit(3, str(tmp_path / f"{saved}.ckpt"))
     assert first + resumed == uninterrupted
     assert resumed[: len(first)] != first  # epoch 1's batches differ from epoch 0's

@@ -523,3 +523,46 @@ def test_torch_jit_trace_records_torch_gru() -> None:
     assert_close(ours.weight_hh_l1.grad, reference.weight_hh_l1.grad, torch.float32, "grad")
     with pytest.raises(ValueError, match="torch.jit.trace"):
         torch.jit.trace(GRU(4, 5, backend="cython"), (torch.randn(3, 2, 4),))
+
+
+def test_a_default_device_context_leaves_cpu_inputs_on_the_kernel() -> None:
+    """``with torch.device("meta")`` changes where new tensors go by default, not where the
+    inputs are: like torch's GRU, the result is on the CPU, and no cached tensor keeps meta."""
+    torch.manual_seed(0)
+    ours, reference = GRU(8, 16), torch.nn.GRU(8, 16)
+    reference.load_state_dict(ours.state_dict())
+    x, h0 = torch.randn(5, 3, 8), torch.zeros(1, 3, 16)
+    with torch.device("meta"):
+        results = [ours(x, h0), ours(x)]
+    for output, h_n in [*results, ours(x)]:
+        assert output.device.type == h_n.device.type == "cpu"
+        assert_close(output, reference(x)[0], torch.float32, "under a device context")
+
+
+def test_dispatch_modes_and_fake_tensors_run_torch_gru() -> None:
+    """The kernel reads memory that fake tensors do not have, and dispatch modes see only
+    torch's operations: under ``auto`` these run torch's GRU (FlopCounterMode then counts its
+    flops), a forced ``cython`` refuses them, and nothing fake stays in a cache."""
+    import threading
+
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ours = GRU(8, 16)
+    x = torch.randn(5, 3, 8)
+
+    def fake_call() -> None:
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            output, _ = ours(mode.from_tensor(x))
+            assert type(output).__name__ == "FakeTensor" and output.shape == (5, 3, 16)
+            with pytest.raises(ValueError, match="TorchDispatchMode"):
+                GRU(8, 16, backend="cython")(mode.from_tensor(x))
+
+    thread = threading.Thread(target=fake_call)
+    thread.start()
+    thread.join()
+    output, _ = ours(x)  # the default state and batch sizes of this shape are real tensors
+    assert type(output) is torch.Tensor and torch.isfinite(output).all()
+    with FlopCounterMode(display=False) as counter:
+        ours(x)
+    assert counter.get_total_flops() > 0
