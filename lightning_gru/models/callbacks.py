@@ -32,12 +32,19 @@ class LearningCurves(Callback):
     def __init__(self, names: tuple[str, ...] = ("loss", "acc", "ppl", "rollout_mse")) -> None:
         self.names = list(names)
         self.history: dict[str, list[tuple[int, float]]] = {}
+        self._validated_epoch = -1
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # validation has run by now, so both stages of this epoch are in callback_metrics
+        # this epoch's validation, if it had one, has run by now; callback_metrics keep the
+        # values of the last validation, which are this epoch's only if it ran in this epoch
         metrics = trainer.callback_metrics
+        validated = self._validated_epoch == trainer.current_epoch
         for name in self.names:
-            for stage in ("train", "val"):
+            for stage in ("train", "val") if validated else ("train",):
                 key = f"{stage}_{name}"
                 value = metrics.get(f"{key}_epoch", metrics.get(key))
                 if value is not None:

@@ -85,7 +85,7 @@ def plot_history(history: dict[str, list[tuple[int, float]]], title: str = "") -
                 epochs, values = zip(*points, strict=True)
                 ax.plot(epochs, values, marker="." if len(points) < 30 else None, label=stage)
         ax.set(title=name, xlabel="epoch")
-        if name in ("loss", "ppl", "mse"):
+        if name in ("loss", "ppl") or name.endswith("mse"):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()

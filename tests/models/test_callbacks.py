@@ -24,6 +24,19 @@ def test_learning_curves_record_every_epoch_and_survive_a_checkpoint(tmp_path, m
     assert restored.history == curves.history
 
 
+def test_learning_curves_draw_validation_only_in_the_epochs_that_validate(make_trainer):
+    """With check_val_every_n_epoch=2 the logged val_* of epoch 1 are still there in epoch 2:
+    drawing them again would draw a staircase."""
+    curves = LearningCurves()
+    data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8)
+    trainer = make_trainer(max_epochs=4, check_val_every_n_epoch=2, callbacks=[curves])
+    trainer.fit(Forecaster(hidden_size=4), data)
+    assert [epoch for epoch, _ in curves.history["train_loss"]] == [0, 1, 2, 3]
+    assert [epoch for epoch, _ in curves.history["val_loss"]] == [1, 3]
+    first, second = (value for _, value in curves.history["val_rollout_mse"])
+    assert first != second
+
+
 def test_prediction_writer_writes_json_lines(tmp_path, make_trainer, capsys):
     output = tmp_path / "out" / "predictions.jsonl"
     writer = PredictionWriter(output_file=str(output))
