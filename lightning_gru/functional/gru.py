@@ -7,6 +7,8 @@ pure-torch reference for ``reset_after=False``.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -28,8 +30,24 @@ _KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def kernel_supports(tensor: Tensor) -> bool:
-    """Whether the Cython kernel can run on this tensor (CPU, float32 or float64)."""
-    return tensor.is_cpu and tensor.dtype in _KERNEL_DTYPES and kernel_available()
+    """Whether the Cython kernel can run on this tensor (CPU, float32 or float64). Warns, once,
+    when it could but the compiled kernel failed to import."""
+    if tensor.is_cpu and tensor.dtype in _KERNEL_DTYPES:
+        if kernel_available():
+            return True
+        _warn_kernel_missing()
+    return False
+
+
+@functools.cache
+def _warn_kernel_missing() -> None:
+    warnings.warn(
+        f"lightning_gru's compiled kernel failed to import ({kernel_import_error()}): "
+        "backend='auto' runs torch's GRU on the CPU instead; build it with `pip install -e .` "
+        "(or `make install`) in a checkout",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 # torch's flags, looked up once: they are read on every call

@@ -436,3 +436,29 @@ def test_calls_too_large_for_the_kernels_indexing_go_to_torch_or_are_refused() -
     assert kernel_fits(torch.zeros(100, 64, 100), torch.zeros(1, 64, 256), 1)
     with pytest.raises(ValueError, match=r"fewer than 2\*\*31 elements .* backend='auto'"):
         GRU(1, 1, backend="cython")(x)
+
+
+def test_a_kernel_that_failed_to_import_is_reported_once_and_torch_runs(monkeypatch) -> None:
+    """An installed tree without the compiled extension (a source checkout shadowing the
+    installed package) must not fall back to torch's GRU in silence."""
+    import warnings
+
+    import lightning_gru.functional._cython as driver
+
+    functional = sys.modules["lightning_gru.functional.gru"]
+    monkeypatch.setattr(driver, "_ext", None)
+    monkeypatch.setattr(driver, "_IMPORT_ERROR", ImportError("no module named _gru"))
+    functional._warn_kernel_missing.cache_clear()
+    torch.manual_seed(0)
+    ours, reference = GRU(3, 4), torch.nn.GRU(3, 4)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 2, 3)
+    with pytest.warns(RuntimeWarning, match=r"failed to import \(no module named _gru\)"):
+        output, _ = ours(x)
+    torch.testing.assert_close(output, reference(x)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once only
+        ours(x)
+    with pytest.raises(RuntimeError, match="needs the compiled kernel"):
+        GRU(3, 4, backend="cython")(x)
+    functional._warn_kernel_missing.cache_clear()
