@@ -54,7 +54,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
-from lightning_gru.data import SourceUnreachableError
+from lightning_gru.data import DataFileError, SourceUnreachableError
 from lightning_gru.models.callbacks import (
     LearningCurves,
     PredictionWriter,
@@ -279,10 +279,11 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
 
 def cli_main(args: ArgsType = None) -> None:
     """The ``lightning-gru`` console script (and ``python -m lightning_gru``). A data source
-    that cannot be reached or a missing file ends it with that one message, not a traceback."""
+    that cannot be reached, a missing file or a data file that cannot be used ends it with that
+    one message, not a traceback."""
     try:
         run_cli(args)
-    except (SourceUnreachableError, FileNotFoundError) as err:
+    except (SourceUnreachableError, FileNotFoundError, DataFileError) as err:
         sys.exit(f"lightning-gru: error: {err}")
 
 

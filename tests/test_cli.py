@@ -626,6 +626,17 @@ def test_data_errors_reach_the_user_unwrapped(tmp_path):
     empty = [*missing[:-1], str(tmp_path / "empty.txt")]
     with pytest.raises(ValueError, match=r"^\S*empty.txt: cannot be read as text files: no rows"):
         run_cli(empty)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(empty)
+    message = str(exit_info.value.code)
+    assert message.startswith("lightning-gru: error: ")
+    assert message.endswith("empty.txt: cannot be read as text files: no rows (empty file?)")
+    (tmp_path / "series.csv").write_text("0.5\n0.1,0.2\n")  # read in setup, not in a link
+    sine = ["fit", "--model", "Forecaster", "--data", "SineWaveDataModule"]
+    sine += ["--data.data_file", str(tmp_path / "series.csv"), "--trainer.logger", "false"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*sine, "--checkpoint.dirpath", str(tmp_path / "sine")])
+    assert str(exit_info.value.code).endswith("series.csv: line 2 has 2 columns, expected one")
 
 
 def test_has_test_split():

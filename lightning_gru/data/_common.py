@@ -13,6 +13,10 @@ class SourceUnreachableError(ConnectionError):
     """The Hugging Face Hub or a URL could not be reached (or offline mode is on)."""
 
 
+class DataFileError(ValueError):
+    """A data file that cannot be used as it is: the message names the file and the problem."""
+
+
 def fetch(source: str, local_hint: str, load: Callable[[], T]) -> T:
     """Run ``load`` (a download through ``datasets``) and explain a failure in one sentence.
 
@@ -52,7 +56,7 @@ def load_local_files(builder: str, files: list[str], cache_dir: str | None) -> A
     generating the dataset", the reason hidden in the chained exceptions.
 
     Raises:
-        ValueError: the files are empty or not readable as ``builder`` files (the original
+        DataFileError: the files are empty or not readable as ``builder`` files (the original
             error chained). Errors of the file system (``OSError``) pass unchanged.
     """
     import datasets
@@ -71,7 +75,7 @@ def load_local_files(builder: str, files: list[str], cache_dir: str | None) -> A
         else:
             reason = f"{type(root).__name__}: {root}"
         names = ", ".join(files)
-        raise ValueError(f"{names}: cannot be read as {builder} files: {reason}") from error
+        raise DataFileError(f"{names}: cannot be read as {builder} files: {reason}") from error
 
 
 def existing_file(path: str | Path, what: str) -> Path:

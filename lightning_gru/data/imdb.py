@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_gru.data._common import (
+    DataFileError,
     check_fraction,
     check_limit,
     existing_file,
@@ -484,7 +485,7 @@ def _load_acl_tree(root: Path, split: str, cache_dir: str | None) -> tuple[Any, 
     )
     text = pc.utf8_trim_whitespace(_arrow(dataset).column("text"))
     for row in np.flatnonzero(pc.utf8_length(text).to_numpy() == 0)[:1]:
-        raise ValueError(f"{files[row][0]}: empty review")
+        raise DataFileError(f"{files[row][0]}: empty review")
     return dataset, str(root / split)
 
 
@@ -500,28 +501,30 @@ def _review_order(path: Path) -> tuple:
 
 
 def _check_reviews(dataset: Any, source: str) -> None:
-    """Raise ``ValueError`` naming ``source`` for missing columns, bad labels or empty texts."""
+    """Raise ``DataFileError`` naming ``source`` for missing columns, bad labels or empty texts."""
     missing = [c for c in ("text", "label") if c not in dataset.column_names]
     if missing:
-        raise ValueError(
+        raise DataFileError(
             f"{source}: missing column(s) {missing}; IMDb files need the columns 'text' and "
             f"'label' (0 = neg, 1 = pos), found {dataset.column_names}"
         )
     table = _arrow(dataset)
     text, label = table.column("text"), table.column("label")
     if not pa.types.is_string(text.type) and not pa.types.is_large_string(text.type):
-        raise ValueError(f"{source}: column 'text' must hold strings, found {text.type}")
+        raise DataFileError(f"{source}: column 'text' must hold strings, found {text.type}")
     if not pa.types.is_integer(label.type):
-        raise ValueError(f"{source}: column 'label' must hold integers 0 and 1, found {label.type}")
+        raise DataFileError(
+            f"{source}: column 'label' must hold integers 0 and 1, found {label.type}"
+        )
     bad = pc.invert(pc.fill_null(pc.is_in(label, value_set=pa.array([0, 1], label.type)), False))
     if pc.any(bad).as_py():
         row = pc.index(bad, True).as_py()
-        raise ValueError(
+        raise DataFileError(
             f"{source}: labels must be 0 (neg) or 1 (pos), row {row} has {label[row].as_py()!r}"
         )
     empty = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0), True)
     if pc.any(empty).as_py():
-        raise ValueError(f"{source}: row {pc.index(empty, True).as_py()} has an empty text")
+        raise DataFileError(f"{source}: row {pc.index(empty, True).as_py()} has an empty text")
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -531,7 +534,7 @@ def _read_lines(path: Path) -> list[str]:
         lines.pop()  # the final newline
     for number, line in enumerate(lines, start=1):
         if not line.strip():
-            raise ValueError(f"{path}: line {number} is blank; write one review per line")
+            raise DataFileError(f"{path}: line {number} is blank; write one review per line")
     if not lines:
-        raise ValueError(f"{path}: the file has no reviews")
+        raise DataFileError(f"{path}: the file has no reviews")
     return lines

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_gru.data._common import check_fraction, existing_file
+from lightning_gru.data._common import DataFileError, check_fraction, existing_file
 from lightning_gru.data.samplers import ShuffledBatchSampler, at_trainer_epoch
 
 
@@ -42,8 +42,8 @@ def load_series(path: str | Path) -> np.ndarray:
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        ValueError: naming the file and the line, for a line with several columns, a value that
-            is not a finite number, or a file without values.
+        DataFileError: (a ValueError) naming the file and the line, for a line with several
+            columns, a value that is not a finite number, or a file without values.
     """
     path = existing_file(path, "data_file")
     values: list[float] = []
@@ -52,18 +52,18 @@ def load_series(path: str | Path) -> np.ndarray:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != 1:
-                raise ValueError(f"{path}: line {number} has {len(row)} columns, expected one")
+                raise DataFileError(f"{path}: line {number} has {len(row)} columns, expected one")
             try:
                 value = float(row[0])
             except ValueError:
                 if number == 1:
                     continue  # the header
-                raise ValueError(f"{path}: line {number}: {row[0]!r} is not a number") from None
+                raise DataFileError(f"{path}: line {number}: {row[0]!r} is not a number") from None
             if not math.isfinite(value):
-                raise ValueError(f"{path}: line {number}: {row[0]!r} is not a finite number")
+                raise DataFileError(f"{path}: line {number}: {row[0]!r} is not a finite number")
             values.append(value)
     if not values:
-        raise ValueError(f"{path}: the series is empty (no numeric values)")
+        raise DataFileError(f"{path}: the series is empty (no numeric values)")
     return np.asarray(values, dtype=np.float64)
 
 

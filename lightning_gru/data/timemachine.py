@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_gru.data._common import (
+    DataFileError,
     check_fraction,
     check_limit,
     existing_file,
@@ -231,7 +232,7 @@ class TimeMachineDataModule(L.LightningDataModule):
             dataset = load_local_files("text", [source], self.cache_dir)
         lines = dataset.data.table.column("text").to_pylist()
         if not any(_NON_LETTERS.sub("", line) for line in lines):
-            raise ValueError(f"{source}: the text has no letters (empty file?)")
+            raise DataFileError(f"{source}: the text has no letters (empty file?)")
         return lines
 
     def _build(self) -> None:
