@@ -65,13 +65,14 @@ def torch_only_mode(tensor: Tensor) -> str | None:
     precision)."""
     if _is_tracing():
         return "torch.jit.trace"
-    if not torch.compiler.is_compiling():  # (Dynamo's fake tensors take the kernel's bypass)
+    if not torch.compiler.is_compiling():  # Dynamo traces with fake tensors, inside an
+        # interpreter: the kernel's bypass (_cython_gru_eagerly) takes care of both
         if dispatch_mode_active():
             return "a TorchDispatchMode (FakeTensorMode, FlopCounterMode, ...)"
         if type(tensor) is not torch.Tensor and type(tensor) is not torch.nn.Parameter:
             return f"a tensor subclass ({type(tensor).__name__})"
-    if _interpreter_stack() is not None and not torch.compiler.is_compiling():
-        return "a torch.func transform"  # (Dynamo traces inside an interpreter too)
+        if _interpreter_stack() is not None:
+            return "a torch.func transform"
     if forward_ad._current_level >= 0:
         return "forward-mode AD"
     if _any_autocast() and _autocast_enabled(tensor.device.type):

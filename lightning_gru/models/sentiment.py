@@ -123,11 +123,11 @@ class SentimentNet(nn.Module):
             raise ValueError(
                 f"expected (batch, time) token ids, got shape {tuple(input_ids.shape)}"
             )
-        check_lengths(lengths, *input_ids.shape)
         x = self.dropout(self.embedding(input_ids))  # (B, T, E)
         if isinstance(self.encoder, BagOfWords):
-            h = self.encoder(x, lengths)  # (B, E)
+            h = self.encoder(x, lengths)  # (B, E); it checks the lengths
         else:
+            check_lengths(lengths, *input_ids.shape)
             lengths = lengths.detach().cpu().clamp(min=1)
             if self.packed:
                 packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
