@@ -94,6 +94,8 @@ cdef extern from "gru_gates.h" nogil:
 
 cdef extern from "block_gemm.h" nogil:
     int LGRU_HAVE_BLOCK_GEMM
+    int LGRU_MAX_DEPTH
+    int LGRU_MIN_ROWS_LARGE_WEIGHT
     long lgru_block_packed_floats(int K, int N)
     void lgru_block_pack(int K, int N, const float *b, long ldb, bint trans, float *packed)
     void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
@@ -164,9 +166,16 @@ def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_loca
 
 cdef inline bint blocked_products() noexcept nogil:
     """Whether float32 per-step products run on the register blocks of block_gemm.h (a build
-    with AVX-512; any hidden size: a last partial vector of columns is masked) rather than on
-    BLAS."""
+    with AVX-512, or AVX2 and FMA; any hidden size: a last partial vector of columns is masked)
+    rather than on BLAS."""
     return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1
+
+
+cdef inline bint block_recurrent(int B, int H) noexcept nogil:
+    """Whether the per-step products of a direction of B sequences run on the register blocks:
+    where ``blocked_products()``, within the limits of block_gemm.h (none with AVX-512)."""
+    return (blocked_products() and H <= LGRU_MAX_DEPTH
+            and (B >= LGRU_MIN_ROWS_LARGE_WEIGHT or <long>3 * H * H <= LARGE_WEIGHT_FLOATS))
 
 
 cdef inline bint pack_recurrent_weight(int T, int N, int B, int H3, int H,
@@ -183,10 +192,10 @@ cdef inline bint pack_recurrent_weight(int T, int N, int B, int H3, int H,
 
 cdef inline bint block_product(int M, int N, int K) noexcept nogil:
     """Whether a float32 product over all steps, M rows by N columns (K deep), runs on the
-    register blocks, where ``blocked_products()``: from 16 columns and one block of 8 rows on
+    register blocks, where ``blocked_products()``: from 16 columns and 8 rows on
     (for fewer rows, packing op(B) costs as much as the product; one step of one sequence has
-    one row), and from 64 rows on for a large op(B)."""
-    return (blocked_products() and N >= 16 and M >= 8
+    one row), from 64 rows on for a large op(B), and at most ``LGRU_MAX_DEPTH`` deep."""
+    return (blocked_products() and N >= 16 and M >= 8 and K <= LGRU_MAX_DEPTH
             and (M >= 64 or <long>K * N <= LARGE_WEIGHT_FLOATS))
 
 
@@ -251,7 +260,7 @@ def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gem
 
 
 def has_block_gemm():
-    """Whether this build has the AVX-512 register-block products (block_gemm.h)."""
+    """Whether this build has the register-block products of block_gemm.h (AVX-512 or AVX2)."""
     return LGRU_HAVE_BLOCK_GEMM == 1
 
 
@@ -569,7 +578,7 @@ cdef int forward_direction(
 
     memcpy(h_n, h0, <size_t>B * H * sizeof(floating))  # h_n is the running state
     if floating is float:
-        blocked = blocked_products()
+        blocked = block_recurrent(B, H)
         if pack_recurrent_weight(T, N, B, H3, H, blocked):
             packed_rz = pack_weight(True, B, H3 if reset_after else 2 * H, H, w_hh, H, blocked)
             if not reset_after:
@@ -876,7 +885,7 @@ cdef int backward_direction(
     else:
         memset(dh0, 0, <size_t>B * H * sizeof(floating))
     if floating is float:
-        blocked = blocked_products()
+        blocked = block_recurrent(B, H)
         if pack_recurrent_weight(T, N, B, H3, H, blocked):
             packed_h = pack_weight(False, B, H, H3 if reset_after else 2 * H, w_hh, H, blocked)
             if not reset_after:

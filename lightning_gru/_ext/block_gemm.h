@@ -1,41 +1,62 @@
-/* The time loop's matrix products on AVX-512 register blocks, float32 (private).
+/* The time loop's matrix products on register blocks, float32 (private).
  *
  * Every step multiplies 16 to 64 rows per thread (the batch's share) by a weight of a few
  * hundred columns. MKL's packed GEMM, called once per step, spends ~15% of such a
  * product re-copying the rows for every block of columns (a packed left operand did not help).
  * Here op(B) is packed once per call and C (M, N) = A (M, K) op(B) (+ C) is computed in
- * registers, 8 rows by 48 columns (3 vectors; the last group of columns may be 16 or 32 wide):
- * 24 accumulators, 3 loads and 8 broadcasts per 24 FMAs. Needs a build for AVX-512; elsewhere
- * the stubs below are never called. When N is not a multiple of 16, the packed op(B) is padded
- * with zero columns and the last vector of C is loaded and stored under a mask.
+ * registers, a block of rows by a group of column vectors (the last group may be narrower):
+ * - AVX-512 (32 registers of 16 floats): 8 rows by 48 columns, 24 accumulators, 3 loads and
+ *   8 broadcasts per 24 FMAs;
+ * - AVX2 with FMA (16 registers of 8 floats): 6 rows by 16 columns, 12 accumulators, 2 loads and
+ *   6 broadcasts per 12 FMAs (4 rows by 24 columns, which fills all 16 registers, measured
+ *   25-40% slower on Zen 2).
+ * Needs a build for one of the two; elsewhere the stubs below are never called. When N is not
+ * a multiple of the vector width, the packed op(B) is padded with zero columns and the last
+ * vector of C is loaded and stored under a mask.
  * The same blocks, rows split across threads, serve the input projection of all steps and the
  * input gradient (`product` in _gru.pyx), where MKL's generic kernels are slower still.
  */
 #ifndef LIGHTNING_GRU_BLOCK_GEMM_H
 #define LIGHTNING_GRU_BLOCK_GEMM_H
 
-#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && \
+    (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)))
 #define LGRU_HAVE_BLOCK_GEMM 1
 #include <immintrin.h>
 
-enum { LGRU_ROWS = 8, LGRU_UNITS = 16 };
+/* Rows per block, floats per vector, vectors per column group; and where MKL does better
+ * (_gru.pyx asks): products deeper than LGRU_MAX_DEPTH, and per-step products of a large
+ * weight with fewer than LGRU_MIN_ROWS_LARGE_WEIGHT rows per step. With AVX2, blocks of one to
+ * a few rows keep too few FMAs in flight, and MKL runs such a product on both threads: a
+ * sequence of 100 steps with 1024 hidden units measured 0.75x in inference on the blocks, an
+ * input of 4096 features 0.59x; with AVX-512 neither limit was needed. */
+#if defined(__AVX512F__)
+enum { LGRU_ROWS = 8, LGRU_UNITS = 16, LGRU_GROUP = 3 };
+enum { LGRU_MAX_DEPTH = 1 << 30, LGRU_MIN_ROWS_LARGE_WEIGHT = 1 };
+#else
+enum { LGRU_ROWS = 6, LGRU_UNITS = 8, LGRU_GROUP = 2 };
+enum { LGRU_MAX_DEPTH = 1024, LGRU_MIN_ROWS_LARGE_WEIGHT = 8 };
+#endif
 
-/* Vectors in the column group starting at j0: 3, or fewer in the last group. */
+/* op(B)^T is read this many floats (a 64-byte cache line) of a row at a time when packed */
+enum { LGRU_PACK_DEPTH = 16 };
+
+/* Vectors in the column group starting at j0: LGRU_GROUP, or fewer in the last group. */
 static inline int lgru_group_vectors(int N, int j0) {
     const int V = (N - j0 + LGRU_UNITS - 1) / LGRU_UNITS;
-    return V < 3 ? V : 3;
+    return V < LGRU_GROUP ? V : LGRU_GROUP;
 }
 
-/* Floats of op(B) (K, N) packed by lgru_block_pack: N rounded up to a multiple of 16. */
+/* Floats of op(B) (K, N) packed by lgru_block_pack: N rounded up to whole vectors. */
 static long lgru_block_packed_floats(int K, int N) {
     return (long)K * ((N + LGRU_UNITS - 1) / LGRU_UNITS * LGRU_UNITS);
 }
 
 /* op(B) (K, N) packed: column group j0 (V vectors wide) at offset j0 * K, then per k the
- * V * 16 floats op(B)[k, j0 .. j0 + 16 V), zero past column N. op(B) = b (K, N) row-major, or
+ * V vectors of op(B)[k, j0 ..], zero past column N. op(B) = b (K, N) row-major, or
  * b^T with trans. */
 static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, float *packed) {
-    for (int j0 = 0; j0 < N; j0 += 3 * LGRU_UNITS) {
+    for (int j0 = 0; j0 < N; j0 += LGRU_GROUP * LGRU_UNITS) {
         const int W = lgru_group_vectors(N, j0) * LGRU_UNITS; /* packed width of the group */
         const int n = N - j0 < W ? N - j0 : W;                 /* of which real columns */
         float *group = packed + (long)j0 * K;
@@ -51,8 +72,8 @@ static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, f
         /* b^T: 16 consecutive k of each row of b at a time, so that b is read a cache line at
          * a time. (One k for all the group's rows per pass read one float of 48 lines whose
          * addresses, a power-of-two row length apart, share an L1 set: ~2 GB/s.) */
-        for (int k0 = 0; k0 < K; k0 += LGRU_UNITS) {
-            const int kn = K - k0 < LGRU_UNITS ? K - k0 : LGRU_UNITS;
+        for (int k0 = 0; k0 < K; k0 += LGRU_PACK_DEPTH) {
+            const int kn = K - k0 < LGRU_PACK_DEPTH ? K - k0 : LGRU_PACK_DEPTH;
             float *tile = group + (long)k0 * W;
             for (int j = 0; j < n; j++) {
                 const float *src = b + (long)(j0 + j) * ldb + k0;
@@ -64,30 +85,78 @@ static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, f
     }
 }
 
+#if defined(__AVX512F__)
+typedef __m512 lgru_vec;
+typedef __mmask16 lgru_mask;
+#define lgru_zero _mm512_setzero_ps
+#define lgru_load _mm512_loadu_ps
+#define lgru_set1 _mm512_set1_ps
+#define lgru_fmadd _mm512_fmadd_ps
+
+/* A mask of the first `tail` (1 to 16) floats of a vector. */
+static inline lgru_mask lgru_tail_mask(int tail) {
+    return tail >= LGRU_UNITS ? 0xFFFF : (__mmask16)((1u << tail) - 1);
+}
+
+/* out <- value (+ out with accumulate); the last vector of a row under the mask `last`. */
+static inline __attribute__((always_inline)) void lgru_store(float *out, lgru_vec value,
+                                                             int last_vector, lgru_mask last,
+                                                             int accumulate) {
+    const __mmask16 mask = last_vector ? last : (__mmask16)0xFFFF;
+    _mm512_mask_storeu_ps(
+        out, mask, accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), value) : value);
+}
+#else /* AVX2 with FMA */
+typedef __m256 lgru_vec;
+typedef __m256i lgru_mask;
+#define lgru_zero _mm256_setzero_ps
+#define lgru_load _mm256_loadu_ps
+#define lgru_set1 _mm256_set1_ps
+#define lgru_fmadd _mm256_fmadd_ps
+
+/* A mask of the first `tail` (1 to 8) floats of a vector. */
+static inline lgru_mask lgru_tail_mask(int tail) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* out <- value (+ out with accumulate); the last vector of a row under the mask `last` (a
+ * masked move is slow on AMD: the other vectors are stored plainly). */
+static inline __attribute__((always_inline)) void lgru_store(float *out, lgru_vec value,
+                                                             int last_vector, lgru_mask last,
+                                                             int accumulate) {
+    if (last_vector) {
+        _mm256_maskstore_ps(
+            out, last, accumulate ? _mm256_add_ps(_mm256_maskload_ps(out, last), value) : value);
+    } else {
+        _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), value) : value);
+    }
+}
+#endif
+
 /* Rows [0, R) by vectors [0, V) of C; `last` masks the columns of the last vector. */
 static inline __attribute__((always_inline)) void lgru_block(
     const int R, const int V, int K, const float *restrict panel, const float *restrict a,
-    long lda, float *restrict c, long ldc, int accumulate, __mmask16 last) {
-    __m512 acc[LGRU_ROWS][3];
+    long lda, float *restrict c, long ldc, int accumulate, lgru_mask last) {
+    lgru_vec acc[LGRU_ROWS][LGRU_GROUP];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
 #pragma GCC unroll 3
         for (int v = 0; v < V; v++) {
-            acc[r][v] = _mm512_setzero_ps();
+            acc[r][v] = lgru_zero();
         }
     }
     for (int k = 0; k < K; k++) {
-        __m512 w[3];
+        lgru_vec w[LGRU_GROUP];
 #pragma GCC unroll 3
         for (int v = 0; v < V; v++) {
-            w[v] = _mm512_loadu_ps(panel + ((long)k * V + v) * LGRU_UNITS);
+            w[v] = lgru_load(panel + ((long)k * V + v) * LGRU_UNITS);
         }
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const __m512 x = _mm512_set1_ps(a[r * lda + k]);
+            const lgru_vec x = lgru_set1(a[r * lda + k]);
 #pragma GCC unroll 3
             for (int v = 0; v < V; v++) {
-                acc[r][v] = _mm512_fmadd_ps(x, w[v], acc[r][v]);
+                acc[r][v] = lgru_fmadd(x, w[v], acc[r][v]);
             }
         }
     }
@@ -95,12 +164,7 @@ static inline __attribute__((always_inline)) void lgru_block(
     for (int r = 0; r < R; r++) {
 #pragma GCC unroll 3
         for (int v = 0; v < V; v++) {
-            float *out = c + r * ldc + v * LGRU_UNITS;
-            const __mmask16 mask = v == V - 1 ? last : (__mmask16)0xFFFF;
-            _mm512_mask_storeu_ps(
-                out, mask,
-                accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), acc[r][v])
-                           : acc[r][v]);
+            lgru_store(c + r * ldc + v * LGRU_UNITS, acc[r][v], v == V - 1, last, accumulate);
         }
     }
 }
@@ -112,19 +176,25 @@ static void lgru_block_gemm(int M, int N, int K, const float *packed, const floa
         const int R = M - r0 < LGRU_ROWS ? M - r0 : LGRU_ROWS;
         const float *a_rows = a + (long)r0 * lda;
         float *c_rows = c + (long)r0 * ldc;
-        for (int j0 = 0; j0 < N; j0 += 3 * LGRU_UNITS) {
+        for (int j0 = 0; j0 < N; j0 += LGRU_GROUP * LGRU_UNITS) {
             const int V = lgru_group_vectors(N, j0);
             const int tail = N - j0 - (V - 1) * LGRU_UNITS;  /* columns of the last vector */
-            const __mmask16 last = tail >= LGRU_UNITS ? 0xFFFF : (__mmask16)((1u << tail) - 1);
+            const lgru_mask last = lgru_tail_mask(tail);
             const float *panel = packed + (long)j0 * K;
             switch (R * 4 + V) {
 #define LGRU_CASE(RR, VV)                                                                      \
     case RR * 4 + VV:                                                                          \
         lgru_block(RR, VV, K, panel, a_rows, lda, c_rows + j0, ldc, accumulate, last);         \
         break;
+#if defined(__AVX512F__)
 #define LGRU_CASES(RR) LGRU_CASE(RR, 1) LGRU_CASE(RR, 2) LGRU_CASE(RR, 3)
                 LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
                 LGRU_CASES(5) LGRU_CASES(6) LGRU_CASES(7) LGRU_CASES(8)
+#else
+#define LGRU_CASES(RR) LGRU_CASE(RR, 1) LGRU_CASE(RR, 2)
+                LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
+                LGRU_CASES(5) LGRU_CASES(6)
+#endif
 #undef LGRU_CASES
 #undef LGRU_CASE
             }
@@ -134,6 +204,7 @@ static void lgru_block_gemm(int M, int N, int K, const float *packed, const floa
 
 #else
 #define LGRU_HAVE_BLOCK_GEMM 0
+enum { LGRU_MAX_DEPTH = 0, LGRU_MIN_ROWS_LARGE_WEIGHT = 1 };
 static long lgru_block_packed_floats(int K, int N) {
     (void)K; (void)N;
     return 0;

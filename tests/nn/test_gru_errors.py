@@ -225,7 +225,7 @@ def _poison(x: torch.Tensor, value: float) -> torch.Tensor:
     return x.requires_grad_()
 
 
-# float32 with H = 16 runs the AVX-512 register-block products where the build has them
+# float32 with H = 16 runs the register-block products where the build has them
 DTYPE_AND_H = [
     pytest.param((torch.float64, 7), id="f64-H7"),
     pytest.param((torch.float32, 16), id="f32-H16"),

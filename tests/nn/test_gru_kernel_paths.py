@@ -4,11 +4,11 @@ By default the kernel splits a batch across threads only for large products and 
 recurrent weight (MKL) only above a size; at the small shapes of the parity grid neither
 happens, and the backward walks time in one chunk of steps. Here the thresholds are set to
 zero (and to "never") so every combination of thread blocks, packed weights, serial BLAS and
-chunks of steps is compared with the oracle, with and without the
-AVX-512 register-block products (float32, where the build has them; column counts that are not
-multiples of 16 end in a masked vector), which also carry the products over all steps with 16
-or more columns (the input projection, the input gradient), split by rows across threads when
-the threshold is zero.
+chunks of steps is compared with the oracle, with and without the register-block products
+(float32, where the build has them; column counts that are not multiples of the vector width,
+16 floats or 8 on AVX2, end in a masked vector), which also carry the products over all steps
+with 16 or more columns (the input projection, the input gradient), split by rows across
+threads when the threshold is zero.
 """
 
 import pytest
@@ -38,12 +38,13 @@ LAYOUTS = [
     pytest.param(Case(T=4, B=1, I=3, H=8), id="B1"),
     pytest.param(Case(T=6, B=19, I=5, H=32, layout="packed"), id="packed-unsorted-H32"),
     pytest.param(Case(T=5, B=9, I=4, H=16, num_layers=2, bidirectional=True), id="dense-2L-bi-H16"),
-    # I = 16: the input gradient on the register blocks too; 9 rows, one block of 8 and one row
-    # (fewer than 8 rows in all go to BLAS); the per-step products of 3 rows stay on the blocks
+    # I = 16: the input gradient on the register blocks too; 9 rows, a full block of rows (8, or
+    # 6 on AVX2) and the rest (fewer than 8 rows in all go to BLAS); the per-step products of 3
+    # rows stay on the blocks
     pytest.param(Case(T=3, B=3, I=16, H=16), id="I16-nine-rows"),
     # 3 rows over all steps: the input projection and gradient go to BLAS, not the blocks
     pytest.param(Case(T=1, B=3, I=16, H=16), id="I16-three-rows"),
-    # column counts that are not multiples of 16 (3H = 36, I = 20): a masked last vector
+    # column counts that are not multiples of 16 or 8 (3H = 36, I = 20): a masked last vector
     pytest.param(Case(T=4, B=11, I=20, H=12, layout="packed"), id="I20-H12-masked-columns"),
     pytest.param(
         Case(T=5, B=9, I=4, H=20, num_layers=2, bidirectional=True, layout="packed"),
