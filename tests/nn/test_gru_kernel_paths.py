@@ -107,3 +107,23 @@ def test_default_thresholds_recompute_n_in_chunks(case, reset_after, dtype):
     assert not _cython.keeps_n(rows, case.H, True)
     oracle, ours = make_pair(case, dtype)
     check_parity(oracle, ours, case, inputs, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize(
+    "case",
+    [
+        # a recurrent weight over 1 MiB (3H x H > 2**18 floats) with 4 sequences and 32 steps:
+        # packed for the register blocks with AVX-512, left to MKL with AVX2 (fewer than 8)
+        pytest.param(Case(T=32, B=4, I=3, H=300), id="large-weight-4-sequences"),
+        # an input projection 1100 deep: on the blocks with AVX-512, on MKL with AVX2 (> 1024)
+        pytest.param(Case(T=4, B=4, I=1100, H=16, layout="packed"), id="1100-deep-input"),
+    ],
+)
+def test_default_thresholds_where_the_builds_differ(case, reset_after, dtype):
+    """Shapes that block_gemm.h's limits send to MKL on one instruction set and to the register
+    blocks on the other, with the default thresholds."""
+    case = case.with_(reset_after=reset_after)
+    oracle, ours = make_pair(case, dtype)
+    check_parity(oracle, ours, case, make_inputs(case, dtype), dtype)
