@@ -27,9 +27,10 @@
 /* Rows per block, floats per vector, vectors per column group; and where MKL does better
  * (_gru.pyx asks): products deeper than LGRU_MAX_DEPTH, and per-step products of a large
  * weight with fewer than LGRU_MIN_ROWS_LARGE_WEIGHT rows per step. With AVX2, blocks of one to
- * a few rows keep too few FMAs in flight, and MKL runs such a product on both threads: a
- * sequence of 100 steps with 1024 hidden units measured 0.75x in inference on the blocks, an
- * input of 4096 features 0.59x; with AVX-512 neither limit was needed. */
+ * a few rows keep too few FMAs in flight while MKL runs such a product on both threads (one
+ * sequence of 100 steps, 1024 hidden units: 0.75x in inference on the blocks), and packing the
+ * transposed W_ih of 4096 input features cost as much as its product (0.59x). With AVX-512
+ * neither limit was needed. */
 #if defined(__AVX512F__)
 enum { LGRU_ROWS = 8, LGRU_UNITS = 16, LGRU_GROUP = 3 };
 enum { LGRU_MAX_DEPTH = 1 << 30, LGRU_MIN_ROWS_LARGE_WEIGHT = 1 };
