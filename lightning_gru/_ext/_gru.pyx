@@ -171,11 +171,16 @@ cdef inline bint blocked_products() noexcept nogil:
     return BLOCK_GEMM and LGRU_HAVE_BLOCK_GEMM == 1
 
 
+cdef inline bint large_recurrent_weight(int H) noexcept nogil:
+    """Whether W_hh (3H x H) has more than ``LARGE_WEIGHT_FLOATS`` floats."""
+    return <long>3 * H * H > LARGE_WEIGHT_FLOATS
+
+
 cdef inline bint block_recurrent(int B, int H) noexcept nogil:
     """Whether the per-step products of a direction of B sequences run on the register blocks:
     where ``blocked_products()``, within the limits of block_gemm.h (none with AVX-512)."""
     return (blocked_products() and H <= LGRU_MAX_DEPTH
-            and (B >= LGRU_MIN_ROWS_LARGE_WEIGHT or <long>3 * H * H <= LARGE_WEIGHT_FLOATS))
+            and (B >= LGRU_MIN_ROWS_LARGE_WEIGHT or not large_recurrent_weight(H)))
 
 
 cdef inline bint pack_recurrent_weight(int T, int N, int B, int H3, int H,
@@ -185,7 +190,7 @@ cdef inline bint pack_recurrent_weight(int T, int N, int B, int H3, int H,
     in MKL's."""
     if T <= 1 or N < PACK_MIN_ROWS:
         return False
-    if <long>H3 * H > LARGE_WEIGHT_FLOATS and B < 4 and T < 32:
+    if large_recurrent_weight(H) and B < 4 and T < 32:
         return False
     return blocked or <long>B * H3 * H >= PACK_MIN_MACS
 
