@@ -33,6 +33,9 @@ class LanguageModelNet(nn.Module):
         dropout: dropout between layers and before the head.
         reset_after: GRU cell variant (see :class:`lightning_gru.nn.GRU`).
         backend: GRU kernel (see :class:`lightning_gru.nn.GRU`).
+        init_std: ``None`` keeps PyTorch's initialisation; a number draws every weight from a
+            normal distribution with this standard deviation and zeroes the biases, as d2l's
+            models written from scratch do (``torch.randn(shape) * 0.01``).
 
     >>> net = LanguageModelNet(28, "gru", hidden_size=16)
     >>> logits, state = net(torch.randint(0, 28, (2, 35)))
@@ -50,12 +53,15 @@ class LanguageModelNet(nn.Module):
         dropout: float = 0.0,
         reset_after: bool = True,
         backend: Backend = "auto",
+        init_std: float | None = None,
     ) -> None:
         super().__init__()
         if embedding_dim is not None and embedding_dim < 1:
             raise ValueError(
                 f"embedding_dim must be >= 1, or None for one-hot inputs, got {embedding_dim}"
             )
+        if init_std is not None and not init_std > 0:
+            raise ValueError(f"init_std must be > 0, or None for PyTorch's, got {init_std}")
         self.vocab_size = vocab_size
         self.embedding = None if embedding_dim is None else nn.Embedding(vocab_size, embedding_dim)
         input_size = vocab_size if embedding_dim is None else embedding_dim
@@ -71,6 +77,12 @@ class LanguageModelNet(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
+        if init_std is not None:
+            for name, parameter in self.named_parameters():
+                if "bias" in name:
+                    nn.init.zeros_(parameter)
+                else:
+                    nn.init.normal_(parameter, std=init_std)
 
     def forward(self, ids: Tensor, state: State = None) -> tuple[Tensor, State]:
         """``(B, T)`` ids and an optional state to ``(B, T, V)`` logits and the new state."""
@@ -112,6 +124,8 @@ class LanguageModel(L.LightningModule):
         dropout: dropout between layers and before the head.
         reset_after: GRU cell variant (see :class:`lightning_gru.nn.GRU`).
         backend: GRU kernel (see :class:`lightning_gru.nn.GRU`).
+        init_std: ``None`` keeps PyTorch's initialisation; a number draws the weights from
+            ``N(0, init_std**2)`` and zeroes the biases (d2l's models from scratch: 0.01).
         carry_state: carry the hidden state across batches; ``None`` decides from the data
             module's ``partition`` (``"sequential"`` carries).
         sample_prefixes: prefixes for the text generated at the end of ``fit``.
@@ -130,6 +144,7 @@ class LanguageModel(L.LightningModule):
         dropout: float = 0.0,
         reset_after: bool = True,
         backend: Backend = "auto",
+        init_std: float | None = None,
         carry_state: bool | None = None,
         sample_prefixes: list[str] | None = None,
         num_generate: int = 50,
@@ -147,6 +162,7 @@ class LanguageModel(L.LightningModule):
             dropout,
             reset_after,
             backend,
+            init_std,
         )
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler

@@ -61,6 +61,36 @@ def test_net_refuses_an_empty_embedding_and_ids_without_a_batch():
         LanguageModelNet(V, "gru", hidden_size=4)(torch.randint(0, V, (7,)))
 
 
+@pytest.mark.parametrize("encoder", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("embedding_dim", [None, 3], ids=["one-hot", "embedding"])
+def test_init_std_draws_every_weight_and_zeroes_every_bias(encoder, embedding_dim):
+    torch.manual_seed(0)
+    net = LanguageModelNet(V, encoder, 64, num_layers=2, embedding_dim=embedding_dim, init_std=0.01)
+    weights = [p for n, p in net.named_parameters() if "bias" not in n]
+    biases = [p for n, p in net.named_parameters() if "bias" in n]
+    assert len(biases) == 5  # two per layer, the head's
+    assert all(not b.any() for b in biases)
+    drawn = torch.cat([w.flatten() for w in weights])
+    assert drawn.std().item() == pytest.approx(0.01, rel=0.05)
+    assert drawn.mean().abs().item() < 1e-3
+
+
+def test_init_std_none_keeps_pytorchs_initialisation():
+    torch.manual_seed(0)
+    default = LanguageModelNet(V, "rnn", hidden_size=64)
+    torch.manual_seed(0)
+    same = LanguageModelNet(V, "rnn", hidden_size=64, init_std=None)
+    for a, b in zip(default.state_dict().values(), same.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert default.head.bias.any()  # PyTorch draws biases; init_std zeroes them
+
+
+@pytest.mark.parametrize("init_std", [0.0, -0.01, float("nan")])
+def test_init_std_must_be_positive(init_std):
+    with pytest.raises(ValueError, match="init_std must be > 0, or None"):
+        LanguageModelNet(V, "rnn", hidden_size=4, init_std=init_std)
+
+
 @pytest.mark.parametrize("encoder", ["gru", "lstm"])
 def test_net_logits_of_a_row_depend_only_on_that_row(encoder):
     """The net runs time-major inside; batch row b of its logits is sequence b alone."""
