@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
 from lightning_gru.models._common import Throughput, build_optimizers, check_vocab_size
@@ -101,7 +102,10 @@ class LanguageModel(L.LightningModule):
     """Next-token prediction on ``(X, Y)`` batches of ``(B, num_steps)`` token ids.
 
     Logs ``{stage}_loss`` (cross-entropy per token) and ``{stage}_ppl`` (torchmetrics
-    perplexity) for train and val, and ``train_tokens_per_sec`` (training steps only). With the
+    perplexity) for val and test; in training, ``train_loss_step`` at the steps the Trainer's
+    logger writes (every ``log_every_n_steps``), and on an epoch's last batch
+    ``train_loss_epoch`` (the mean over the epoch's tokens), ``train_ppl`` (its exponential) and
+    ``train_tokens_per_sec`` (training steps only). With the
     sequential partition, where each batch continues the previous one, the hidden state is
     carried from batch to batch (detached, so gradients stop at the batch) and reset at the start
     of every epoch; with the random partition it starts from zero in every batch, as in d2l. Clip
@@ -169,7 +173,8 @@ class LanguageModel(L.LightningModule):
         self.sample_prefixes = (
             ["time traveller", "traveller"] if sample_prefixes is None else sample_prefixes
         )
-        self.train_ppl, self.val_ppl, self.test_ppl = Perplexity(), Perplexity(), Perplexity()
+        self.train_mean_loss = MeanMetric()  # its exp is the training perplexity
+        self.val_ppl, self.test_ppl = Perplexity(), Perplexity()
         self.throughput = Throughput()
         self._state: dict[str, State] = {}
 
@@ -199,7 +204,7 @@ class LanguageModel(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.throughput.reset()
-        self.train_ppl.reset()  # an epoch cut short was never logged, so never reset
+        self.train_mean_loss.reset()  # an epoch cut short was never logged, so never reset
         self._state["train"] = None
 
     def on_validation_epoch_start(self) -> None:
@@ -212,7 +217,9 @@ class LanguageModel(L.LightningModule):
         self.throughput.start()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.throughput.stop(batch[0].numel())
+        self.throughput.stop(batch[0].numel())  # the step: forward, backward, optimizer
+        if self.trainer.is_last_batch:
+            self._log_training_epoch()
 
     def on_train_epoch_end(self) -> None:
         self.log("train_tokens_per_sec", self.throughput.rate())
@@ -269,18 +276,32 @@ class LanguageModel(L.LightningModule):
         self._state[stage] = _detach(state)
         # time-major rows, as the logits are stored: no copy of them
         loss = F.cross_entropy(logits.transpose(0, 1).flatten(0, 1), Y.T.flatten())
+        if stage == "train":
+            self._log_training(loss, Y.numel())
+            return loss
         ppl = getattr(self, f"{stage}_ppl")
         ppl.update(logits.detach(), Y)  # an epoch value: the per-batch one is not needed
-        training = stage == "train"
-        self.log(
-            f"{stage}_loss", loss, on_step=training, on_epoch=True, prog_bar=True, batch_size=len(X)
-        )
-        # Lightning computes and resets a logged metric at the epoch's end, however often it was
-        # logged: in training, log it on the last batch only. Each self.log call costs ~0.4 ms in
-        # Lightning 2.6 (Lightning-AI/pytorch-lightning#20388), 3-4% of a time-machine step.
-        if not training or self._trainer is None or self._trainer.is_last_batch:
-            self.log(f"{stage}_ppl", ppl, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(X))
+        self.log(f"{stage}_ppl", ppl, on_epoch=True, prog_bar=True)
         return loss
+
+    def _log_training(self, loss: Tensor, tokens: int) -> None:
+        # Each self.log call costs ~1 ms in Lightning 2.6 (Lightning-AI/pytorch-lightning#20388),
+        # ~5% of a time-machine step, and torchmetrics' Perplexity.update 0.2 ms: the step value
+        # is logged only where the logger writes it, and the epoch's come from a running mean
+        # of the loss (see on_train_batch_end).
+        self.train_mean_loss.update(loss.detach(), tokens)
+        trainer = self._trainer
+        every = trainer.log_every_n_steps if trainer is not None else 0
+        if every > 0 and (trainer.global_step + 1) % every == 0:
+            self.log("train_loss_step", loss, prog_bar=True)
+
+    def _log_training_epoch(self) -> None:
+        # Logged with the last batch, not at the epoch's end: callbacks (learning curves,
+        # checkpoints) read an epoch's metrics in on_train_epoch_end, before the module's own.
+        mean_loss = self.train_mean_loss.compute()
+        self.log("train_loss_epoch", mean_loss, on_step=False, on_epoch=True)
+        self.log("train_ppl", mean_loss.exp(), on_step=False, on_epoch=True, prog_bar=True)
 
     def _carry_state(self) -> bool:
         if self.hparams.carry_state is not None:

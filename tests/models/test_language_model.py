@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from functools import partial
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from lightning_gru.data import TimeMachineDataModule
@@ -167,6 +169,35 @@ def test_training_perplexity_is_each_epochs_own(make_trainer):
     assert losses[0][1] != pytest.approx(losses[2][1])
     for (_, loss), (_, ppl) in zip(losses, ppls, strict=True):
         assert ppl == pytest.approx(math.exp(loss), rel=1e-5)
+
+
+class StepLosses(L.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def test_training_losses_reach_the_logger_as_before(tmp_path, make_trainer):
+    """The step loss at every ``log_every_n_steps``-th step (what the logger writes), and per
+    epoch the mean of that epoch's step losses (equal batches: the mean over its tokens)."""
+    torch.manual_seed(0)
+    optimizer = partial(torch.optim.Adam, lr=0.05)
+    model = LanguageModel(V, hidden_size=8, num_generate=3, optimizer=optimizer)
+    steps = StepLosses()
+    logger = CSVLogger(tmp_path)
+    trainer = make_trainer(
+        max_epochs=2, num_sanity_val_steps=0, callbacks=[steps], logger=logger, log_every_n_steps=2
+    )
+    trainer.fit(model, ToyText("random", batches=3))
+    rows = list(csv.DictReader(open(f"{logger.log_dir}/metrics.csv")))
+    logged_steps = [float(r["train_loss_step"]) for r in rows if r.get("train_loss_step")]
+    assert logged_steps == pytest.approx(steps.losses[1::2], rel=1e-6)  # steps 2, 4, 6
+    epochs = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
+    means = [sum(steps.losses[i : i + 3]) / 3 for i in (0, 3)]
+    assert epochs == pytest.approx(means, rel=1e-5)
+    assert means[0] != pytest.approx(means[1])
 
 
 def test_learns_and_generates(tmp_path, make_trainer):
