@@ -50,7 +50,7 @@ from lightning.pytorch.cli import (
     SaveConfigCallback,
 )
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
@@ -62,10 +62,17 @@ from lightning_gru.models.callbacks import (
     WholeEpochCheckpoint,
 )
 
-__all__ = ["LightningGRUCLI", "cli_main", "run_cli"]
+__all__ = ["ArgumentValueError", "LightningGRUCLI", "cli_main", "run_cli"]
 
 WANDB_PROJECT = "lightning-gru"
 _SUMMARY = "Sentiment, language-model and forecasting experiments with a fast GRU (LightningCLI)."
+
+
+class ArgumentValueError(ValueError):
+    """A value of the command's configuration that the model, the data module, the Trainer or a
+    callback refused when the command built it (``--data.init_args.batch_size 0``); the
+    message is theirs. The console script prints it in one line, as argparse does a value of
+    the wrong type."""
 
 
 class ConfigToLoggers(SaveConfigCallback):
@@ -267,11 +274,15 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
             _finish_wandb(exit_code=128 + signal.SIGTERM)
             raise SystemExit(128 + signal.SIGTERM) from err
         _finish_wandb(exit_code=err.code if isinstance(err, SystemExit) and err.code else 1)
-        if isinstance(err, ValueError) and isinstance(err.__cause__, (OSError, ValueError)):
-            # a data module's error while linking its vocabulary to the model (a file missing
-            # or unreadable, a source unreachable), which jsonargparse wraps in a ValueError
-            # that repeats the link's arguments: the original says what to do
-            raise err.__cause__ from None
+        cause = err.__cause__
+        if isinstance(err, ValueError) and isinstance(cause, (OSError, ValueError)):
+            # an error of a class that jsonargparse built (a model or data module refusing an
+            # argument; a data module's file missing, unreadable or unreachable while its
+            # vocabulary is linked to the model), wrapped in a ValueError that repeats the
+            # arguments: the original says what to do
+            if type(cause) is ValueError:
+                raise ArgumentValueError(str(cause)) from cause
+            raise cause from None
         raise
     _finish_wandb(exit_code=0)
     return cli
@@ -279,11 +290,17 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
 
 def cli_main(args: ArgsType = None) -> None:
     """The ``lightning-gru`` console script (and ``python -m lightning_gru``). A data source
-    that cannot be reached, a missing file or a data file that cannot be used ends it with that
-    one message, not a traceback."""
+    that cannot be reached, a missing file, a data file that cannot be used or an argument
+    value that a class refuses ends it with that one message, not a traceback."""
     try:
         run_cli(args)
-    except (SourceUnreachableError, FileNotFoundError, DataFileError) as err:
+    except (
+        SourceUnreachableError,
+        FileNotFoundError,
+        DataFileError,
+        ArgumentValueError,
+        MisconfigurationException,  # the Trainer's refusal of an argument
+    ) as err:
         sys.exit(f"lightning-gru: error: {err}")
 
 

@@ -20,7 +20,7 @@ import torch
 import yaml
 from models._fixtures import one_thread  # noqa: F401  (autouse: tests/models/_fixtures.py)
 
-from lightning_gru.cli import cli_main, run_cli, wandb_has_credentials
+from lightning_gru.cli import ArgumentValueError, cli_main, run_cli, wandb_has_credentials
 from lightning_gru.data import SourceUnreachableError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -637,6 +637,25 @@ def test_data_errors_reach_the_user_unwrapped(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli_main([*sine, "--checkpoint.dirpath", str(tmp_path / "sine")])
     assert str(exit_info.value.code).endswith("series.csv: line 2 has 2 columns, expected one")
+
+
+def test_argument_values_a_class_refuses_end_the_command_in_one_line(tmp_path):
+    """A value of the right type that the data module, the model or the Trainer refuses: the
+    class's own message, without a traceback (``run_cli`` raises it for scripts)."""
+    debug = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
+    bad_batch = [*debug, "--data.init_args.batch_size", "0"]
+    with pytest.raises(ArgumentValueError, match="^batch_size must be >= 1, got 0$") as info:
+        run_cli(bad_batch)
+    assert isinstance(info.value, ValueError)
+    cases = {
+        "batch_size must be >= 1, got 0": bad_batch,
+        "hidden_size must be greater than zero": [*debug, "--model.init_args.hidden_size", "0"],
+        "`max_epochs` must be a non-negative integer or -1": [*debug, "--trainer.max_epochs", "-5"],
+    }
+    for message, args in cases.items():
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(args)
+        assert str(exit_info.value.code).startswith(f"lightning-gru: error: {message}")
 
 
 def test_has_test_split():

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_gru.data._common import (
     DataFileError,
+    check_at_least,
     check_fraction,
     check_limit,
     existing_file,
@@ -139,6 +140,8 @@ class IMDbDataModule(L.LightningDataModule):
         super().__init__()
         check_fraction("val_fraction", val_fraction)
         check_limit("max_length", max_length)
+        check_at_least(1, batch_size=batch_size, bucket_batches=bucket_batches)
+        check_at_least(0, num_workers=num_workers)
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.dataset_name = dataset_name

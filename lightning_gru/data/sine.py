@@ -11,7 +11,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_gru.data._common import DataFileError, check_fraction, existing_file
+from lightning_gru.data._common import (
+    DataFileError,
+    check_at_least,
+    check_fraction,
+    existing_file,
+)
 from lightning_gru.data.samplers import ShuffledBatchSampler, at_trainer_epoch
 
 
@@ -132,8 +137,8 @@ class SineWaveDataModule(L.LightningDataModule):
         super().__init__()
         check_fraction("train_fraction", train_fraction, allow_zero=False)
         check_fraction("val_fraction", val_fraction)
-        if seq_len < 1:
-            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        check_at_least(1, num_points=num_points, seq_len=seq_len, batch_size=batch_size)
+        check_at_least(0, num_workers=num_workers)
         self.save_hyperparameters()
         self.data_file = data_file
         self.num_points = num_points

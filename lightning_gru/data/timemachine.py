@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_gru.data._common import (
     DataFileError,
+    check_at_least,
     check_fraction,
     check_limit,
     existing_file,
@@ -118,9 +119,8 @@ class TimeMachineDataModule(L.LightningDataModule):
             raise ValueError(f"partition must be one of {_PARTITIONS}, got {partition!r}")
         check_fraction("val_fraction", val_fraction)
         check_limit("max_tokens", max_tokens)
-        for name, value in (("batch_size", batch_size), ("num_steps", num_steps)):
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        check_at_least(1, batch_size=batch_size, num_steps=num_steps)
+        check_at_least(0, num_workers=num_workers)
         self.save_hyperparameters()
         self.data_file = data_file
         self.url = url
