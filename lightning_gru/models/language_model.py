@@ -102,14 +102,14 @@ class LanguageModel(L.LightningModule):
     """Next-token prediction on ``(X, Y)`` batches of ``(B, num_steps)`` token ids.
 
     Logs ``{stage}_loss`` (cross-entropy per token) and ``{stage}_ppl`` (torchmetrics
-    perplexity) for val and test; in training, ``train_loss_step`` at the steps the Trainer's
-    logger writes (every ``log_every_n_steps``), and on an epoch's last batch
-    ``train_loss_epoch`` (the mean over the epoch's tokens), ``train_ppl`` (its exponential) and
-    ``train_tokens_per_sec`` (training steps only). With the
-    sequential partition, where each batch continues the previous one, the hidden state is
-    carried from batch to batch (detached, so gradients stop at the batch) and reset at the start
-    of every epoch; with the random partition it starts from zero in every batch, as in d2l. Clip
-    gradients with the Trainer's ``gradient_clip_val``.
+    perplexity) for val and test. In training: ``train_loss_step`` at the steps the Trainer's
+    logger writes (every ``log_every_n_steps``); after an epoch's last step ``train_loss_epoch``
+    (the mean over the epoch's tokens) and ``train_ppl`` (its exponential); at the epoch's end
+    ``train_tokens_per_sec`` (the training steps only). With the sequential partition, where
+    each batch continues the previous one, the hidden state is carried from batch to batch
+    (detached, so gradients stop at the batch) and reset at the start of every epoch; with the
+    random partition it starts from zero in every batch, as in d2l. Clip gradients with the
+    Trainer's ``gradient_clip_val``.
 
     At the end of ``fit`` it writes ``generated_text`` (a W&B table and a Markdown file) with
     :meth:`generate` for ``sample_prefixes``; ``predict`` batches ``{"prefix": [str, ...]}``
