@@ -101,7 +101,20 @@ class BuildExtRecordingConfig(build_ext):
         CONFIG_FILE.write_text(CONFIG)
 
 
+def recipe_data_files() -> list[tuple[str, list[str]]]:
+    """The recipes, installed with a wheel under ``<prefix>/share/lightning-gru/recipes`` (see
+    ``lightning_gru.recipes.recipes_dir``), so that the demo and the recipes work without a
+    checkout."""
+    folders: dict[str, list[str]] = {}
+    for path in sorted(Path("recipes").rglob("*")):
+        if path.is_file() and path.suffix in (".yaml", ".md", ".py"):
+            folder = Path("share", "lightning-gru", path.parent).as_posix()
+            folders.setdefault(folder, []).append(path.as_posix())
+    return sorted(folders.items())
+
+
 setup(
+    data_files=recipe_data_files(),
     cmdclass={"build_ext": BuildExtRecordingConfig},
     ext_modules=cythonize(
         extensions,

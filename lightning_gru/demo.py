@@ -12,16 +12,17 @@ import time
 from pathlib import Path
 
 from lightning_gru.cli import run_cli
+from lightning_gru.recipes import recipes_dir
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "forecasting"
 NOISE_FLOOR = 0.01  # the variance of the noise: no forecast does better on average
 
 
 def run_recipe(name: str, extra: list[str]) -> tuple[float, Path]:
     """Fit a forecasting recipe, test its best checkpoint; the roll-out MSE and the run folder."""
-    recipe = RECIPES / f"{name}.yaml"
-    if not recipe.is_file():
-        raise SystemExit(f"{recipe} not found: run the demo from a checkout of lightning-gru")
+    try:
+        recipe = recipes_dir() / "forecasting" / f"{name}.yaml"
+    except FileNotFoundError as err:
+        raise SystemExit(f"lightning-gru demo: {err}") from None
     args = ["--config", str(recipe), "--trainer.enable_model_summary", "false", *extra]
     fit = run_cli(["fit", *args])
     best = fit.trainer.checkpoint_callback.best_model_path
