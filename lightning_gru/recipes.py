@@ -1,6 +1,5 @@
 """Where the YAML recipes are: in a checkout, or where a wheel installed them."""
 
-import sys
 import sysconfig
 from pathlib import Path
 
@@ -18,12 +17,8 @@ def recipes_dir() -> Path:
     True
     """
     candidates = [Path(__file__).resolve().parents[1] / "recipes"]
-    for scheme in (None, f"{'nt' if sys.platform == 'win32' else 'posix'}_user"):
-        try:
-            prefix = sysconfig.get_path("data", scheme) if scheme else sysconfig.get_path("data")
-        except KeyError:  # a platform without that scheme
-            continue
-        candidates.append(Path(prefix) / _INSTALLED)
+    for scheme in (sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user")):
+        candidates.append(Path(sysconfig.get_path("data", scheme)) / _INSTALLED)
     for folder in candidates:
         if (folder / "debug.yaml").is_file():
             return folder
