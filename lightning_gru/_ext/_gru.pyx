@@ -70,6 +70,37 @@ cdef extern from "gru_gates.h" nogil:
     void lgru_ra_infer_d(int, const double *, const double *, const double *, const double *,
                          const double *, const double *, const double *, const double *,
                          const double *, const double *, double *)
+    # two rows: (r0, z0, n0, r1, z1, n1), (gh_r0, gh_z0, gh_n0, gh_r1, gh_z1, gh_n1), the
+    # biases, h0, h1 (then n_out0, n_out1 to keep n)
+    void lgru_ra_forward_pair_f(int, float *, float *, float *, float *, float *, float *,
+                                const float *, const float *, const float *, const float *,
+                                const float *, const float *, const float *, const float *,
+                                const float *, const float *, float *, float *)
+    void lgru_ra_forward_pair_d(int, double *, double *, double *, double *, double *,
+                                double *, const double *, const double *, const double *,
+                                const double *, const double *, const double *,
+                                const double *, const double *, const double *,
+                                const double *, double *, double *)
+    void lgru_ra_forward_keep_pair_f(int, float *, float *, float *, float *, float *, float *,
+                                     const float *, const float *, const float *,
+                                     const float *, const float *, const float *,
+                                     const float *, const float *, const float *,
+                                     const float *, float *, float *, float *, float *)
+    void lgru_ra_forward_keep_pair_d(int, double *, double *, double *, double *, double *,
+                                     double *, const double *, const double *, const double *,
+                                     const double *, const double *, const double *,
+                                     const double *, const double *, const double *,
+                                     const double *, double *, double *, double *, double *)
+    void lgru_ra_infer_pair_f(int, const float *, const float *, const float *, const float *,
+                              const float *, const float *, const float *, const float *,
+                              const float *, const float *, const float *, const float *,
+                              const float *, const float *, const float *, const float *,
+                              float *, float *)
+    void lgru_ra_infer_pair_d(int, const double *, const double *, const double *,
+                              const double *, const double *, const double *, const double *,
+                              const double *, const double *, const double *, const double *,
+                              const double *, const double *, const double *, const double *,
+                              const double *, double *, double *)
     void lgru_rb_forward_rz_f(int, float *, float *, const float *, const float *,
                               const float *, const float *, const float *, float *)
     void lgru_rb_forward_rz_d(int, double *, double *, const double *, const double *,
@@ -83,6 +114,16 @@ cdef extern from "gru_gates.h" nogil:
     void lgru_ra_backward_d(int, int, double *, double *, double *, double *, const double *,
                             double *, const double *, const double *, double *, double *,
                             double *)
+    # two rows, n recomputed: H, b_n, then per row (r, z, hn, c, dh_state, dy, h_prev, dr, dz,
+    # dhn)
+    void lgru_ra_backward_recompute_pair_f(
+        int, const float *, float *, float *, float *, float *, float *, const float *,
+        const float *, float *, float *, float *, float *, float *, float *, float *, float *,
+        const float *, const float *, float *, float *, float *)
+    void lgru_ra_backward_recompute_pair_d(
+        int, const double *, double *, double *, double *, double *, double *, const double *,
+        const double *, double *, double *, double *, double *, double *, double *, double *,
+        double *, const double *, const double *, double *, double *, double *)
     void lgru_rb_backward_zn_f(int, const float *, float *, float *, float *, const float *,
                                const float *, float *, float *)
     void lgru_rb_backward_zn_d(int, const double *, double *, double *, double *,
@@ -427,6 +468,41 @@ cdef inline void ra_forward(int H, floating *g, const floating *gh, const floati
                             bias + 2 * H, bias + 3 * H, h)
 
 
+cdef inline void ra_forward_pair(int H, floating *g, const floating *gh, const floating *bias,
+                                 floating *h, floating *n_saved, bint training) noexcept nogil:
+    """Rows 0 and 1 of ``g``, ``gh`` (3H apart), ``h`` and ``n_saved`` (H apart) at once."""
+    cdef floating *g1 = g + 3 * H
+    cdef const floating *gh1 = gh + 3 * H
+    if floating is float:
+        if training and n_saved != NULL:
+            lgru_ra_forward_keep_pair_f(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh,
+                                        gh + H, gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias,
+                                        bias + H, bias + 2 * H, bias + 3 * H, h, h + H,
+                                        n_saved, n_saved + H)
+        elif training:
+            lgru_ra_forward_pair_f(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh, gh + H,
+                                   gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias, bias + H,
+                                   bias + 2 * H, bias + 3 * H, h, h + H)
+        else:
+            lgru_ra_infer_pair_f(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh, gh + H,
+                                 gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias, bias + H,
+                                 bias + 2 * H, bias + 3 * H, h, h + H)
+    else:
+        if training and n_saved != NULL:
+            lgru_ra_forward_keep_pair_d(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh,
+                                        gh + H, gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias,
+                                        bias + H, bias + 2 * H, bias + 3 * H, h, h + H,
+                                        n_saved, n_saved + H)
+        elif training:
+            lgru_ra_forward_pair_d(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh, gh + H,
+                                   gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias, bias + H,
+                                   bias + 2 * H, bias + 3 * H, h, h + H)
+        else:
+            lgru_ra_infer_pair_d(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh, gh + H,
+                                 gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias, bias + H,
+                                 bias + 2 * H, bias + 3 * H, h, h + H)
+
+
 cdef inline void rb_forward_rz(int H, floating *g, const floating *gh, const floating *bias,
                                const floating *h, floating *rh) noexcept nogil:
     if floating is float:
@@ -449,10 +525,15 @@ cdef inline void ra_forward_rows(
 ) noexcept nogil:
     """Rows [b0, b1) of one reset_after step; ``g``, ``n_saved``, ``y`` and ``history`` (the
     last two may be NULL) start at the step."""
-    cdef Py_ssize_t b
-    for b in range(b0, b1):
+    cdef Py_ssize_t b = b0
+    while b + 1 < b1:
+        ra_forward_pair(H, g + b * 3 * H, gh + b * 3 * H, bias, h + b * H,
+                        n_saved + b * H if n_saved != NULL else NULL, training)
+        b += 2
+    if b < b1:
         ra_forward(H, g + b * 3 * H, gh + b * 3 * H, bias, h + b * H,
                    n_saved + b * H if n_saved != NULL else NULL, training)
+    for b in range(b0, b1):
         memcpy(y + b * ldy, h + b * H, H * sizeof(floating))
         if history != NULL:
             memcpy(history + b * H, h + b * H, H * sizeof(floating))
@@ -657,6 +738,25 @@ cdef inline void ra_backward(int H, floating *g, floating *c, const floating *b_
                            dg + H, dg + 2 * H)
 
 
+cdef inline void ra_backward_recompute_pair(
+    int H, floating *g, floating *c, const floating *b_n, floating *dh_state,
+    const floating *dy0, const floating *dy1, const floating *h_prev0, const floating *h_prev1,
+    floating *dg,
+) noexcept nogil:
+    """``ra_backward`` (n recomputed) of two rows: ``g`` and ``dg`` 3H apart, ``c`` and
+    ``dh_state`` H apart."""
+    cdef floating *g1 = g + 3 * H
+    cdef floating *dg1 = dg + 3 * H
+    if floating is float:
+        lgru_ra_backward_recompute_pair_f(
+            H, b_n, g, g + H, g + 2 * H, c, dh_state, dy0, h_prev0, dg, dg + H, dg + 2 * H,
+            g1, g1 + H, g1 + 2 * H, c + H, dh_state + H, dy1, h_prev1, dg1, dg1 + H, dg1 + 2 * H)
+    else:
+        lgru_ra_backward_recompute_pair_d(
+            H, b_n, g, g + H, g + 2 * H, c, dh_state, dy0, h_prev0, dg, dg + H, dg + 2 * H,
+            g1, g1 + H, g1 + 2 * H, c + H, dh_state + H, dy1, h_prev1, dg1, dg1 + H, dg1 + 2 * H)
+
+
 cdef inline void rb_backward_zn(int H, floating *g, floating *dh_state, const floating *dy,
                                 const floating *h_prev, floating *dg,
                                 floating *rh) noexcept nogil:
@@ -687,6 +787,14 @@ cdef inline const floating *previous_state(
     return h0 + b * H
 
 
+cdef inline const floating *row_gradient(
+    const floating *dy, int ld_dy, const floating *dy_fill, const int64_t *offsets,
+    Py_ssize_t t, Py_ssize_t b,
+) noexcept nogil:
+    """Row of the output gradient for step ``t`` of sequence ``b`` (``dy_fill`` without dy)."""
+    return dy + (offsets[t] + b) * ld_dy if dy != NULL else dy_fill
+
+
 cdef inline void backward_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, Py_ssize_t t, int T, const int64_t *batch_sizes,
     const int64_t *offsets, const floating *y, int ldy, const floating *h0, const floating *dy,
@@ -697,20 +805,34 @@ cdef inline void backward_rows(
     """Rows [b0, b1) of step ``t``: gate gradients (r's too when reset_after); ``g`` and ``c``
     (the step's rows of the chunk buffer, see ``backward_direction``) start at the step,
     ``dg_step`` at row b0."""
-    cdef Py_ssize_t b
+    cdef Py_ssize_t i, b = b0
     cdef const floating *h_prev
     cdef const floating *dy_row
-    for b in range(b0, b1):
+    if reset_after and not n_kept:  # two rows at a time, as far as they pair up
+        while b + 1 < b1:
+            ra_backward_recompute_pair(
+                H, g + b * 3 * H, c + b * H, b_n, dh_state + b * H,
+                row_gradient(dy, ld_dy, dy_fill, offsets, t, b),
+                row_gradient(dy, ld_dy, dy_fill, offsets, t, b + 1),
+                previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse),
+                previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b + 1, reverse),
+                dg_step + (b - b0) * 3 * H)
+            b += 2
+    if h_prev_buffer != NULL:
+        for i in range(b0, b1):
+            memcpy(h_prev_buffer + (offsets[t] + i) * H,
+                   previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, i, reverse),
+                   H * sizeof(floating))
+    while b < b1:
         h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
-        if h_prev_buffer != NULL:
-            memcpy(h_prev_buffer + (offsets[t] + b) * H, h_prev, H * sizeof(floating))
-        dy_row = dy + (offsets[t] + b) * ld_dy if dy != NULL else dy_fill
+        dy_row = row_gradient(dy, ld_dy, dy_fill, offsets, t, b)
         if reset_after:
             ra_backward(H, g + b * 3 * H, c + b * H, b_n, dh_state + b * H, dy_row, h_prev,
                         dg_step + (b - b0) * 3 * H, n_kept)
         else:
             rb_backward_zn(H, g + b * 3 * H, dh_state + b * H, dy_row, h_prev,
                            dg_step + (b - b0) * 3 * H, c + b * H)
+        b += 1
 
 
 cdef inline void rb_backward_r_rows(
