@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PIP) install --quiet -c constraints.txt "torch==2.13.0" "setuptools>=77" "Cython>=3"
 	$(PIP) install --quiet -c constraints.txt --no-build-isolation -e ".[dev]"
 	touch $@
+# (and whenever the package is missing from the environment, whatever the stamp says)
+ifeq ($(wildcard $(VENV)/lib/python*/site-packages/lightning_gru-*.dist-info),)
+.PHONY: $(STAMP)
+endif
 
 # The Cython extension: rebuilt in place when a .pyx/.h or setup.py changes, when the build
 # configuration changes (setup.py then recompiles everything), or when no extension is there.
