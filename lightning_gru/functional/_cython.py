@@ -256,7 +256,7 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_hist
     *rows, I = x.shape
     N = math.prod(rows)
     D, B, H = h0.shape
-    T = len(batch_sizes)
+    T = batch_sizes.shape[0]  # (len() of a tensor is a Python call)
     itemsize = x.element_size()
     y = _new_buffer(x, *rows, D * H)
     h_n = x.new_empty((D, B, H))
@@ -335,7 +335,7 @@ def _kernel_backward(ctx, dy, dh_n):
     *rows, I = x.shape
     N = math.prod(rows)
     D, B, H = h0.shape
-    T = len(batch_sizes)
+    T = batch_sizes.shape[0]  # (len() of a tensor is a Python call)
     itemsize = x.element_size()
     history = buffer is None or ctx.output._version != ctx.output_version
     if history:  # consumed by an earlier backward, or the output was edited: recompute
