@@ -12,6 +12,7 @@ with its extension, when the change touched how the two talk::
     .venv/bin/python benchmarks/compare_builds.py /tmp/baseline/lightning_gru/_ext/_gru.*.so \\
         --configs imdb,imdb-2l-bi --modes train,inference
     .venv/bin/python benchmarks/compare_builds.py /tmp/baseline --configs time-machine
+    .venv/bin/python benchmarks/compare_builds.py /tmp/baseline --reset-after-false  # Cho's cell
 
 For each configuration and mode it prints both times, the speed-up of the current build and
 the largest difference between the two builds' results, relative to their largest magnitude:
@@ -88,10 +89,17 @@ def _results(module: torch.nn.Module, x: torch.Tensor, step: Callable, mode: str
         return [module(x)[0]]
 
 
-def compare(config_name: str, mode: str, builds: dict, repeats: int, min_time: float) -> dict:
+def compare(
+    config_name: str,
+    mode: str,
+    builds: dict,
+    repeats: int,
+    min_time: float,
+    reset_after: bool = True,
+) -> dict:
     """Median seconds per call of each build, and the largest relative difference of results."""
     config = CONFIGS[config_name]
-    module, x = build(config, "ours"), make_input(config)
+    module, x = build(config, "ours", reset_after=reset_after), make_input(config)
     step = MODES[mode](module, x)
     results, calls, samples = {}, {}, {name: [] for name in builds}
     try:
@@ -131,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--min-time", type=positive(float), default=0.3, help="seconds per timed repeat"
     )
+    parser.add_argument(
+        "--reset-after-false", action="store_true", help="time the Cho cell (reset_after=False)"
+    )
     options = parser.parse_args(argv)
     configs = choose(parser, options.configs, CONFIGS, "config(s)")
     modes = choose(parser, options.modes, MODES, "mode(s)")
@@ -139,7 +150,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ms per call")
     for config in configs:
         for mode in modes:
-            r = compare(config, mode, builds, options.repeats, options.min_time)
+            r = compare(
+                config, mode, builds, options.repeats, options.min_time,
+                reset_after=not options.reset_after_false,
+            )  # fmt: skip
             print(
                 f"{config} {mode}: baseline {r['baseline_s'] * 1e3:.3f}, current "
                 f"{r['current_s'] * 1e3:.3f}, speed-up {r['speedup']:.3f}x, "

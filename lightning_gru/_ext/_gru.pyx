@@ -523,8 +523,9 @@ cdef inline void ra_forward_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *bias,
     floating *h, floating *n_saved, floating *y, int ldy, floating *history, bint training,
 ) noexcept nogil:
-    """Rows [b0, b1) of one reset_after step; ``g``, ``n_saved``, ``y`` and ``history`` (the
-    last two may be NULL) start at the step."""
+    """Rows [b0, b1) of one reset_after step, two at a time (their exp and tanh calls side by
+    side: see gru_gates.h), then the last one if odd; ``g``, ``n_saved``, ``y`` and ``history``
+    (the last two may be NULL) start at the step."""
     cdef Py_ssize_t b = b0
     while b + 1 < b1:
         ra_forward_pair(H, g + b * 3 * H, gh + b * 3 * H, bias, h + b * H,

@@ -32,3 +32,22 @@ def test_a_checkout_brings_its_own_glue(script, tmp_path):
     builds = {"baseline": baseline, "current": module.driver.cython_gru}
     result = module.compare("sine-b1", "train", builds, repeats=2, min_time=0.001)
     assert result["max_rel_diff"] == 0.0
+
+
+def test_reset_after_false_times_the_cho_cell(script, tmp_path, monkeypatch, capsys):
+    module = script("benchmarks/compare_builds")
+    copy = tmp_path / Path(_gru.__file__).name
+    shutil.copy(_gru.__file__, copy)
+    built = []
+    original_build = module.build
+
+    def recording_build(*args, **kwargs):
+        gru = original_build(*args, **kwargs)
+        built.append(gru.reset_after)
+        return gru
+
+    monkeypatch.setattr(module, "build", recording_build)
+    argv = [str(copy), "--configs", "sine-b1", "--modes", "train", "--repeats", "1"]
+    module.main([*argv, "--min-time", "0.001", "--reset-after-false"])
+    assert built == [False]
+    assert "sine-b1 train: baseline" in capsys.readouterr().out
