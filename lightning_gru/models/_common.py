@@ -28,13 +28,13 @@ def build_optimizers(
     return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_scheduler(opt), "monitor": monitor}}
 
 
-def check_vocab_size(module: Any, stage: str) -> None:
-    """At ``fit``, a ``ValueError`` when the model's ``vocab_size`` is smaller than the attached
-    data module's vocabulary (ids past the model's embedding or one-hot width would fail deep
-    inside torch, with no word of the vocabulary)."""
+def check_vocab_size(module: Any) -> None:
+    """A ``ValueError`` when the model's ``vocab_size`` is smaller than the attached data
+    module's vocabulary, at any stage (ids past the model's embedding or one-hot width would
+    fail deep inside torch, with no word of the vocabulary)."""
     trainer = module._trainer
     data = getattr(trainer, "datamodule", None) if trainer is not None else None
-    if stage != "fit" or getattr(data, "vocab", None) is None:  # None: not built yet
+    if getattr(data, "vocab", None) is None:  # None: not built yet
         return
     size = getattr(data, "vocab_size", None)
     if size is not None and size > module.hparams.vocab_size:

@@ -200,7 +200,7 @@ class LanguageModel(L.LightningModule):
         return build_optimizers(self, self.optimizer, self.lr_scheduler)
 
     def setup(self, stage: str) -> None:
-        check_vocab_size(self, stage)
+        check_vocab_size(self)
 
     def on_train_epoch_start(self) -> None:
         self.throughput.reset()

@@ -322,7 +322,7 @@ class SentimentClassifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Read ``embedding_file`` into a new model's embedding at its first ``fit``; never over
         weights it has trained or that a checkpoint gave it."""
-        check_vocab_size(self, stage)
+        check_vocab_size(self)
         if stage != "fit" or self.hparams.embedding_file is None or self._word_vectors_loaded:
             return
         vocab = getattr(self.trainer.datamodule, "vocab", None)

@@ -250,12 +250,14 @@ def test_a_prefix_without_tokens_is_refused_and_the_mode_kept(prefix):
     assert model.training
 
 
-def test_a_vocabulary_larger_than_the_model_is_refused_at_fit(tmp_path, make_trainer):
+@pytest.mark.parametrize("stage", ["fit", "validate", "test"])
+def test_a_vocabulary_larger_than_the_model_is_refused(tmp_path, make_trainer, stage):
     text = tmp_path / "text.txt"
     text.write_text("the time machine and the time traveller\n" * 30)
     data = TimeMachineDataModule(data_file=str(text), token="word", batch_size=2, num_steps=4)
     data.prepare_data()
     data.setup("fit")
     assert data.vocab_size > 3
+    run = getattr(make_trainer(fast_dev_run=True), stage)
     with pytest.raises(ValueError, match=f"vocab_size=3 is smaller .* {data.vocab_size} tokens"):
-        make_trainer(fast_dev_run=True).fit(LanguageModel(3, hidden_size=4), data)
+        run(LanguageModel(3, hidden_size=4), datamodule=data)

@@ -212,3 +212,12 @@ def test_checkpoint_round_trip(tmp_path, make_trainer):
     torch.testing.assert_close(
         loaded(batch["input_ids"], batch["lengths"]), model(batch["input_ids"], batch["lengths"])
     )
+
+
+@pytest.mark.parametrize("stage", ["fit", "validate", "test", "predict"])
+def test_a_vocabulary_larger_than_the_model_is_refused(make_trainer, stage):
+    data = ToyReviews()
+    data.vocab_size = len(VOCAB)
+    run = getattr(make_trainer(fast_dev_run=True), stage)
+    with pytest.raises(ValueError, match=f"vocab_size=2 is smaller .* {len(VOCAB)} tokens"):
+        run(SentimentClassifier(2, embedding_dim=4, hidden_size=4), datamodule=data)
