@@ -1,4 +1,4 @@
-/* The fused gate loops of the GRU, one batch row of H units per call (private).
+/* The fused gate loops of the GRU, one batch row of H units per call, or two (private).
  *
  * Written in C so that every pointer can be `restrict` and GCC vectorises the loops (with the
  * SIMD exp/tanh declared in gru_math.h). The three gate blocks of a row (r, z, n, in torch's
