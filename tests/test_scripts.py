@@ -32,6 +32,8 @@ BAD_ARGUMENTS = [
     ("benchmarks/shape_sweep", ["--repeats", "-3"], "must be a positive int, got '-3'"),
     ("benchmarks/step_overhead", ["--calls", "0"], "must be a positive int, got '0'"),
     ("benchmarks/packed_training_step", ["--steps", "0"], "must be a positive int, got '0'"),
+    ("benchmarks/language_model_step", ["--rounds", "0"], "must be a positive int, got '0'"),
+    ("benchmarks/language_model_step", ["--steps", "x"], "invalid int value: 'x'"),
     ("benchmarks/packed_training_step", ["--max-length", "0"], "must be a positive int"),
     ("benchmarks/recipe_throughput", [str(DEBUG_RECIPE), "--epochs", "1"], "at least 2"),
     ("benchmarks/recipe_throughput", [str(DEBUG_RECIPE), "--unit", "chars"], "invalid choice"),
@@ -87,3 +89,16 @@ def test_recipe_throughput_says_what_the_model_logged(script, tmp_path, monkeypa
         SystemExit, match=r"logged no train_tokens_per_sec; it logged \[.*train_loss_epoch"
     ):
         script("benchmarks/recipe_throughput").main(argv)
+
+
+def test_language_model_step_times_both_backends(script, capsys):
+    script("benchmarks/language_model_step").main(["--rounds", "2", "--steps", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[1:3]] == ["cython", "torch"]
+    for line in lines[1:3]:
+        parts = dict(
+            cell.rsplit(" ", 1) for cell in line.split(": ", 1)[1].split("; ")[0].split(", ")
+        )
+        assert set(parts) == {"forward", "loss and backward", "clipping and SGD step"}
+        assert all(float(ms) > 0 for ms in parts.values())
+    assert lines[3].startswith("speed-up ") and float(lines[3][9:-1]) > 0
