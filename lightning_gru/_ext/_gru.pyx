@@ -70,37 +70,12 @@ cdef extern from "gru_gates.h" nogil:
     void lgru_ra_infer_d(int, const double *, const double *, const double *, const double *,
                          const double *, const double *, const double *, const double *,
                          const double *, const double *, double *)
-    # two rows: (r0, z0, n0, r1, z1, n1), (gh_r0, gh_z0, gh_n0, gh_r1, gh_z1, gh_n1), the
-    # biases, h0, h1 (then n_out0, n_out1 to keep n)
-    void lgru_ra_forward_pair_f(int, float *, float *, float *, float *, float *, float *,
-                                const float *, const float *, const float *, const float *,
-                                const float *, const float *, const float *, const float *,
-                                const float *, const float *, float *, float *)
-    void lgru_ra_forward_pair_d(int, double *, double *, double *, double *, double *,
-                                double *, const double *, const double *, const double *,
-                                const double *, const double *, const double *,
-                                const double *, const double *, const double *,
-                                const double *, double *, double *)
-    void lgru_ra_forward_keep_pair_f(int, float *, float *, float *, float *, float *, float *,
-                                     const float *, const float *, const float *,
-                                     const float *, const float *, const float *,
-                                     const float *, const float *, const float *,
-                                     const float *, float *, float *, float *, float *)
-    void lgru_ra_forward_keep_pair_d(int, double *, double *, double *, double *, double *,
-                                     double *, const double *, const double *, const double *,
-                                     const double *, const double *, const double *,
-                                     const double *, const double *, const double *,
-                                     const double *, double *, double *, double *, double *)
-    void lgru_ra_infer_pair_f(int, const float *, const float *, const float *, const float *,
-                              const float *, const float *, const float *, const float *,
-                              const float *, const float *, const float *, const float *,
-                              const float *, const float *, const float *, const float *,
-                              float *, float *)
-    void lgru_ra_infer_pair_d(int, const double *, const double *, const double *,
-                              const double *, const double *, const double *, const double *,
-                              const double *, const double *, const double *, const double *,
-                              const double *, const double *, const double *, const double *,
-                              const double *, double *, double *)
+    # two rows (3H apart in g and gh, H apart in h and n_saved): training, g, gh, bias, h,
+    # n_saved (NULL: n not kept)
+    void lgru_ra_forward_two_rows_f(bint, int, float *, const float *, const float *, float *,
+                                    float *)
+    void lgru_ra_forward_two_rows_d(bint, int, double *, const double *, const double *,
+                                    double *, double *)
     void lgru_rb_forward_rz_f(int, float *, float *, const float *, const float *,
                               const float *, const float *, const float *, float *)
     void lgru_rb_forward_rz_d(int, double *, double *, const double *, const double *,
@@ -114,16 +89,13 @@ cdef extern from "gru_gates.h" nogil:
     void lgru_ra_backward_d(int, int, double *, double *, double *, double *, const double *,
                             double *, const double *, const double *, double *, double *,
                             double *)
-    # two rows, n recomputed: H, b_n, then per row (r, z, hn, c, dh_state, dy, h_prev, dr, dz,
-    # dhn)
-    void lgru_ra_backward_recompute_pair_f(
-        int, const float *, float *, float *, float *, float *, float *, const float *,
-        const float *, float *, float *, float *, float *, float *, float *, float *, float *,
-        const float *, const float *, float *, float *, float *)
-    void lgru_ra_backward_recompute_pair_d(
-        int, const double *, double *, double *, double *, double *, double *, const double *,
-        const double *, double *, double *, double *, double *, double *, double *, double *,
-        double *, const double *, const double *, double *, double *, double *)
+    # two rows, n recomputed: H, b_n, g, c, dh_state, dy0, dy1, h_prev0, h_prev1, dg
+    void lgru_ra_backward_recompute_two_rows_f(int, const float *, float *, float *, float *,
+                                               const float *, const float *, const float *,
+                                               const float *, float *)
+    void lgru_ra_backward_recompute_two_rows_d(int, const double *, double *, double *,
+                                               double *, const double *, const double *,
+                                               const double *, const double *, double *)
     void lgru_rb_backward_zn_f(int, const float *, float *, float *, float *, const float *,
                                const float *, float *, float *)
     void lgru_rb_backward_zn_d(int, const double *, double *, double *, double *,
@@ -471,36 +443,10 @@ cdef inline void ra_forward(int H, floating *g, const floating *gh, const floati
 cdef inline void ra_forward_pair(int H, floating *g, const floating *gh, const floating *bias,
                                  floating *h, floating *n_saved, bint training) noexcept nogil:
     """Rows 0 and 1 of ``g``, ``gh`` (3H apart), ``h`` and ``n_saved`` (H apart) at once."""
-    cdef floating *g1 = g + 3 * H
-    cdef const floating *gh1 = gh + 3 * H
     if floating is float:
-        if training and n_saved != NULL:
-            lgru_ra_forward_keep_pair_f(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh,
-                                        gh + H, gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias,
-                                        bias + H, bias + 2 * H, bias + 3 * H, h, h + H,
-                                        n_saved, n_saved + H)
-        elif training:
-            lgru_ra_forward_pair_f(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh, gh + H,
-                                   gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias, bias + H,
-                                   bias + 2 * H, bias + 3 * H, h, h + H)
-        else:
-            lgru_ra_infer_pair_f(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh, gh + H,
-                                 gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias, bias + H,
-                                 bias + 2 * H, bias + 3 * H, h, h + H)
+        lgru_ra_forward_two_rows_f(training, H, g, gh, bias, h, n_saved)
     else:
-        if training and n_saved != NULL:
-            lgru_ra_forward_keep_pair_d(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh,
-                                        gh + H, gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias,
-                                        bias + H, bias + 2 * H, bias + 3 * H, h, h + H,
-                                        n_saved, n_saved + H)
-        elif training:
-            lgru_ra_forward_pair_d(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh, gh + H,
-                                   gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias, bias + H,
-                                   bias + 2 * H, bias + 3 * H, h, h + H)
-        else:
-            lgru_ra_infer_pair_d(H, g, g + H, g + 2 * H, g1, g1 + H, g1 + 2 * H, gh, gh + H,
-                                 gh + 2 * H, gh1, gh1 + H, gh1 + 2 * H, bias, bias + H,
-                                 bias + 2 * H, bias + 3 * H, h, h + H)
+        lgru_ra_forward_two_rows_d(training, H, g, gh, bias, h, n_saved)
 
 
 cdef inline void rb_forward_rz(int H, floating *g, const floating *gh, const floating *bias,
@@ -746,16 +692,12 @@ cdef inline void ra_backward_recompute_pair(
 ) noexcept nogil:
     """``ra_backward`` (n recomputed) of two rows: ``g`` and ``dg`` 3H apart, ``c`` and
     ``dh_state`` H apart."""
-    cdef floating *g1 = g + 3 * H
-    cdef floating *dg1 = dg + 3 * H
     if floating is float:
-        lgru_ra_backward_recompute_pair_f(
-            H, b_n, g, g + H, g + 2 * H, c, dh_state, dy0, h_prev0, dg, dg + H, dg + 2 * H,
-            g1, g1 + H, g1 + 2 * H, c + H, dh_state + H, dy1, h_prev1, dg1, dg1 + H, dg1 + 2 * H)
+        lgru_ra_backward_recompute_two_rows_f(H, b_n, g, c, dh_state, dy0, dy1, h_prev0, h_prev1,
+                                              dg)
     else:
-        lgru_ra_backward_recompute_pair_d(
-            H, b_n, g, g + H, g + 2 * H, c, dh_state, dy0, h_prev0, dg, dg + H, dg + 2 * H,
-            g1, g1 + H, g1 + 2 * H, c + H, dh_state + H, dy1, h_prev1, dg1, dg1 + H, dg1 + 2 * H)
+        lgru_ra_backward_recompute_two_rows_d(H, b_n, g, c, dh_state, dy0, dy1, h_prev0, h_prev1,
+                                              dg)
 
 
 cdef inline void rb_backward_zn(int H, floating *g, floating *dh_state, const floating *dy,

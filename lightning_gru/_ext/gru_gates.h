@@ -57,6 +57,11 @@
     const T *restrict b_r, const T *restrict b_z, const T *restrict b_n,                       \
     const T *restrict b_hn, T *restrict h0, T *restrict h1
 
+/* The arguments of the two-row forward kernels for rows 3H apart in g and gh, H apart in h. */
+#define LGRU_RA_PAIR_POINTERS(g, gh, bias, h)                                                   \
+    H, g, g + H, g + 2 * H, g + 3 * H, g + 4 * H, g + 5 * H, gh, gh + H, gh + 2 * H,            \
+    gh + 3 * H, gh + 4 * H, gh + 5 * H, bias, bias + H, bias + 2 * H, bias + 3 * H, h, h + H
+
 /* One unit j of the reset_after backward of the row whose pointers end in K (empty, 0 or 1);
  * NJ is n_j from the row's values (rj, hnj, and c, b_n). */
 #define LGRU_RA_BACKWARD_UNIT(T, K, NJ)                                                         \
@@ -135,6 +140,18 @@ LGRU_KERNEL void lgru_ra_forward_keep_pair_##S(LGRU_RA_PAIR_ARGS(T, ), T *restri
 LGRU_KERNEL void lgru_ra_infer_pair_##S(LGRU_RA_PAIR_ARGS(T, const)) {                          \
     LGRU_RA_FORWARD_PAIR_LOOP(T, S, TANH, )                                                     \
 }                                                                                               \
+/* Rows 0 and 1 of a step (3H apart in g and gh, H apart in h and n_saved): the kernel for     \
+ * training, keeping n where n_saved is not NULL, or for inference. */                          \
+static inline void lgru_ra_forward_two_rows_##S(int training, int H, T *g, const T *gh,         \
+                                                const T *bias, T *h, T *n_saved) {             \
+    if (!training)                                                                              \
+        lgru_ra_infer_pair_##S(LGRU_RA_PAIR_POINTERS(g, gh, bias, h));                          \
+    else if (n_saved)                                                                           \
+        lgru_ra_forward_keep_pair_##S(LGRU_RA_PAIR_POINTERS(g, gh, bias, h), n_saved,          \
+                                      n_saved + H);                                             \
+    else                                                                                        \
+        lgru_ra_forward_pair_##S(LGRU_RA_PAIR_POINTERS(g, gh, bias, h));                        \
+}                                                                                               \
 /* reset_before, forward, first half: r, z and r * h (the input of W_hn). */                    \
 LGRU_KERNEL void lgru_rb_forward_rz_##S(int H, T *restrict r, T *restrict z,                    \
                                         const T *restrict gh_r, const T *restrict gh_z,        \
@@ -187,6 +204,15 @@ LGRU_KERNEL void lgru_ra_backward_recompute_pair_##S(int H, const T *restrict b_
         LGRU_RA_BACKWARD_UNIT(T, 0, n0j)                                                        \
         LGRU_RA_BACKWARD_UNIT(T, 1, n1j)                                                        \
     }                                                                                           \
+}                                                                                               \
+/* Rows 0 and 1 of a step, n recomputed: 3H apart in g and dg, H apart in c and dh_state. */    \
+static inline void lgru_ra_backward_recompute_two_rows_##S(                                     \
+    int H, const T *b_n, T *g, T *c, T *dh_state, const T *dy0, const T *dy1,                  \
+    const T *h_prev0, const T *h_prev1, T *dg) {                                               \
+    lgru_ra_backward_recompute_pair_##S(                                                        \
+        H, b_n, g, g + H, g + 2 * H, c, dh_state, dy0, h_prev0, dg, dg + H, dg + 2 * H,         \
+        g + 3 * H, g + 4 * H, g + 5 * H, c + H, dh_state + H, dy1, h_prev1, dg + 3 * H,         \
+        dg + 4 * H, dg + 5 * H);                                                                \
 }                                                                                               \
 static inline void lgru_ra_backward_##S(int n_kept, int H, T *r, T *z, T *hn, T *c,             \
                                         const T *b_n, T *dh_state, const T *dy,                \
