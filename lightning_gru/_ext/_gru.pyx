@@ -104,6 +104,8 @@ cdef extern from "gru_gates.h" nogil:
                               float *)
     void lgru_rb_backward_r_d(int, double *, const double *, double *, const double *,
                               double *, double *)
+    void lgru_add_column_sums_f(float *sums, const float *src, long ld, int rows, int cols)
+    void lgru_add_column_sums_d(double *sums, const double *src, long ld, int rows, int cols)
 
 cdef extern from "block_gemm.h" nogil:
     int LGRU_HAVE_BLOCK_GEMM
@@ -113,6 +115,10 @@ cdef extern from "block_gemm.h" nogil:
     void lgru_block_pack(int K, int N, const float *b, long ldb, bint trans, float *packed)
     void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
                          float *c, long ldc, bint accumulate)
+    void lgru_block_gemm_tn(int M, int N, int K, const float *a, long lda, const float *b,
+                            long ldb, float *c, long ldc, bint accumulate)
+    void lgru_narrow_gemm(int M, int N, int K, const float *a, long lda, const float *bt,
+                          long ldbt, float *c, long ldc, bint accumulate)
 
 cdef extern from "huge_pages.h" nogil:
     int lgru_advise_huge_pages(void *address, size_t nbytes)
@@ -153,6 +159,8 @@ cdef set_threads_fn _set_blas_threads_local = NULL  # MKL_Set_Num_Threads_Local,
 # every parallel region waits for its slowest thread, which on a busy machine can be a whole
 # scheduler tick (milliseconds).
 cdef long SERIAL_GEMM_MAX_MACS = 1 << 20
+cdef enum:
+    K_BLOCK = 512  # rows of a small weight gradient summed in registers at a time
 # float32 per-step products on the register blocks of block_gemm.h where the build has them.
 cdef bint BLOCK_GEMM = True
 
@@ -215,6 +223,22 @@ cdef inline bint block_product(int M, int N, int K) noexcept nogil:
     one row), from 64 rows on for a large op(B), and at most ``LGRU_MAX_DEPTH`` deep."""
     return (blocked_products() and N >= 16 and M >= 8 and K <= LGRU_MAX_DEPTH
             and (M >= 64 or <long>K * N <= LARGE_WEIGHT_FLOATS))
+
+
+cdef inline bint small_weight_product(int M, int N, int K) noexcept nogil:
+    """Whether a float32 weight gradient ``A^T B`` (M x N, K rows) runs on the register blocks,
+    where ``blocked_products()``: at most SERIAL_GEMM_MAX_MACS multiply-adds (MKL runs them on
+    one thread, and its call and its copies of the operands cost more than such a product), at
+    least one operand a vector wide."""
+    return (blocked_products() and K > 0 and <long>M * N * K <= SERIAL_GEMM_MAX_MACS
+            and (M >= 16 or N >= 16))
+
+
+cdef inline bint narrow_product(int M, int N, int K) noexcept nogil:
+    """Whether a float32 product over all steps with fewer columns than a vector (the input
+    gradient of a few features) runs as dot products on one thread, where
+    ``blocked_products()``: at most SERIAL_GEMM_MAX_MACS multiply-adds."""
+    return blocked_products() and N < 16 and <long>M * N * K <= SERIAL_GEMM_MAX_MACS
 
 
 cdef float *pack_weight(bint trans, int m, int n, int k, const float *w, int ldw,
@@ -328,8 +352,20 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
     cdef float *packed = NULL
     cdef int chunks = 1
     cdef long rows
-    cdef Py_ssize_t c
+    cdef Py_ssize_t c, k, n
     if floating is float:
+        if narrow_product(M, N, K):
+            if trans_b:  # op(B)'s columns are B's rows
+                lgru_narrow_gemm(M, N, K, A, lda, B, ldb, C, ldc, beta != 0)
+                return
+            packed = <float *>malloc(<size_t>N * K * sizeof(float))
+            if packed != NULL:
+                for k in range(K):
+                    for n in range(N):
+                        packed[n * K + k] = B[k * ldb + n]
+                lgru_narrow_gemm(M, N, K, A, lda, packed, K, C, ldc, beta != 0)
+                free(packed)
+                return
         if block_product(M, N, K):
             packed = pack_weight(trans_b, M, N, K, B, ldb, True)
         if packed != NULL:
@@ -349,12 +385,47 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
     gemm(False, trans_b, M, N, K, <floating>1.0, A, lda, B, ldb, beta, C, ldc)
 
 
+cdef void weight_product(int M, int N, int K, const floating *A, int lda, const floating *B,
+                         int ldb, floating beta, floating *C, int ldc) noexcept nogil:
+    """Row-major ``C (M, N) = A^T B + beta C`` (beta 0 or 1) for A (K, M) and B (K, N): a weight
+    gradient, summed over K rows. float32 with ``small_weight_product``: on the register blocks of
+    block_gemm.h, A and B read in place, K_BLOCK rows at a time (float sums of at most that
+    many terms, added up in C), C^T computed where N is narrower than a vector and M is not;
+    otherwise BLAS."""
+    cdef float *transposed = NULL
+    cdef int k0, rows, i, j
+    if floating is float:
+        if small_weight_product(M, N, K):
+            if N < 16 and M > N:
+                transposed = <float *>malloc(<size_t>M * N * sizeof(float))
+            if transposed != NULL or not (N < 16 and M > N):
+                k0 = 0
+                while k0 < K:
+                    rows = K - k0 if K - k0 < K_BLOCK else K_BLOCK
+                    if transposed != NULL:  # C^T (N, M) = B^T A
+                        lgru_block_gemm_tn(N, M, rows, B + <Py_ssize_t>k0 * ldb, ldb,
+                                           A + <Py_ssize_t>k0 * lda, lda, transposed, M, k0 > 0)
+                    else:
+                        lgru_block_gemm_tn(M, N, rows, A + <Py_ssize_t>k0 * lda, lda,
+                                           B + <Py_ssize_t>k0 * ldb, ldb, C, ldc,
+                                           k0 > 0 or beta != 0)
+                    k0 += rows
+                if transposed != NULL:
+                    for i in range(M):
+                        for j in range(N):
+                            C[i * ldc + j] = (transposed[j * M + i]
+                                              + (C[i * ldc + j] if beta != 0 else 0))
+                    free(transposed)
+                return
+    gemm(True, False, M, N, K, <floating>1.0, A, lda, B, ldb, beta, C, ldc)
+
+
 cdef inline void add_column_sums(floating *sums, const floating *src, int ld_src, int rows,
                                  int cols) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(rows):
-        for j in range(cols):
-            sums[j] += src[i * ld_src + j]
+    if floating is float:
+        lgru_add_column_sums_f(sums, src, ld_src, rows, cols)
+    else:
+        lgru_add_column_sums_d(sums, src, ld_src, rows, cols)
 
 
 cdef inline void add_to_totals(double *totals, floating *partial, int cols) noexcept nogil:
@@ -805,21 +876,20 @@ cdef void hidden_weight_grad(
     cdef int rows = offsets[tb] - offsets[ta]
     cdef int t0 = T - 1 if reverse else 0  # the step that starts from h0
     if h_prev_buffer != NULL:
-        gemm(True, False, M, H, rows, <floating>1.0, dg, ld_dg, h_prev_buffer + offsets[ta] * H,
-             H, beta, dw, H)
+        weight_product(M, H, rows, dg, ld_dg, h_prev_buffer + offsets[ta] * H, H, beta, dw, H)
         return
     if ta <= t0 < tb:  # h0's product first, then those of the states in y
-        gemm(True, False, M, H, B, <floating>1.0, dg + <Py_ssize_t>(t0 - ta) * B * ld_dg, ld_dg,
-             h0, H, beta, dw, H)
+        weight_product(M, H, B, dg + <Py_ssize_t>(t0 - ta) * B * ld_dg, ld_dg, h0, H, beta, dw,
+                       H)
         if reverse:  # steps [ta, T - 1) started from y's steps [ta + 1, T)
-            gemm(True, False, M, H, rows - B, <floating>1.0, dg, ld_dg,
-                 y + <Py_ssize_t>(ta + 1) * B * ldy, ldy, <floating>1.0, dw, H)
+            weight_product(M, H, rows - B, dg, ld_dg, y + <Py_ssize_t>(ta + 1) * B * ldy, ldy,
+                           <floating>1.0, dw, H)
         else:  # steps [1, tb) started from y's steps [0, tb - 1)
-            gemm(True, False, M, H, rows - B, <floating>1.0, dg + <Py_ssize_t>B * ld_dg, ld_dg, y,
-                 ldy, <floating>1.0, dw, H)
+            weight_product(M, H, rows - B, dg + <Py_ssize_t>B * ld_dg, ld_dg, y, ldy,
+                           <floating>1.0, dw, H)
     else:
-        gemm(True, False, M, H, rows, <floating>1.0, dg, ld_dg,
-             y + <Py_ssize_t>(ta + 1 if reverse else ta - 1) * B * ldy, ldy, beta, dw, H)
+        weight_product(M, H, rows, dg, ld_dg,
+                       y + <Py_ssize_t>(ta + 1 if reverse else ta - 1) * B * ldy, ldy, beta, dw, H)
 
 
 cdef int backward_time_loop(
@@ -994,8 +1064,8 @@ cdef int backward_direction(
             hidden_weight_grad(dw_hh + 2 * H * H, H, chunk, H, y, ldy, h0, H, offsets, T, B,
                                reverse, h_prev_buffer, ta, tb, beta)
         else:
-            gemm(True, False, H, H, offsets[tb] - row0, <floating>1.0, gates + row0 * H3 + 2 * H,
-                 H3, chunk, H, beta, dw_hh + 2 * H * H, H)
+            weight_product(H, H, offsets[tb] - row0, gates + row0 * H3 + 2 * H, H3, chunk, H,
+                           beta, dw_hh + 2 * H * H, H)
         beta = 1
         s0 = s1
     free(packed_h)
@@ -1012,7 +1082,7 @@ cdef int backward_direction(
     if dx != NULL:
         product(False, N, I, H3, gates, H3, w_ih, I, <floating>(1.0 if accumulate_dx else 0.0),
                 dx, I, num_threads)
-    gemm(True, False, H3, I, N, <floating>1.0, gates, H3, x, ldx, <floating>0.0, dw_ih, I)
+    weight_product(H3, I, N, gates, H3, x, ldx, <floating>0.0, dw_ih, I)
     hidden_weight_grad(dw_hh, 2 * H, gates, H3, y, ldy, h0, H, offsets, T, B, reverse,
                        h_prev_buffer, 0, T, <floating>0.0)
     if sums != NULL:  # b_hh's and b_ih's gradients differ only in n, when reset_after

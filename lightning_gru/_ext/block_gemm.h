@@ -14,7 +14,9 @@
  * a multiple of the vector width, the packed op(B) is padded with zero columns and the last
  * vector of C is loaded and stored under a mask.
  * The same blocks, rows split across threads, serve the input projection of all steps and the
- * input gradient (`product` in _gru.pyx), where MKL's generic kernels are slower still.
+ * input gradient (`product` in _gru.pyx), where MKL's generic kernels are slower still, and,
+ * reading A transposed and B in place, the weight gradients of small calls (`weight_product`),
+ * where MKL's call and its copies of the operands cost more than the product.
  */
 #ifndef LIGHTNING_GRU_BLOCK_GEMM_H
 #define LIGHTNING_GRU_BLOCK_GEMM_H
@@ -93,6 +95,8 @@ typedef __mmask16 lgru_mask;
 #define lgru_load _mm512_loadu_ps
 #define lgru_set1 _mm512_set1_ps
 #define lgru_fmadd _mm512_fmadd_ps
+#define lgru_load_masked(p, mask) _mm512_maskz_loadu_ps(mask, p)
+#define lgru_sum _mm512_reduce_add_ps
 
 /* A mask of the first `tail` (1 to 16) floats of a vector. */
 static inline lgru_mask lgru_tail_mask(int tail) {
@@ -114,6 +118,14 @@ typedef __m256i lgru_mask;
 #define lgru_load _mm256_loadu_ps
 #define lgru_set1 _mm256_set1_ps
 #define lgru_fmadd _mm256_fmadd_ps
+#define lgru_load_masked(p, mask) _mm256_maskload_ps(p, mask)
+
+/* The sum of a vector's floats. */
+static inline float lgru_sum(lgru_vec v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
 
 /* A mask of the first `tail` (1 to 8) floats of a vector. */
 static inline lgru_mask lgru_tail_mask(int tail) {
@@ -137,10 +149,13 @@ static inline __attribute__((always_inline)) void lgru_store(float *out, lgru_ve
 /* Rows [0, R) by vectors [0, V) of C; when `partial`, the last vector is stored under the mask
  * `last` (only there: on Zen 2, storing every group's last vector under a full mask made the
  * per-step products of 16 hidden units 1.7x slower, and the input projection of 100 features
- * 1.12x). */
+ * 1.12x). With `tn`, C = A^T B: `a` is A (K, M) and `panel` B (K, N) from the group's first
+ * column, both row-major and unpacked, B's rows `ldb` apart (its last vector loaded under the
+ * mask when `partial`: the row may end there). */
 static inline __attribute__((always_inline)) void lgru_block(
-    const int R, const int V, int K, const float *restrict panel, const float *restrict a,
-    long lda, float *restrict c, long ldc, int accumulate, lgru_mask last, int partial) {
+    const int tn, const int R, const int V, int K, const float *restrict panel, long ldb,
+    const float *restrict a, long lda, float *restrict c, long ldc, int accumulate,
+    lgru_mask last, int partial) {
     lgru_vec acc[LGRU_ROWS][LGRU_GROUP];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
@@ -153,14 +168,20 @@ static inline __attribute__((always_inline)) void lgru_block(
         lgru_vec w[LGRU_GROUP];
 #pragma GCC unroll 3
         for (int v = 0; v < V; v++) {
-            w[v] = lgru_load(panel + ((long)k * V + v) * LGRU_UNITS);
+            if (!tn) {
+                w[v] = lgru_load(panel + ((long)k * V + v) * LGRU_UNITS);
+            } else if (partial && v == V - 1) {
+                w[v] = lgru_load_masked(panel + (long)k * ldb + v * LGRU_UNITS, last);
+            } else {
+                w[v] = lgru_load(panel + (long)k * ldb + v * LGRU_UNITS);
+            }
             /* kept in a register: for blocks of 1 to 4 rows GCC otherwise folded this load into
              * every row's FMA, which made a 4-row block load-bound, 1.5x slower on Zen 2 */
             __asm__("" : "+v"(w[v]));
         }
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const lgru_vec x = lgru_set1(a[r * lda + k]);
+            const lgru_vec x = lgru_set1(tn ? a[(long)k * lda + r] : a[r * lda + k]);
 #pragma GCC unroll 3
             for (int v = 0; v < V; v++) {
                 acc[r][v] = lgru_fmadd(x, w[v], acc[r][v]);
@@ -177,28 +198,31 @@ static inline __attribute__((always_inline)) void lgru_block(
     }
 }
 
-/* C (M, N) = A op(B), or C += A op(B) with accumulate; op(B) packed by lgru_block_pack. */
-static void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
-                            float *c, long ldc, int accumulate) {
+/* C (M, N) = A op(B) (+ C with accumulate) with op(B) packed by lgru_block_pack in `b`, or with
+ * `tn`, A^T B for A (K, M) and B (K, N) unpacked in `b`, its rows `ldb` apart. */
+static inline __attribute__((always_inline)) void lgru_block_rows(
+    const int tn, int M, int N, int K, const float *b, long ldb, const float *a, long lda,
+    float *c, long ldc, int accumulate) {
     /* as few blocks as full ones would take, of nearly equal rows (16 rows: 6, 5, 5, not
      * 6, 6, 4; 32: 6, 6, 5, 5, 5, 5, not 6, 6, 6, 6, 6, 2): a block of few rows has too few
      * accumulators to hide the FMA latency */
     const int blocks = (M + LGRU_ROWS - 1) / LGRU_ROWS;
     const int base = blocks ? M / blocks : 0, longer = blocks ? M % blocks : 0;
-    for (int b = 0, r0 = 0; b < blocks; b++) {
-        const int R = base + (b < longer);
-        const float *a_rows = a + (long)r0 * lda;
+    for (int blk = 0, r0 = 0; blk < blocks; blk++) {
+        const int R = base + (blk < longer);
+        const float *a_rows = tn ? a + r0 : a + (long)r0 * lda;
         float *c_rows = c + (long)r0 * ldc;
         for (int j0 = 0; j0 < N; j0 += LGRU_GROUP * LGRU_UNITS) {
             const int V = lgru_group_vectors(N, j0);
             const int tail = N - j0 - (V - 1) * LGRU_UNITS;  /* columns of the last vector */
             const lgru_mask last = lgru_tail_mask(tail);
             const int partial = tail < LGRU_UNITS;            /* the group ends past column N */
-            const float *panel = packed + (long)j0 * K;
+            const float *panel = tn ? b + j0 : b + (long)j0 * K;
             switch (R * 4 + V) {
 #define LGRU_CASE(RR, VV)                                                                      \
     case RR * 4 + VV:                                                                          \
-        lgru_block(RR, VV, K, panel, a_rows, lda, c_rows + j0, ldc, accumulate, last, partial);\
+        lgru_block(tn, RR, VV, K, panel, ldb, a_rows, lda, c_rows + j0, ldc, accumulate, last, \
+                   partial);                                                                   \
         break;
 #if defined(__AVX512F__)
 #define LGRU_CASES(RR) LGRU_CASE(RR, 1) LGRU_CASE(RR, 2) LGRU_CASE(RR, 3)
@@ -217,6 +241,46 @@ static void lgru_block_gemm(int M, int N, int K, const float *packed, const floa
     }
 }
 
+/* C (M, N) = A op(B), or C += A op(B) with accumulate; op(B) packed by lgru_block_pack. */
+static void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
+                            float *c, long ldc, int accumulate) {
+    lgru_block_rows(0, M, N, K, packed, 0, a, lda, c, ldc, accumulate);
+}
+
+/* C (M, N) = A^T B, or C += A^T B with accumulate, for A (K, M) and B (K, N) row-major and
+ * unpacked: the weight gradients of small calls (A the gate gradients of K rows, B the inputs
+ * or states of those rows), where MKL's call and its copies of the operands cost more than the
+ * product. */
+static void lgru_block_gemm_tn(int M, int N, int K, const float *a, long lda, const float *b,
+                               long ldb, float *c, long ldc, int accumulate) {
+    lgru_block_rows(1, M, N, K, b, ldb, a, lda, c, ldc, accumulate);
+}
+
+/* C (M, N) = A B, or C += A B with accumulate, for N narrower than a vector (the input gradient
+ * of a few input features): each element the dot product of a row of A (M, K) and a column of
+ * B, the columns given as the rows of `bt` (N, K), `ldbt` apart. */
+static void lgru_narrow_gemm(int M, int N, int K, const float *a, long lda, const float *bt,
+                             long ldbt, float *c, long ldc, int accumulate) {
+    const int full = K / LGRU_UNITS * LGRU_UNITS;
+    const lgru_mask tail = lgru_tail_mask(K - full);
+    for (int m = 0; m < M; m++) {
+        const float *row = a + (long)m * lda;
+        for (int n = 0; n < N; n++) {
+            const float *column = bt + (long)n * ldbt;
+            lgru_vec acc = lgru_zero();
+            for (int k = 0; k < full; k += LGRU_UNITS) {
+                acc = lgru_fmadd(lgru_load(row + k), lgru_load(column + k), acc);
+            }
+            if (full < K) {
+                acc = lgru_fmadd(lgru_load_masked(row + full, tail),
+                                 lgru_load_masked(column + full, tail), acc);
+            }
+            const float value = lgru_sum(acc);
+            c[(long)m * ldc + n] = accumulate ? c[(long)m * ldc + n] + value : value;
+        }
+    }
+}
+
 #else
 #define LGRU_HAVE_BLOCK_GEMM 0
 enum { LGRU_MAX_DEPTH = 0, LGRU_MIN_ROWS_LARGE_WEIGHT = 1 };
@@ -230,6 +294,16 @@ static void lgru_block_pack(int K, int N, const float *b, long ldb, int trans, f
 static void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
                             float *c, long ldc, int accumulate) {
     (void)M; (void)N; (void)K; (void)packed; (void)a; (void)lda; (void)c; (void)ldc;
+    (void)accumulate;
+}
+static void lgru_block_gemm_tn(int M, int N, int K, const float *a, long lda, const float *b,
+                               long ldb, float *c, long ldc, int accumulate) {
+    (void)M; (void)N; (void)K; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc;
+    (void)accumulate;
+}
+static void lgru_narrow_gemm(int M, int N, int K, const float *a, long lda, const float *bt,
+                             long ldbt, float *c, long ldc, int accumulate) {
+    (void)M; (void)N; (void)K; (void)a; (void)lda; (void)bt; (void)ldbt; (void)c; (void)ldc;
     (void)accumulate;
 }
 #endif

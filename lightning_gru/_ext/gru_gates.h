@@ -256,4 +256,36 @@ LGRU_KERNEL void lgru_rb_backward_r_##S(int H, T *restrict r, const T *restrict 
 LGRU_DEFINE_GATES(float, f, expf, tanhf)
 LGRU_DEFINE_GATES(double, d, exp, tanh)
 
+/* sums[j] += the sum of src[i * ld + j] over the rows i < rows, for j < cols (the bias
+ * gradients of a step). 64 bytes of columns at a time, the rows added in four accumulators that
+ * stay in registers: adding each row into `sums` in memory chained every row's additions
+ * through a store and a reload, ~7 us of a 20-step backward of 38 rows (sine B = 38). GCC's
+ * vector extension, not a loop over an array, or it took the final sums apart lane by lane. */
+#define LGRU_DEFINE_COLUMN_SUMS(T, S)                                                           \
+typedef T lgru_columns_##S __attribute__((vector_size(64), aligned(sizeof(T)), may_alias));     \
+static void lgru_add_column_sums_##S(T *restrict sums, const T *restrict src, long ld,          \
+                                     int rows, int cols) {                                      \
+    typedef lgru_columns_##S V;                                                                 \
+    const int W = (int)(sizeof(V) / sizeof(T));                                                 \
+    int j0 = 0;                                                                                 \
+    for (; j0 + W <= cols; j0 += W) {                                                           \
+        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                               \
+        const T *row = src + j0;                                                                \
+        int i = 0;                                                                              \
+        for (; i + 4 <= rows; i += 4, row += 4 * ld) {                                          \
+            a0 += *(const V *)row;                                                              \
+            a1 += *(const V *)(row + ld);                                                       \
+            a2 += *(const V *)(row + 2 * ld);                                                   \
+            a3 += *(const V *)(row + 3 * ld);                                                   \
+        }                                                                                       \
+        for (; i < rows; i++, row += ld) a0 += *(const V *)row;                                 \
+        *(V *)(sums + j0) += (a0 + a1) + (a2 + a3);                                             \
+    }                                                                                           \
+    for (int i = 0; i < rows; i++)                                                              \
+        for (int j = j0; j < cols; j++) sums[j] += src[(long)i * ld + j];                       \
+}
+
+LGRU_DEFINE_COLUMN_SUMS(float, f)
+LGRU_DEFINE_COLUMN_SUMS(double, d)
+
 #endif

@@ -8,7 +8,8 @@ chunks of steps is compared with the oracle, with and without the register-block
 (float32, where the build has them; column counts that are not multiples of the vector width,
 16 floats or 8 on AVX2, end in a masked vector), which also carry the products over all steps
 with 16 or more columns (the input projection, the input gradient), split by rows across
-threads when the threshold is zero.
+threads when the threshold is zero, and, below ``serial_gemm_max_macs``, the weight gradients
+and the input gradient of fewer than 16 features.
 """
 
 import pytest
@@ -52,6 +53,10 @@ LAYOUTS = [
     ),
     # 46 rows: backward chunks of 3 steps, the last of 2 (with chunk_min_floats 0)
     pytest.param(Case(T=23, B=2, I=5, H=12, bidirectional=True), id="chunks-of-3-steps-bi"),
+    # 560 rows: small weight gradients on the register blocks (serial_gemm_max_macs NEVER) sum
+    # 512 rows, then the rest into the same result; H = 8 and I = 3 are narrower than a vector
+    # (the transposed weight gradients, the input gradient as dot products)
+    pytest.param(Case(T=40, B=14, I=3, H=8, bidirectional=True), id="560-rows-narrow"),
 ]
 
 
