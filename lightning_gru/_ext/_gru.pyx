@@ -111,6 +111,7 @@ cdef extern from "block_gemm.h" nogil:
     int LGRU_HAVE_BLOCK_GEMM
     int LGRU_MAX_DEPTH
     int LGRU_MIN_ROWS_LARGE_WEIGHT
+    int LGRU_BLOCK_WEIGHT_GRADIENTS
     long lgru_block_packed_floats(int K, int N)
     void lgru_block_pack(int K, int N, const float *b, long ldb, bint trans, float *packed)
     void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
@@ -160,7 +161,7 @@ cdef set_threads_fn _set_blas_threads_local = NULL  # MKL_Set_Num_Threads_Local,
 # scheduler tick (milliseconds).
 cdef long SERIAL_GEMM_MAX_MACS = 1 << 20
 cdef enum:
-    K_BLOCK = 512  # rows of a small weight gradient summed in registers at a time
+    K_BLOCK = 128  # rows of a weight gradient summed in registers at a time
 # float32 per-step products on the register blocks of block_gemm.h where the build has them.
 cdef bint BLOCK_GEMM = True
 
@@ -225,13 +226,17 @@ cdef inline bint block_product(int M, int N, int K) noexcept nogil:
             and (M >= 64 or <long>K * N <= LARGE_WEIGHT_FLOATS))
 
 
-cdef inline bint small_weight_product(int M, int N, int K) noexcept nogil:
+cdef inline bint block_weight_gradient(int M, int N, int K) noexcept nogil:
     """Whether a float32 weight gradient ``A^T B`` (M x N, K rows) runs on the register blocks,
-    where ``blocked_products()``: at most SERIAL_GEMM_MAX_MACS multiply-adds (MKL runs them on
-    one thread, and its call and its copies of the operands cost more than such a product), at
-    least one operand a vector wide."""
-    return (blocked_products() and K > 0 and <long>M * N * K <= SERIAL_GEMM_MAX_MACS
-            and (M >= 16 or N >= 16))
+    where ``blocked_products()``: any with at most SERIAL_GEMM_MAX_MACS multiply-adds and one
+    operand a vector wide (MKL runs those on one thread, and its call and its copies of the
+    operands cost more than the product); larger ones with N a vector wide, where the build
+    has ``LGRU_BLOCK_WEIGHT_GRADIENTS`` (see block_gemm.h)."""
+    if not blocked_products() or K <= 0:
+        return False
+    if <long>M * N * K <= SERIAL_GEMM_MAX_MACS:
+        return M >= 16 or N >= 16
+    return LGRU_BLOCK_WEIGHT_GRADIENTS == 1 and N >= 16
 
 
 cdef inline bint narrow_product(int M, int N, int K) noexcept nogil:
@@ -385,37 +390,53 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
     gemm(False, trans_b, M, N, K, <floating>1.0, A, lda, B, ldb, beta, C, ldc)
 
 
+cdef void block_weight_product(int M, int N, int K, const float *A, int lda, const float *B,
+                               int ldb, bint accumulate, float *C, int ldc) noexcept nogil:
+    """``C (M, N) = A^T B (+ C)`` on the register blocks, K_BLOCK rows at a time: their float
+    sums, of at most that many terms, are added up in C."""
+    cdef int k0 = 0, rows
+    while k0 < K:
+        rows = K - k0 if K - k0 < K_BLOCK else K_BLOCK
+        lgru_block_gemm_tn(M, N, rows, A + <Py_ssize_t>k0 * lda, lda, B + <Py_ssize_t>k0 * ldb,
+                           ldb, C, ldc, accumulate or k0 > 0)
+        k0 += rows
+
+
 cdef void weight_product(int M, int N, int K, const floating *A, int lda, const floating *B,
-                         int ldb, floating beta, floating *C, int ldc) noexcept nogil:
+                         int ldb, floating beta, floating *C, int ldc,
+                         int num_threads) noexcept nogil:
     """Row-major ``C (M, N) = A^T B + beta C`` (beta 0 or 1) for A (K, M) and B (K, N): a weight
-    gradient, summed over K rows. float32 with ``small_weight_product``: on the register blocks of
-    block_gemm.h, A and B read in place, K_BLOCK rows at a time (float sums of at most that
-    many terms, added up in C), C^T computed where N is narrower than a vector and M is not;
-    otherwise BLAS."""
+    gradient, summed over K rows. float32 with ``block_weight_gradient``: on the register blocks
+    of block_gemm.h, A and B read in place (``block_weight_product``), the rows of C split
+    across threads from PARALLEL_MIN_MACS multiply-adds on; a small one where N is narrower
+    than a vector and M is not as C^T = B^T A. Otherwise BLAS."""
     cdef float *transposed = NULL
-    cdef int k0, rows, i, j
+    cdef int i, j, chunks = 1
+    cdef long rows
+    cdef Py_ssize_t c
     if floating is float:
-        if small_weight_product(M, N, K):
-            if N < 16 and M > N:
-                transposed = <float *>malloc(<size_t>M * N * sizeof(float))
-            if transposed != NULL or not (N < 16 and M > N):
-                k0 = 0
-                while k0 < K:
-                    rows = K - k0 if K - k0 < K_BLOCK else K_BLOCK
-                    if transposed != NULL:  # C^T (N, M) = B^T A
-                        lgru_block_gemm_tn(N, M, rows, B + <Py_ssize_t>k0 * ldb, ldb,
-                                           A + <Py_ssize_t>k0 * lda, lda, transposed, M, k0 > 0)
-                    else:
-                        lgru_block_gemm_tn(M, N, rows, A + <Py_ssize_t>k0 * lda, lda,
-                                           B + <Py_ssize_t>k0 * ldb, ldb, C, ldc,
-                                           k0 > 0 or beta != 0)
-                    k0 += rows
-                if transposed != NULL:
-                    for i in range(M):
-                        for j in range(N):
-                            C[i * ldc + j] = (transposed[j * M + i]
-                                              + (C[i * ldc + j] if beta != 0 else 0))
-                    free(transposed)
+        if block_weight_gradient(M, N, K):
+            if N >= 16 or M <= N:
+                if num_threads > 1 and <long>M * N * K >= PARALLEL_MIN_MACS:
+                    chunks = num_threads if num_threads < MAX_THREADS else MAX_THREADS
+                rows = ((M + chunks - 1) // chunks + 7) // 8 * 8  # whole blocks of 8 rows
+                if chunks == 1:
+                    block_weight_product(M, N, K, A, lda, B, ldb, beta != 0, C, ldc)
+                else:
+                    for c in prange(chunks, num_threads=chunks, schedule="static"):
+                        if c * rows < M:
+                            block_weight_product(rows if (c + 1) * rows <= M else M - c * rows,
+                                                 N, K, A + c * rows, lda, B, ldb, beta != 0,
+                                                 C + c * rows * ldc, ldc)
+                return
+            transposed = <float *>malloc(<size_t>M * N * sizeof(float))
+            if transposed != NULL:  # C^T (N, M) = B^T A, small (see block_weight_gradient)
+                block_weight_product(N, M, K, B, ldb, A, lda, False, transposed, M)
+                for i in range(M):
+                    for j in range(N):
+                        C[i * ldc + j] = (transposed[j * M + i]
+                                          + (C[i * ldc + j] if beta != 0 else 0))
+                free(transposed)
                 return
     gemm(True, False, M, N, K, <floating>1.0, A, lda, B, ldb, beta, C, ldc)
 
@@ -865,7 +886,7 @@ cdef inline void rb_backward_r_rows(
 cdef void hidden_weight_grad(
     floating *dw, int M, const floating *dg, int ld_dg, const floating *y, int ldy,
     const floating *h0, int H, const int64_t *offsets, int T, int B, bint reverse,
-    const floating *h_prev_buffer, int ta, int tb, floating beta,
+    const floating *h_prev_buffer, int ta, int tb, floating beta, int num_threads,
 ) noexcept nogil:
     """``dw (M, H) = beta dw + sum_t dg[t]^T h_prev[t]`` over the steps [ta, tb), as large GEMMs;
     ``dg`` starts at the first row of step ta.
@@ -876,20 +897,22 @@ cdef void hidden_weight_grad(
     cdef int rows = offsets[tb] - offsets[ta]
     cdef int t0 = T - 1 if reverse else 0  # the step that starts from h0
     if h_prev_buffer != NULL:
-        weight_product(M, H, rows, dg, ld_dg, h_prev_buffer + offsets[ta] * H, H, beta, dw, H)
+        weight_product(M, H, rows, dg, ld_dg, h_prev_buffer + offsets[ta] * H, H, beta, dw, H,
+                       num_threads)
         return
     if ta <= t0 < tb:  # h0's product first, then those of the states in y
         weight_product(M, H, B, dg + <Py_ssize_t>(t0 - ta) * B * ld_dg, ld_dg, h0, H, beta, dw,
-                       H)
+                       H, num_threads)
         if reverse:  # steps [ta, T - 1) started from y's steps [ta + 1, T)
             weight_product(M, H, rows - B, dg, ld_dg, y + <Py_ssize_t>(ta + 1) * B * ldy, ldy,
-                           <floating>1.0, dw, H)
+                           <floating>1.0, dw, H, num_threads)
         else:  # steps [1, tb) started from y's steps [0, tb - 1)
             weight_product(M, H, rows - B, dg + <Py_ssize_t>B * ld_dg, ld_dg, y, ldy,
-                           <floating>1.0, dw, H)
+                           <floating>1.0, dw, H, num_threads)
     else:
         weight_product(M, H, rows, dg, ld_dg,
-                       y + <Py_ssize_t>(ta + 1 if reverse else ta - 1) * B * ldy, ldy, beta, dw, H)
+                       y + <Py_ssize_t>(ta + 1 if reverse else ta - 1) * B * ldy, ldy, beta, dw, H,
+                       num_threads)
 
 
 cdef int backward_time_loop(
@@ -1062,10 +1085,10 @@ cdef int backward_direction(
         # W_hn's gradient: sum of dL/d(W_hn h)^T h (reset_after) or dgn^T (r * h) over the chunk
         if reset_after:
             hidden_weight_grad(dw_hh + 2 * H * H, H, chunk, H, y, ldy, h0, H, offsets, T, B,
-                               reverse, h_prev_buffer, ta, tb, beta)
+                               reverse, h_prev_buffer, ta, tb, beta, num_threads)
         else:
             weight_product(H, H, offsets[tb] - row0, gates + row0 * H3 + 2 * H, H3, chunk, H,
-                           beta, dw_hh + 2 * H * H, H)
+                           beta, dw_hh + 2 * H * H, H, num_threads)
         beta = 1
         s0 = s1
     free(packed_h)
@@ -1082,9 +1105,9 @@ cdef int backward_direction(
     if dx != NULL:
         product(False, N, I, H3, gates, H3, w_ih, I, <floating>(1.0 if accumulate_dx else 0.0),
                 dx, I, num_threads)
-    weight_product(H3, I, N, gates, H3, x, ldx, <floating>0.0, dw_ih, I)
+    weight_product(H3, I, N, gates, H3, x, ldx, <floating>0.0, dw_ih, I, num_threads)
     hidden_weight_grad(dw_hh, 2 * H, gates, H3, y, ldy, h0, H, offsets, T, B, reverse,
-                       h_prev_buffer, 0, T, <floating>0.0)
+                       h_prev_buffer, 0, T, <floating>0.0, num_threads)
     if sums != NULL:  # b_hh's and b_ih's gradients differ only in n, when reset_after
         for c in range(1, blocks):
             add_column_sums(sums, sums + c * 4 * H, 0, 1, 4 * H)

@@ -15,8 +15,9 @@
  * vector of C is loaded and stored under a mask.
  * The same blocks, rows split across threads, serve the input projection of all steps and the
  * input gradient (`product` in _gru.pyx), where MKL's generic kernels are slower still, and,
- * reading A transposed and B in place, the weight gradients of small calls (`weight_product`),
- * where MKL's call and its copies of the operands cost more than the product.
+ * reading A transposed and B in place, the weight gradients (`weight_product`): small ones,
+ * where MKL's call and its copies of the operands cost more than the product, and with AVX-512
+ * all of them.
  */
 #ifndef LIGHTNING_GRU_BLOCK_GEMM_H
 #define LIGHTNING_GRU_BLOCK_GEMM_H
@@ -39,6 +40,14 @@ enum { LGRU_MAX_DEPTH = 1 << 30, LGRU_MIN_ROWS_LARGE_WEIGHT = 1 };
 #else
 enum { LGRU_ROWS = 6, LGRU_UNITS = 8, LGRU_GROUP = 2 };
 enum { LGRU_MAX_DEPTH = 1024, LGRU_MIN_ROWS_LARGE_WEIGHT = 8 };
+#endif
+/* Whether the weight gradients of any size run on the blocks (lgru_block_gemm_tn), not only
+ * small ones: measured faster than MKL with AVX-512 (an AMD EPYC, Zen 4); with AVX2 an earlier
+ * version of them lost to MKL inside the kernel (Zen 2), and this one was not measured there. */
+#if defined(__AVX512F__)
+enum { LGRU_BLOCK_WEIGHT_GRADIENTS = 1 };
+#else
+enum { LGRU_BLOCK_WEIGHT_GRADIENTS = 0 };
 #endif
 
 /* op(B)^T is read this many floats (a 64-byte cache line) of a row at a time when packed */
@@ -283,7 +292,7 @@ static void lgru_narrow_gemm(int M, int N, int K, const float *a, long lda, cons
 
 #else
 #define LGRU_HAVE_BLOCK_GEMM 0
-enum { LGRU_MAX_DEPTH = 0, LGRU_MIN_ROWS_LARGE_WEIGHT = 1 };
+enum { LGRU_MAX_DEPTH = 0, LGRU_MIN_ROWS_LARGE_WEIGHT = 1, LGRU_BLOCK_WEIGHT_GRADIENTS = 0 };
 static long lgru_block_packed_floats(int K, int N) {
     (void)K; (void)N;
     return 0;

@@ -54,9 +54,12 @@ LAYOUTS = [
     # 46 rows: backward chunks of 3 steps, the last of 2 (with chunk_min_floats 0)
     pytest.param(Case(T=23, B=2, I=5, H=12, bidirectional=True), id="chunks-of-3-steps-bi"),
     # 560 rows: small weight gradients on the register blocks (serial_gemm_max_macs NEVER) sum
-    # 512 rows, then the rest into the same result; H = 8 and I = 3 are narrower than a vector
+    # 128 rows at a time into the same result; H = 8 and I = 3 are narrower than a vector
     # (the transposed weight gradients, the input gradient as dot products)
     pytest.param(Case(T=40, B=14, I=3, H=8, bidirectional=True), id="560-rows-narrow"),
+    # 168 rows, 16 and 20 columns: weight gradients summed 128 rows at a time, split across
+    # the threads where the thresholds are zero
+    pytest.param(Case(T=12, B=14, I=20, H=16, bidirectional=True), id="168-rows-H16"),
 ]
 
 
