@@ -1154,14 +1154,17 @@ def backward(
                 <const double *>x, ldx, I, bsz, offsets, T, B, H, <const double *>w_ih,
                 <const double *>w_hh, <const double *>b_ih, <const double *>h0,
                 <const double *>y, ldy, <const double *>dy, ld_dy, <const double *>dh_n,
-                <double *>gates, <double *>n_kept, reverse, reset_after, dense, <double *>dx, accumulate_dx,
-                <double *>dh0, <double *>dw_ih, <double *>dw_hh, <double *>db_ih, <double *>db_hh, num_threads)
+                <double *>gates, <double *>n_kept, reverse, reset_after, dense, <double *>dx,
+                accumulate_dx, <double *>dh0, <double *>dw_ih, <double *>dw_hh, <double *>db_ih,
+                <double *>db_hh, num_threads)
         else:
             status = backward_direction(
                 <const float *>x, ldx, I, bsz, offsets, T, B, H, <const float *>w_ih,
                 <const float *>w_hh, <const float *>b_ih, <const float *>h0, <const float *>y,
                 ldy, <const float *>dy, ld_dy, <const float *>dh_n, <float *>gates,
-                <float *>n_kept, reverse, reset_after, dense, <float *>dx, accumulate_dx, <float *>dh0, <float *>dw_ih, <float *>dw_hh, <float *>db_ih, <float *>db_hh, num_threads)
+                <float *>n_kept, reverse, reset_after, dense, <float *>dx, accumulate_dx,
+                <float *>dh0, <float *>dw_ih, <float *>dw_hh, <float *>db_ih, <float *>db_hh,
+                num_threads)
     free(offsets)
     if status != 0:
         raise MemoryError()
