@@ -257,9 +257,8 @@ static void lgru_block_gemm(int M, int N, int K, const float *packed, const floa
 }
 
 /* C (M, N) = A^T B, or C += A^T B with accumulate, for A (K, M) and B (K, N) row-major and
- * unpacked: the weight gradients of small calls (A the gate gradients of K rows, B the inputs
- * or states of those rows), where MKL's call and its copies of the operands cost more than the
- * product. */
+ * unpacked: the weight gradients (A the gate gradients of K rows, B the inputs or states of
+ * those rows; `weight_product` in _gru.pyx says which). */
 static void lgru_block_gemm_tn(int M, int N, int K, const float *a, long lda, const float *b,
                                long ldb, float *c, long ldc, int accumulate) {
     lgru_block_rows(1, M, N, K, b, ldb, a, lda, c, ldc, accumulate);
