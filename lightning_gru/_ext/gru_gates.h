@@ -260,7 +260,9 @@ LGRU_DEFINE_GATES(double, d, exp, tanh)
  * gradients of a step). 64 bytes of columns at a time, the rows added in four accumulators that
  * stay in registers: adding each row into `sums` in memory chained every row's additions
  * through a store and a reload, ~7 us of a 20-step backward of 38 rows (sine B = 38). GCC's
- * vector extension, not a loop over an array, or it took the final sums apart lane by lane. */
+ * vector extension, not a loop over an array, or it took the final sums apart lane by lane;
+ * other compilers add the rows one by one. */
+#if defined(__GNUC__)
 #define LGRU_DEFINE_COLUMN_SUMS(T, S)                                                           \
 typedef T lgru_columns_##S __attribute__((vector_size(64), aligned(sizeof(T)), may_alias));     \
 static void lgru_add_column_sums_##S(T *restrict sums, const T *restrict src, long ld,          \
@@ -284,6 +286,13 @@ static void lgru_add_column_sums_##S(T *restrict sums, const T *restrict src, lo
     for (int i = 0; i < rows; i++)                                                              \
         for (int j = j0; j < cols; j++) sums[j] += src[(long)i * ld + j];                       \
 }
+#else
+#define LGRU_DEFINE_COLUMN_SUMS(T, S)                                                           \
+static void lgru_add_column_sums_##S(T *sums, const T *src, long ld, int rows, int cols) {      \
+    for (int i = 0; i < rows; i++)                                                              \
+        for (int j = 0; j < cols; j++) sums[j] += src[(long)i * ld + j];                        \
+}
+#endif
 
 LGRU_DEFINE_COLUMN_SUMS(float, f)
 LGRU_DEFINE_COLUMN_SUMS(double, d)

@@ -8,8 +8,8 @@ chunks of steps is compared with the oracle, with and without the register-block
 (float32, where the build has them; column counts that are not multiples of the vector width,
 16 floats or 8 on AVX2, end in a masked vector), which also carry the products over all steps
 with 16 or more columns (the input projection, the input gradient), split by rows across
-threads when the threshold is zero, and, below ``serial_gemm_max_macs``, the weight gradients
-and the input gradient of fewer than 16 features.
+threads when the threshold is zero, and the weight gradients (with AVX2 only those below
+``serial_gemm_max_macs``) and the input gradient of fewer than 16 features.
 """
 
 import pytest
