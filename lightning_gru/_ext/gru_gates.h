@@ -257,14 +257,23 @@ LGRU_DEFINE_GATES(float, f, expf, tanhf)
 LGRU_DEFINE_GATES(double, d, exp, tanh)
 
 /* sums[j] += the sum of src[i * ld + j] over the rows i < rows, for j < cols (the bias
- * gradients of a step). 64 bytes of columns at a time, the rows added in four accumulators that
- * stay in registers: adding each row into `sums` in memory chained every row's additions
+ * gradients of a step). A register of columns at a time, the rows added in four accumulators
+ * that stay in registers: adding each row into `sums` in memory chained every row's additions
  * through a store and a reload, ~7 us of a 20-step backward of 38 rows (sine B = 38). GCC's
- * vector extension, not a loop over an array, or it took the final sums apart lane by lane;
- * other compilers add the rows one by one. */
+ * vector extension, not a loop over an array, or it took the final sums apart lane by lane,
+ * and no wider than the CPU's registers (64-byte vectors without AVX-512 went through the
+ * stack: 3% slower steps than the plain loop); other compilers add the rows one by one. */
 #if defined(__GNUC__)
+#if defined(__AVX512F__)
+#define LGRU_COLUMN_BYTES 64
+#elif defined(__AVX__)
+#define LGRU_COLUMN_BYTES 32
+#else
+#define LGRU_COLUMN_BYTES 16
+#endif
 #define LGRU_DEFINE_COLUMN_SUMS(T, S)                                                           \
-typedef T lgru_columns_##S __attribute__((vector_size(64), aligned(sizeof(T)), may_alias));     \
+typedef T lgru_columns_##S                                                                      \
+    __attribute__((vector_size(LGRU_COLUMN_BYTES), aligned(sizeof(T)), may_alias));             \
 static void lgru_add_column_sums_##S(T *restrict sums, const T *restrict src, long ld,          \
                                      int rows, int cols) {                                      \
     typedef lgru_columns_##S V;                                                                 \
