@@ -346,6 +346,16 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
         _set_blas_threads_local(previous_threads)
 
 
+cdef inline int row_chunks(int M, long macs, int num_threads, long *rows) noexcept nogil:
+    """How many threads share the M rows of a product over all steps (one below
+    PARALLEL_MIN_MACS multiply-adds), and in ``rows`` each one's share: whole blocks of 8."""
+    cdef int chunks = 1
+    if num_threads > 1 and macs >= PARALLEL_MIN_MACS:
+        chunks = num_threads if num_threads < MAX_THREADS else MAX_THREADS
+    rows[0] = ((M + chunks - 1) // chunks + 7) // 8 * 8
+    return chunks
+
+
 cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
                   const floating *B, int ldb, floating beta, floating *C, int ldc,
                   int num_threads) noexcept nogil:
@@ -355,7 +365,7 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
     the register blocks of block_gemm.h, which outrun MKL where it runs its generic kernels
     (docs/gru.md); otherwise, or when the packed copy cannot be allocated, BLAS."""
     cdef float *packed = NULL
-    cdef int chunks = 1
+    cdef int chunks
     cdef long rows
     cdef Py_ssize_t c, k, n
     if floating is float:
@@ -374,9 +384,7 @@ cdef void product(bint trans_b, int M, int N, int K, const floating *A, int lda,
         if block_product(M, N, K):
             packed = pack_weight(trans_b, M, N, K, B, ldb, True)
         if packed != NULL:
-            if num_threads > 1 and <long>M * N * K >= PARALLEL_MIN_MACS:
-                chunks = num_threads if num_threads < MAX_THREADS else MAX_THREADS
-            rows = ((M + chunks - 1) // chunks + 7) // 8 * 8  # whole blocks of 8 rows
+            chunks = row_chunks(M, <long>M * N * K, num_threads, &rows)
             if chunks == 1:
                 lgru_block_gemm(M, N, K, packed, A, lda, C, ldc, beta != 0)
             else:
@@ -411,15 +419,13 @@ cdef void weight_product(int M, int N, int K, const floating *A, int lda, const 
     across threads from PARALLEL_MIN_MACS multiply-adds on; a small one where N is narrower
     than a vector and M is not as C^T = B^T A. Otherwise BLAS."""
     cdef float *transposed = NULL
-    cdef int i, j, chunks = 1
+    cdef int i, j, chunks
     cdef long rows
     cdef Py_ssize_t c
     if floating is float:
         if block_weight_gradient(M, N, K):
             if N >= 16 or M <= N:
-                if num_threads > 1 and <long>M * N * K >= PARALLEL_MIN_MACS:
-                    chunks = num_threads if num_threads < MAX_THREADS else MAX_THREADS
-                rows = ((M + chunks - 1) // chunks + 7) // 8 * 8  # whole blocks of 8 rows
+                chunks = row_chunks(M, <long>M * N * K, num_threads, &rows)
                 if chunks == 1:
                     block_weight_product(M, N, K, A, lda, B, ldb, beta != 0, C, ldc)
                 else:
