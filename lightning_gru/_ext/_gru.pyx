@@ -52,30 +52,13 @@ cdef enum:
 
 cdef extern from "gru_gates.h" nogil:
     # after the state pointers (gates, then hidden products) come the bias vectors
-    void lgru_ra_forward_f(int, float *, float *, float *, const float *, const float *,
-                           const float *, const float *, const float *, const float *,
-                           const float *, float *)
-    void lgru_ra_forward_d(int, double *, double *, double *, const double *, const double *,
-                           const double *, const double *, const double *, const double *,
-                           const double *, double *)
-    void lgru_ra_forward_keep_f(int, float *, float *, float *, const float *, const float *,
-                                const float *, const float *, const float *, const float *,
-                                const float *, float *, float *)
-    void lgru_ra_forward_keep_d(int, double *, double *, double *, const double *,
-                                const double *, const double *, const double *, const double *,
-                                const double *, const double *, double *, double *)
-    void lgru_ra_infer_f(int, const float *, const float *, const float *, const float *,
-                         const float *, const float *, const float *, const float *,
-                         const float *, const float *, float *)
-    void lgru_ra_infer_d(int, const double *, const double *, const double *, const double *,
-                         const double *, const double *, const double *, const double *,
-                         const double *, const double *, double *)
-    # two rows (3H apart in g and gh, H apart in h and n_saved): training, g, gh, bias, h,
-    # n_saved (NULL: n not kept)
-    void lgru_ra_forward_two_rows_f(bint, int, float *, const float *, const float *, float *,
-                                    float *)
-    void lgru_ra_forward_two_rows_d(bint, int, double *, const double *, const double *,
-                                    double *, double *)
+    # rows (3H apart in g and gh, H apart in h and n_out), H, g, gh, bias, h[, n_out]
+    void lgru_ra_forward_rows_f(long, int, float *, const float *, const float *, float *)
+    void lgru_ra_forward_rows_d(long, int, double *, const double *, const double *, double *)
+    void lgru_ra_forward_rows_keep_f(long, int, float *, const float *, const float *, float *,
+                                     float *)
+    void lgru_ra_forward_rows_keep_d(long, int, double *, const double *, const double *,
+                                     double *, double *)
     void lgru_rb_forward_rz_f(int, float *, float *, const float *, const float *,
                               const float *, const float *, const float *, float *)
     void lgru_rb_forward_rz_d(int, double *, double *, const double *, const double *,
@@ -83,19 +66,13 @@ cdef extern from "gru_gates.h" nogil:
     void lgru_rb_forward_n_f(int, const float *, float *, const float *, const float *, float *)
     void lgru_rb_forward_n_d(int, const double *, double *, const double *, const double *,
                              double *)
-    # (n_kept first)
-    void lgru_ra_backward_f(int, int, float *, float *, float *, float *, const float *,
-                            float *, const float *, const float *, float *, float *, float *)
-    void lgru_ra_backward_d(int, int, double *, double *, double *, double *, const double *,
-                            double *, const double *, const double *, double *, double *,
-                            double *)
-    # two rows, n recomputed: H, b_n, g, c, dh_state, dy0, dy1, h_prev0, h_prev1, dg
-    void lgru_ra_backward_recompute_two_rows_f(int, const float *, float *, float *, float *,
-                                               const float *, const float *, const float *,
-                                               const float *, float *)
-    void lgru_ra_backward_recompute_two_rows_d(int, const double *, double *, double *,
-                                               double *, const double *, const double *,
-                                               const double *, const double *, double *)
+    void lgru_ra_backward_f(int, float *, float *, float *, float *, float *, const float *,
+                            const float *, float *, float *, float *)
+    void lgru_ra_backward_d(int, double *, double *, double *, double *, double *,
+                            const double *, const double *, double *, double *, double *)
+    # rows (g 3H apart, c H apart), H, g, c, b_n
+    void lgru_ra_recompute_n_rows_f(long, int, const float *, float *, const float *)
+    void lgru_ra_recompute_n_rows_d(long, int, const double *, double *, const double *)
     void lgru_rb_backward_zn_f(int, const float *, float *, float *, float *, const float *,
                                const float *, float *, float *)
     void lgru_rb_backward_zn_d(int, const double *, double *, double *, double *,
@@ -513,40 +490,6 @@ cdef int64_t *step_offsets(const int64_t *batch_sizes, int T) noexcept nogil:
 # ----------------------------------------------------------------------------------------------
 
 # ``bias`` (4H) is (b_r, b_z, b_n, b_hn): see ``step_biases``.
-cdef inline void ra_forward(int H, floating *g, const floating *gh, const floating *bias,
-                            floating *h, floating *n_saved, bint training) noexcept nogil:
-    """``n_saved`` (may be NULL): where n is kept as well, when training."""
-    if floating is float:
-        if training and n_saved != NULL:
-            lgru_ra_forward_keep_f(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias,
-                                   bias + H, bias + 2 * H, bias + 3 * H, h, n_saved)
-        elif training:
-            lgru_ra_forward_f(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
-                              bias + 2 * H, bias + 3 * H, h)
-        else:
-            lgru_ra_infer_f(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
-                            bias + 2 * H, bias + 3 * H, h)
-    else:
-        if training and n_saved != NULL:
-            lgru_ra_forward_keep_d(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias,
-                                   bias + H, bias + 2 * H, bias + 3 * H, h, n_saved)
-        elif training:
-            lgru_ra_forward_d(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
-                              bias + 2 * H, bias + 3 * H, h)
-        else:
-            lgru_ra_infer_d(H, g, g + H, g + 2 * H, gh, gh + H, gh + 2 * H, bias, bias + H,
-                            bias + 2 * H, bias + 3 * H, h)
-
-
-cdef inline void ra_forward_pair(int H, floating *g, const floating *gh, const floating *bias,
-                                 floating *h, floating *n_saved, bint training) noexcept nogil:
-    """Rows 0 and 1 of ``g``, ``gh`` (3H apart), ``h`` and ``n_saved`` (H apart) at once."""
-    if floating is float:
-        lgru_ra_forward_two_rows_f(training, H, g, gh, bias, h, n_saved)
-    else:
-        lgru_ra_forward_two_rows_d(training, H, g, gh, bias, h, n_saved)
-
-
 cdef inline void rb_forward_rz(int H, floating *g, const floating *gh, const floating *bias,
                                const floating *h, floating *rh) noexcept nogil:
     if floating is float:
@@ -565,19 +508,24 @@ cdef inline void rb_forward_n(int H, floating *g, const floating *ghn, const flo
 
 cdef inline void ra_forward_rows(
     Py_ssize_t b0, Py_ssize_t b1, int H, floating *g, const floating *gh, const floating *bias,
-    floating *h, floating *n_saved, floating *y, int ldy, floating *history, bint training,
+    floating *h, floating *n_saved, floating *y, int ldy, floating *history,
 ) noexcept nogil:
-    """Rows [b0, b1) of one reset_after step, two at a time (their exp and tanh calls side by
-    side: see gru_gates.h), then the last one if odd; ``g``, ``n_saved``, ``y`` and ``history``
-    (the last two may be NULL) start at the step."""
-    cdef Py_ssize_t b = b0
-    while b + 1 < b1:
-        ra_forward_pair(H, g + b * 3 * H, gh + b * 3 * H, bias, h + b * H,
-                        n_saved + b * H if n_saved != NULL else NULL, training)
-        b += 2
-    if b < b1:
-        ra_forward(H, g + b * 3 * H, gh + b * 3 * H, bias, h + b * H,
-                   n_saved + b * H if n_saved != NULL else NULL, training)
+    """Rows [b0, b1) of one reset_after step (all of them in one call: see gru_gates.h);
+    ``g``, ``n_saved``, ``y`` and ``history`` start at the step; n is kept where ``n_saved``
+    is not NULL; ``y`` and ``history`` (which may be NULL) get copies of the new states."""
+    cdef Py_ssize_t b
+    if floating is float:
+        if n_saved != NULL:
+            lgru_ra_forward_rows_keep_f(b1 - b0, H, g + b0 * 3 * H, gh + b0 * 3 * H, bias,
+                                        h + b0 * H, n_saved + b0 * H)
+        else:
+            lgru_ra_forward_rows_f(b1 - b0, H, g + b0 * 3 * H, gh + b0 * 3 * H, bias, h + b0 * H)
+    else:
+        if n_saved != NULL:
+            lgru_ra_forward_rows_keep_d(b1 - b0, H, g + b0 * 3 * H, gh + b0 * 3 * H, bias,
+                                        h + b0 * H, n_saved + b0 * H)
+        else:
+            lgru_ra_forward_rows_d(b1 - b0, H, g + b0 * 3 * H, gh + b0 * 3 * H, bias, h + b0 * H)
     for b in range(b0, b1):
         memcpy(y + b * ldy, h + b * H, H * sizeof(floating))
         if history != NULL:
@@ -665,8 +613,8 @@ cdef int forward_time_loop(
             packed_gemm(packed_rz, blocked, True, n, H3, H, hb, H, w_hh, H, <floating>0.0, gh,
                         H3)
             ra_forward_rows(0, n, H, g, gh, bias, hb,
-                            n_saved + row0 * H if n_saved != NULL else NULL, yt, ldy, ht,
-                            training)
+                            n_saved + row0 * H if training and n_saved != NULL else NULL, yt,
+                            ldy, ht)
         else:
             # r and z first; then n from W_hn (r * h), a second product that needs r (r * h
             # goes where the n block of the products will be written).
@@ -771,31 +719,25 @@ def forward(
 # Backward
 # ----------------------------------------------------------------------------------------------
 
-cdef inline void ra_backward(int H, floating *g, floating *c, const floating *b_n,
-                             floating *dh_state, const floating *dy, const floating *h_prev,
-                             floating *dg, bint n_kept) noexcept nogil:
-    """``c``: n (``n_kept``) or the n gate's input projection less b_n; then dL/d(W_hn h)."""
+cdef inline void ra_backward(int H, floating *g, floating *c, floating *dh_state,
+                             const floating *dy, const floating *h_prev,
+                             floating *dg) noexcept nogil:
+    """``c``: n; then dL/d(W_hn h)."""
     if floating is float:
-        lgru_ra_backward_f(n_kept, H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg,
-                           dg + H, dg + 2 * H)
+        lgru_ra_backward_f(H, g, g + H, g + 2 * H, c, dh_state, dy, h_prev, dg, dg + H,
+                           dg + 2 * H)
     else:
-        lgru_ra_backward_d(n_kept, H, g, g + H, g + 2 * H, c, b_n, dh_state, dy, h_prev, dg,
-                           dg + H, dg + 2 * H)
+        lgru_ra_backward_d(H, g, g + H, g + 2 * H, c, dh_state, dy, h_prev, dg, dg + H,
+                           dg + 2 * H)
 
 
-cdef inline void ra_backward_recompute_pair(
-    int H, floating *g, floating *c, const floating *b_n, floating *dh_state,
-    const floating *dy0, const floating *dy1, const floating *h_prev0, const floating *h_prev1,
-    floating *dg,
-) noexcept nogil:
-    """``ra_backward`` (n recomputed) of two rows: ``g`` and ``dg`` 3H apart, ``c`` and
-    ``dh_state`` H apart."""
+cdef inline void ra_recompute_n_rows(Py_ssize_t b0, Py_ssize_t b1, int H, const floating *g,
+                                     floating *c, const floating *b_n) noexcept nogil:
+    """n of rows [b0, b1) into ``c``, which held the n gate's input projection less b_n."""
     if floating is float:
-        lgru_ra_backward_recompute_two_rows_f(H, b_n, g, c, dh_state, dy0, dy1, h_prev0, h_prev1,
-                                              dg)
+        lgru_ra_recompute_n_rows_f(b1 - b0, H, g + b0 * 3 * H, c + b0 * H, b_n)
     else:
-        lgru_ra_backward_recompute_two_rows_d(H, b_n, g, c, dh_state, dy0, dy1, h_prev0, h_prev1,
-                                              dg)
+        lgru_ra_recompute_n_rows_d(b1 - b0, H, g + b0 * 3 * H, c + b0 * H, b_n)
 
 
 cdef inline void rb_backward_zn(int H, floating *g, floating *dh_state, const floating *dy,
@@ -846,34 +788,25 @@ cdef inline void backward_rows(
     """Rows [b0, b1) of step ``t``: gate gradients (r's too when reset_after); ``g`` and ``c``
     (the step's rows of the chunk buffer, see ``backward_direction``) start at the step,
     ``dg_step`` at row b0."""
-    cdef Py_ssize_t i, b = b0
+    cdef Py_ssize_t b
     cdef const floating *h_prev
     cdef const floating *dy_row
-    if reset_after and not n_kept:  # two rows at a time, as far as they pair up
-        while b + 1 < b1:
-            ra_backward_recompute_pair(
-                H, g + b * 3 * H, c + b * H, b_n, dh_state + b * H,
-                row_gradient(dy, ld_dy, dy_fill, offsets, t, b),
-                row_gradient(dy, ld_dy, dy_fill, offsets, t, b + 1),
-                previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse),
-                previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b + 1, reverse),
-                dg_step + (b - b0) * 3 * H)
-            b += 2
+    if reset_after and not n_kept:
+        ra_recompute_n_rows(b0, b1, H, g, c, b_n)
     if h_prev_buffer != NULL:
-        for i in range(b0, b1):
-            memcpy(h_prev_buffer + (offsets[t] + i) * H,
-                   previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, i, reverse),
+        for b in range(b0, b1):
+            memcpy(h_prev_buffer + (offsets[t] + b) * H,
+                   previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse),
                    H * sizeof(floating))
-    while b < b1:
+    for b in range(b0, b1):
         h_prev = previous_state(y, ldy, h0, H, batch_sizes, offsets, T, t, b, reverse)
         dy_row = row_gradient(dy, ld_dy, dy_fill, offsets, t, b)
         if reset_after:
-            ra_backward(H, g + b * 3 * H, c + b * H, b_n, dh_state + b * H, dy_row, h_prev,
-                        dg_step + (b - b0) * 3 * H, n_kept)
+            ra_backward(H, g + b * 3 * H, c + b * H, dh_state + b * H, dy_row, h_prev,
+                        dg_step + (b - b0) * 3 * H)
         else:
             rb_backward_zn(H, g + b * 3 * H, dh_state + b * H, dy_row, h_prev,
                            dg_step + (b - b0) * 3 * H, c + b * H)
-        b += 1
 
 
 cdef inline void rb_backward_r_rows(
