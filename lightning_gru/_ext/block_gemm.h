@@ -42,8 +42,8 @@ enum { LGRU_ROWS = 6, LGRU_UNITS = 8, LGRU_GROUP = 2 };
 enum { LGRU_MAX_DEPTH = 1024, LGRU_MIN_ROWS_LARGE_WEIGHT = 8 };
 #endif
 /* Whether the weight gradients of any size run on the blocks (lgru_block_gemm_tn), not only
- * small ones: measured faster than MKL with AVX-512 (an AMD EPYC, Zen 4); with AVX2 an earlier
- * version of them lost to MKL inside the kernel (Zen 2), and this one was not measured there. */
+ * small ones: measured faster than MKL with AVX-512 (an AMD EPYC, Zen 4); with AVX2 slower
+ * (Zen 2; Zen 3: training steps 0.93-0.97x at the time machine and IMDb sizes). */
 #if defined(__AVX512F__)
 enum { LGRU_BLOCK_WEIGHT_GRADIENTS = 1 };
 #else
