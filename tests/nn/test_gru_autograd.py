@@ -1,7 +1,10 @@
 """Autograd corner cases where ``torch.nn.GRU`` sets the expectation: in-place edits of inputs,
-outputs and weights around the backward pass, second-order gradients, and concurrent calls.
+outputs and weights around the backward pass, second-order gradients, concurrent calls, and
+calls in a forked child.
 """
 
+import multiprocessing
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -162,6 +165,36 @@ def test_concurrent_calls_from_python_threads(reset_after: bool) -> None:
     for (out_s, dx_s), (out_c, dx_c) in zip(sequential, concurrent, strict=True):
         assert_close(out_c, out_s, torch.float64, "output from a thread")
         assert_close(dx_c, dx_s, torch.float64, "input gradient from a thread")
+
+
+FORK_CASE = Case(T=35, B=32, I=28, H=64, reset_after=True)  # parallel paths on 2 threads
+
+
+def _training_step(module) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs = make_inputs(FORK_CASE, dtype=torch.float32)  # float32: the register-block path
+    out, h_n = module(inputs.x, inputs.h0)
+    (out.sum() + h_n.sum()).backward()
+    return out.detach(), inputs.x.grad
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork after OpenMP: the Linux case")
+def test_runs_in_a_forked_child_on_one_thread() -> None:
+    """docs/gru.md: a child forked after the parent ran the kernel on several threads can run it
+    once it has set one thread, as DataLoader workers do (GNU OpenMP would hang in a parallel
+    region there): the kernel must then enter none."""
+    _, ours = make_pair(FORK_CASE, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    _training_step(ours)  # the parent's OpenMP pool, if it has threads
+    try:
+        torch.set_num_threads(1)
+        expected = _training_step(ours)
+    finally:
+        torch.set_num_threads(threads)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        out, dx = pool.apply_async(_training_step, (ours,)).get(timeout=120)
+    assert_close(out, expected[0], torch.float32, "output in a forked child")
+    assert_close(dx, expected[1], torch.float32, "input gradient in a forked child")
 
 
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
