@@ -99,6 +99,28 @@ def _run_direction(
     return torch.stack(outputs), h  # (T, B, H), (B, H)
 
 
+def _check_shapes(
+    input: Tensor, hx: Tensor, weights: Sequence[LayerWeights], lengths: Tensor | None
+) -> None:
+    """Raise a RuntimeError, as torch's GRU does, for shapes that would otherwise fail deep in a
+    matrix product or, worse, broadcast (an ``hx`` of one sequence for a batch of several)."""
+    if input.dim() != 3:
+        raise RuntimeError(f"GRU: expected a (T, B, input_size) input, got a {input.dim()}-D one")
+    T, B, I = input.shape
+    if T == 0:
+        raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+    w_ih, w_hh = weights[0][:2]
+    if w_ih.shape[-1] != I:
+        raise RuntimeError(
+            f"input.size(-1) must be equal to input_size. Expected {w_ih.shape[-1]}, got {I}"
+        )
+    expected = (len(weights), B, w_hh.shape[-1])
+    if tuple(hx.shape) != expected:
+        raise RuntimeError(f"Expected hidden size {expected}, got {list(hx.shape)}")
+    if lengths is not None and tuple(lengths.shape) != (B,):
+        raise RuntimeError(f"lengths must have shape ({B},), got {list(lengths.shape)}")
+
+
 def reference_gru(
     input: Tensor,
     hx: Tensor,
@@ -145,9 +167,8 @@ def reference_gru(
     D = 2 if bidirectional else 1
     if len(weights) != num_layers * D:
         raise ValueError(f"expected {num_layers * D} weight tuples, got {len(weights)}")
-    T, B, _ = input.shape
-    if T == 0:
-        raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+    _check_shapes(input, hx, weights, lengths)
+    T = input.shape[0]
     mask = None
     if lengths is not None:
         steps = torch.arange(T, device=lengths.device).unsqueeze(1)  # (T, 1)

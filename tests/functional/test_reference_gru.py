@@ -187,6 +187,36 @@ def test_reference_rejects_bad_arguments() -> None:
         reference_gru(x[:0], h0, weights, num_layers=1, bidirectional=False)
 
 
+@pytest.mark.parametrize(
+    ("x_shape", "h0_shape", "lengths", "message"),
+    [
+        ((4, 2), (1, 2, 3), None, "2-D"),
+        ((4, 2, 5), (1, 2, 3), None, "input_size. Expected 2, got 5"),
+        ((4, 2, 2), (1, 1, 3), None, r"hidden size \(1, 2, 3\)"),  # would broadcast
+        ((4, 2, 2), (2, 2, 3), None, r"hidden size \(1, 2, 3\), got \[2, 2, 3\]"),
+        ((4, 2, 2), (1, 2, 4), None, "hidden size"),
+        ((4, 2, 2), (1, 2, 3), [4, 3, 1], "lengths"),
+    ],
+    ids=["2-D input", "input size", "h0 of one sequence", "h0 of 2 layers", "h0 width", "lengths"],
+)
+def test_reference_names_a_bad_shape(x_shape, h0_shape, lengths, message) -> None:
+    """Torch's kind of error for shapes that would fail in a product or broadcast silently."""
+    weights = _weights(2, 3, 1, 1, True, torch.Generator().manual_seed(0))[:1]
+    x, h0 = torch.randn(*x_shape, dtype=torch.float64), torch.zeros(*h0_shape, dtype=torch.float64)
+    lengths = None if lengths is None else torch.tensor(lengths)
+    with pytest.raises(RuntimeError, match=message):
+        reference_gru(x, h0, weights, num_layers=1, bidirectional=False, lengths=lengths)
+
+
+def test_functional_cho_cell_on_torch_names_a_bad_hx() -> None:
+    """``gru(..., reset_after=False, backend="torch")`` (the CUDA path of Cho's cell) runs the
+    reference: an ``hx`` of one sequence for two is an error, not a broadcast."""
+    reference = torch.nn.GRU(2, 3)
+    x = torch.randn(4, 2, 2)
+    with pytest.raises(RuntimeError, match="hidden size"):
+        gru(x, torch.zeros(1, 1, 3), reference._flat_weights, reset_after=False, backend="torch")
+
+
 # --- lightning_gru.functional.gru against the reference ----------------------------------------
 
 
