@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -29,7 +29,14 @@ from lightning_gru.nn.baselines import (
     make_encoder,
 )
 
-__all__ = ["SentimentClassifier", "SentimentNet", "load_word_vectors", "pool_outputs"]
+__all__ = [
+    "SentimentClassifier",
+    "SentimentNet",
+    "load_word_vectors",
+    "pad_packed_rows",
+    "pool_outputs",
+    "pool_packed",
+]
 
 Pooling = Literal["last", "max", "mean", "max_mean"]
 POOLINGS = get_args(Pooling)
@@ -135,8 +142,7 @@ class SentimentNet(nn.Module):
                 if self.pooling == "last":
                     h = final_state(h_n, self.bidirectional)  # (B, D * H)
                 else:
-                    padded, _ = pad_packed_sequence(output, batch_first=True)  # (B, T', D * H)
-                    h = pool_outputs(padded, lengths, self.pooling)  # (B, D * H) or (B, 2 D H)
+                    h = pool_packed(output, lengths, self.pooling)  # (B, D * H) or (B, 2 D H)
             else:
                 output, _ = self.encoder(x)  # (B, T, H); its h_n would have read the padding
                 if self.pooling == "last":
@@ -144,6 +150,53 @@ class SentimentNet(nn.Module):
                 else:
                     h = pool_outputs(output, lengths, self.pooling)  # (B, H) or (B, 2 * H)
         return self.head(self.dropout(h))  # (B, C)
+
+
+def pad_packed_rows(sequence: PackedSequence, padding_value: float = 0.0) -> Tensor:
+    """``pad_packed_sequence(sequence, batch_first=True, padding_value=...)[0]``: the same
+    ``(B, T, F)`` tensor, built by one scatter of the rows, whose gradient is one gather.
+
+    torch's copies each run of steps with the same batch size into a slice of the result, and
+    its backward then copies the whole gradient once per run: on IMDb batches (reviews of many
+    lengths) ~100 ms of a 500 ms training step, for either GRU.
+
+    >>> from torch.nn.utils.rnn import pack_sequence
+    >>> packed = pack_sequence([torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0]])])
+    >>> pad_packed_rows(packed)[..., 0]
+    tensor([[1., 2.],
+            [3., 0.]])
+    """
+    data, batch_sizes = sequence.data, sequence.batch_sizes  # (N, F), (T,) on the CPU
+    T, B, F = batch_sizes.shape[0], int(batch_sizes[0]), data.shape[1]
+    steps = torch.repeat_interleave(torch.arange(T), batch_sizes)  # (N,): each row's step
+    starts = torch.cumsum(batch_sizes, 0) - batch_sizes  # first row of each step
+    position = torch.arange(steps.shape[0]) - starts[steps]  # in the sorted batch
+    if sequence.sorted_indices is not None:
+        position = sequence.sorted_indices.cpu()[position]  # in the batch as given
+    destination = (position * T + steps).to(data.device)  # row of the (B * T, F) result
+    padded = data.new_full((B * T, F), padding_value).index_put((destination,), data)
+    return padded.view(B, T, F)
+
+
+def pool_packed(output: PackedSequence, lengths: Tensor, pooling: Pooling) -> Tensor:
+    """:func:`pool_outputs` of the sequences of a ``PackedSequence`` (``lengths`` in the order
+    the batch was given), the same numbers: the maximum over its rows padded with -inf, the mean
+    over its rows padded with zeros; no mask to apply, so no copy of the padded outputs (each
+    such copy, and its gradient's, took ~30 ms of an IMDb training step).
+
+    >>> from torch.nn.utils.rnn import pack_sequence
+    >>> packed = pack_sequence([torch.tensor([[1.0], [3.0]]), torch.tensor([[-2.0]])])
+    >>> pool_packed(packed, torch.tensor([2, 1]), "max_mean")
+    tensor([[ 3.,  2.],
+            [-2., -2.]])
+    """
+    pooled = []
+    if pooling in ("max", "max_mean"):
+        pooled.append(pad_packed_rows(output, float("-inf")).amax(1))  # (B, F)
+    if pooling in ("mean", "max_mean"):
+        divisor = lengths.to(output.data.device)[:, None].to(output.data.dtype)
+        pooled.append(pad_packed_rows(output).sum(1) / divisor)  # (B, F)
+    return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=-1)
 
 
 def pool_outputs(output: Tensor, lengths: Tensor, pooling: Pooling) -> Tensor:

@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
-from torch.nn.utils.rnn import pad_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 from torch.utils.data import DataLoader
 
 from lightning_gru.models import SentimentClassifier, SentimentNet, load_word_vectors
+from lightning_gru.models.sentiment import pad_packed_rows, pool_outputs, pool_packed
 
 VOCAB = {"<pad>": 0, "<unk>": 1, "good": 2, "bad": 3, "film": 4, "the": 5}
 
@@ -93,6 +94,37 @@ def test_pooling_over_the_outputs():
     torch.testing.assert_close(captured["x"][0], expected)
     with pytest.raises(ValueError, match="pooling must be one of"):
         SentimentNet(10, 6, "gru", pooling="sum")
+
+
+def _pad_then_pool(packed, lengths, pooling):
+    return pool_outputs(pad_packed_sequence(packed, batch_first=True)[0], lengths, pooling)
+
+
+@pytest.mark.parametrize("enforce_sorted", [False, True], ids=["unsorted", "sorted"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "max_mean"])
+def test_pooling_packed_rows_is_pooling_the_padded_batch(pooling, enforce_sorted):
+    """``pool_packed`` (no padded copy) gives the very numbers, and gradients, of torch's
+    ``pad_packed_sequence`` followed by ``pool_outputs``: the recipes' results do not move."""
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        B = int(torch.randint(1, 9, (), generator=gen))
+        T = int(torch.randint(1, 12, (), generator=gen))
+        lengths = torch.randint(1, T + 1, (B,), generator=gen)
+        lengths[0] = T
+        if enforce_sorted:
+            lengths = lengths.sort(descending=True).values
+        x = torch.randn(B, T, 5, generator=gen)
+        results = []
+        for pool in (_pad_then_pool, pool_packed):
+            leaf = x.clone().requires_grad_()
+            packed = pack_padded_sequence(leaf * 2, lengths, True, enforce_sorted)
+            pooled = pool(packed, lengths, pooling)
+            (pooled * torch.arange(pooled.numel()).view_as(pooled)).sum().backward()
+            results.append((pooled, leaf.grad))
+        assert torch.equal(results[1][0], results[0][0])
+        assert torch.equal(results[1][1], results[0][1])
+        padded = pad_packed_sequence(packed, batch_first=True, padding_value=-7.0)[0]
+        assert torch.equal(pad_packed_rows(packed, -7.0), padded)
 
 
 @pytest.mark.parametrize("encoder", ["gru", "lstm"])
