@@ -167,15 +167,15 @@ def pad_packed_rows(sequence: PackedSequence, padding_value: float = 0.0) -> Ten
             [3., 0.]])
     """
     data, batch_sizes = sequence.data, sequence.batch_sizes  # (N, F), (T,) on the CPU
-    T, B, F = batch_sizes.shape[0], int(batch_sizes[0]), data.shape[1]
+    T, B, width = batch_sizes.shape[0], int(batch_sizes[0]), data.shape[1]
     steps = torch.repeat_interleave(torch.arange(T), batch_sizes)  # (N,): each row's step
     starts = torch.cumsum(batch_sizes, 0) - batch_sizes  # first row of each step
     position = torch.arange(steps.shape[0]) - starts[steps]  # in the sorted batch
     if sequence.sorted_indices is not None:
         position = sequence.sorted_indices.cpu()[position]  # in the batch as given
     destination = (position * T + steps).to(data.device)  # row of the (B * T, F) result
-    padded = data.new_full((B * T, F), padding_value).index_put((destination,), data)
-    return padded.view(B, T, F)
+    padded = data.new_full((B * T, width), padding_value).index_put((destination,), data)
+    return padded.view(B, T, width)
 
 
 def pool_packed(output: PackedSequence, lengths: Tensor, pooling: Pooling) -> Tensor:
@@ -190,6 +190,8 @@ def pool_packed(output: PackedSequence, lengths: Tensor, pooling: Pooling) -> Te
     tensor([[ 3.,  2.],
             [-2., -2.]])
     """
+    if pooling not in ("max", "mean", "max_mean"):
+        raise ValueError(f"pool_packed pools by max, mean or max_mean, not {pooling!r}")
     pooled = []
     if pooling in ("max", "max_mean"):
         pooled.append(pad_packed_rows(output, float("-inf")).amax(1))  # (B, F)

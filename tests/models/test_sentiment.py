@@ -125,6 +125,8 @@ def test_pooling_packed_rows_is_pooling_the_padded_batch(pooling, enforce_sorted
         assert torch.equal(results[1][1], results[0][1])
         padded = pad_packed_sequence(packed, batch_first=True, padding_value=-7.0)[0]
         assert torch.equal(pad_packed_rows(packed, -7.0), padded)
+    with pytest.raises(ValueError, match="max, mean or max_mean"):
+        pool_packed(packed, lengths, "last")
 
 
 @pytest.mark.parametrize("encoder", ["gru", "lstm"])
