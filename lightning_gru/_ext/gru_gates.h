@@ -99,11 +99,10 @@ LGRU_KERNEL void lgru_rb_forward_n_##S(int H, const T *restrict z, T *restrict n
         n[j] = nj;                                                                              \
     }                                                                                           \
 }                                                                                               \
-/* reset_after, backward of one row. In: r, z, hn = W_hn h + b_hn (as the forward left them),    \
+/* reset_after, backward of one row. In: r, z, hn = W_hn h + b_hn (as the forward left them),   \
  * c = n (kept by the forward, or lgru_ra_recompute_n_rows), dh_state = dL/dh_t less the        \
- * output's share dy. Out: dL/d(gi) in (r, z, hn), dL/d(W_hn h) in c, the row  \
- * of the step's hidden-product gradient in (dr, dz, dhn), and dh_state <- dh z (the W_hh part   \
- * follows). */                                                                                 \
+ * output's share dy. Out: dL/d(gi) in (r, z, hn), dL/d(W_hn h) in c, the row of the step's     \
+ * hidden-product gradient in (dr, dz, dhn), and dh_state <- dh z (the W_hh part follows). */   \
 LGRU_KERNEL void lgru_ra_backward_##S(int H, T *restrict r, T *restrict z, T *restrict hn,       \
                                       T *restrict c, T *restrict dh_state,                     \
                                       const T *restrict dy, const T *restrict h_prev,          \
