@@ -303,22 +303,32 @@ class GRULayerFunction(torch.autograd.Function):
     (``retain_graph=True``), the backward recomputes all of it first, so it stays exact. A
     backward with ``create_graph=True`` (second-order gradients, e.g. a gradient penalty)
     differentiates the pure-torch reference instead, so that its result is differentiable too.
+
+    Under saved-tensor hooks (``torch.utils.checkpoint(use_reentrant=False)``,
+    ``torch.autograd.graph.saved_tensors_hooks``) the forward keeps nothing outside them: the
+    buffer, with a copy of the states, goes through ``save_for_backward``, so that a checkpoint
+    drops it and recomputes it for the backward.
     """
 
     @staticmethod
     def forward(ctx, x, h0, batch_sizes, reset_after, save_for_backward, *weights):
         training = save_for_backward and any(ctx.needs_input_grad)
-        y, h_n, buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, training)
+        hooked = training and _saved_tensors_hooks_active()
+        y, h_n, buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, training, hooked)
         if training:
             ctx.set_materialize_grads(False)  # an unused output's gradient comes as None
-            ctx.save_for_backward(x, h0, *weights)
             ctx.batch_sizes = batch_sizes  # never modified: no version tracking needed
+            ctx.reset_after = reset_after
+            ctx.hooked, ctx.consumed = hooked, False
+            if hooked:  # the hooks get everything, the states included (see the docstring)
+                ctx.save_for_backward(x, h0, *weights, buffer)
+                return y, h_n
+            ctx.save_for_backward(x, h0, *weights)
             ctx.buffer = buffer
             # Not saved for backward: that would forbid in-place edits of the output, which
             # torch.nn.GRU allows. A detached alias shares the version counter, so edits show.
             ctx.output = y.detach()
             ctx.output_version = ctx.output._version
-            ctx.reset_after = reset_after
         return y, h_n
 
     @staticmethod
@@ -328,18 +338,37 @@ class GRULayerFunction(torch.autograd.Function):
         return _kernel_backward(ctx, dy, dh_n)
 
 
+def _saved(ctx) -> tuple[Tensor, Tensor, list, Tensor | None]:
+    """``x``, ``h0``, the weights and the forward's buffer (None once a backward consumed it)."""
+    if ctx.hooked:
+        x, h0, *weights, buffer = ctx.saved_tensors
+    else:
+        (x, h0, *weights), buffer = ctx.saved_tensors, ctx.buffer
+    return x, h0, weights, None if ctx.consumed else buffer
+
+
+def _saved_tensors_hooks_active() -> bool:
+    """Whether saved-tensor hooks (a non-reentrant checkpoint, ...) take what is saved now."""
+    return _top_saved_tensors_hooks is not None and _top_saved_tensors_hooks(False) is not None
+
+
+_top_saved_tensors_hooks = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+
+
 def _kernel_backward(ctx, dy, dh_n):
     """The kernel's backward: fast, and its result is not differentiable again."""
-    x, h0, *weights = ctx.saved_tensors
+    x, h0, weights, buffer = _saved(ctx)
     batch_sizes, reset_after = ctx.batch_sizes, ctx.reset_after
-    buffer, ctx.buffer = ctx.buffer, None
     *rows, I = x.shape
     N = math.prod(rows)
     D, B, H = h0.shape
     T = batch_sizes.shape[0]  # (len() of a tensor is a Python call)
     itemsize = x.element_size()
-    history = buffer is None or ctx.output._version != ctx.output_version
-    if history:  # consumed by an earlier backward, or the output was edited: recompute
+    # consumed by an earlier backward, or the output was edited since: recompute
+    recompute = ctx.consumed or (not ctx.hooked and ctx.output._version != ctx.output_version)
+    ctx.consumed, ctx.buffer = True, None  # (the backward writes its gradients over the gates)
+    history = ctx.hooked or recompute
+    if recompute:
         buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, True, True)[2]
     # the layout _layer_forward chose: per direction gates, [n,] [history]
     n_kept = buffer.numel() // (D * N * H) - 3 - history
@@ -389,7 +418,7 @@ def _differentiable_backward(ctx, dy, dh_n):
     """Backward by autograd through the reference GRU, so that it is differentiable itself."""
     from lightning_gru.functional.reference import reference_gru
 
-    x, h0, *weights = ctx.saved_tensors
+    x, h0, weights, _ = _saved(ctx)
     batch_sizes = ctx.batch_sizes
     D = h0.size(0)
     if dy is None:  # the output was not used (the forward set materialize_grads=False)

@@ -54,15 +54,19 @@ def _warn_kernel_missing() -> None:
 _is_tracing = torch._C._is_tracing
 _interpreter_stack = torch._C._functorch.peek_interpreter_stack
 _any_autocast = torch._C._is_any_autocast_enabled
+_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.6
 
 
 def torch_only_mode(tensor: Tensor) -> str | None:
     """What, if anything, leaves torch's GRU the one to run on ``tensor`` now: a ``torch.func``
-    transform, forward-mode AD or ``torch.jit.trace`` (the kernel's autograd Function has no
-    rules for them, and a trace would keep it as a Python call), a dispatch mode or a tensor
+    transform, forward-mode AD, ``torch.jit.trace`` or ``torch.export`` (the kernel's autograd
+    Function has no rules for the first two, a trace would keep it as a Python call, and an
+    exported program has no graph break to run it in), a dispatch mode or a tensor
     subclass (fake tensors have no memory for the kernel to read, and the others see torch's
     operations only), or autocast on the tensor's device (torch's GRU runs in autocast's lower
     precision)."""
+    if _is_exporting():  # first: strict export traces this function and allows no graph break
+        return "torch.export"
     if _is_tracing():
         return "torch.jit.trace"
     if not torch.compiler.is_compiling():  # Dynamo traces with fake tensors, inside an
@@ -92,14 +96,14 @@ def _autocast_enabled(device_type: str) -> bool:
 def resolve_backend(backend: str, tensor: Tensor) -> str:
     """The backend that will run: ``"cython"`` or ``"torch"``.
 
-    ``"auto"`` takes torch's GRU under autocast, ``torch.func`` transforms, forward-mode AD and
-    ``torch.jit.trace`` (see ``torch_only_mode``); ``"cython"`` runs the kernel under
-    autocast, in the input's dtype.
+    ``"auto"`` takes torch's GRU under autocast, ``torch.func`` transforms, forward-mode AD,
+    ``torch.jit.trace`` and ``torch.export`` (see ``torch_only_mode``); ``"cython"`` runs the
+    kernel under autocast, in the input's dtype.
 
     Raises:
         ValueError: for an unknown backend name, ``"cython"`` on a tensor the kernel cannot
             take (CUDA, or a dtype other than float32/float64), or ``"cython"`` under a
-            ``torch.func`` transform, forward-mode AD or ``torch.jit.trace``.
+            ``torch.func`` transform, forward-mode AD, ``torch.jit.trace`` or ``torch.export``.
     """
     if (backend == "auto" or backend == "cython") and kernel_supports(tensor):
         mode = torch_only_mode(tensor)

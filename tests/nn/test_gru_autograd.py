@@ -1,6 +1,6 @@
 """Autograd corner cases where ``torch.nn.GRU`` sets the expectation: in-place edits of inputs,
-outputs and weights around the backward pass, second-order gradients, concurrent calls, and
-calls in a forked child.
+outputs and weights around the backward pass, second-order gradients, saved-tensor hooks and
+activation checkpointing, concurrent calls, and calls in a forked child.
 """
 
 import multiprocessing
@@ -20,6 +20,7 @@ from _gru_helpers import (
 )
 
 from lightning_gru.functional import _cython
+from lightning_gru.nn import GRU
 
 
 def _backward_or_exception(module, case: Case, edit) -> tuple[str, list[torch.Tensor] | None]:
@@ -145,6 +146,82 @@ def test_second_order_gradient_is_right_or_refused(reset_after: bool) -> None:
     if results[1] is not None:  # ours accepted create_graph: the result must be right
         for a, e in zip(results[1], results[0], strict=True):
             assert_close(a, e, torch.float64, "second-order gradient")
+
+
+class _CheckpointedGRU(GRU):
+    """Our GRU under ``torch.utils.checkpoint``: what its forward saves is dropped and
+    recomputed in the backward."""
+
+    def forward(self, *args):
+        return torch.utils.checkpoint.checkpoint(super().forward, *args, use_reentrant=False)
+
+
+def _layer_nodes(output: torch.Tensor) -> list:
+    """The GRU layers' backward nodes in ``output``'s graph."""
+    nodes, stack, seen = [], [output.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == "GRULayerFunctionBackward":
+            nodes.append(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return nodes
+
+
+@pytest.mark.parametrize("layout", ["dense", "packed"])
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_activation_checkpointing_keeps_nothing_and_recomputes(reset_after, layout) -> None:
+    """Under a non-reentrant checkpoint (saved-tensor hooks) the layers keep no tensor of their
+    own but the T batch sizes, so the checkpoint frees their memory, and the gradients are
+    torch's."""
+    case = Case(T=6, B=4, I=3, H=8, num_layers=2, bidirectional=True, layout=layout)
+    case = case.with_(reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    checkpointed = _CheckpointedGRU(
+        case.I, case.H, case.num_layers, bidirectional=True, reset_after=reset_after,
+        backend="cython", dtype=torch.float64,
+    )  # fmt: skip
+    checkpointed.load_state_dict(ours.state_dict())
+    inputs = make_inputs(case)
+    expected = outputs_and_grads(oracle, case, inputs.clone_leaves())
+    actual = outputs_and_grads(checkpointed, case, inputs.clone_leaves())
+    assert actual.keys() == expected.keys()
+    for key in expected:
+        assert_close(actual[key], expected[key], torch.float64, f"checkpointed {key}")
+    out, _ = run(checkpointed, case, inputs.clone_leaves())
+    nodes = _layer_nodes(out)
+    assert len(nodes) == case.num_layers
+    for node in nodes:
+        kept = [name for name, value in vars(node).items() if isinstance(value, torch.Tensor)]
+        assert kept == ["batch_sizes"], f"tensors kept outside the saved-tensor hooks: {kept}"
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_saved_tensor_hooks_see_the_buffer_and_a_second_backward(reset_after: bool) -> None:
+    """Hooks that keep what they are given (the same tensors): the gate buffer goes through
+    them, and a second backward through the graph recomputes what the first overwrote."""
+    case = Case(T=7, B=3, I=4, H=8, num_layers=2, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    expected = outputs_and_grads(oracle, case, make_inputs(case))
+    packed = []
+
+    def pack(tensor):
+        packed.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        inputs = make_inputs(case)
+        out, h_n = run(ours, case, inputs)
+    rows = case.T * case.B
+    assert max(packed) >= rows * 3 * case.H  # the gates (and the states) of a layer
+    generator = torch.Generator().manual_seed(2)  # outputs_and_grads' gradients of the outputs
+    g_out = torch.randn(out.shape, generator=generator, dtype=torch.float64)
+    g_h = torch.randn(h_n.shape, generator=generator, dtype=torch.float64)
+    for _ in range(2):
+        (dx,) = torch.autograd.grad((out, h_n), inputs.x, (g_out, g_h), retain_graph=True)
+        assert_close(dx, expected["grad[input]"], torch.float64, "input gradient")
 
 
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
