@@ -54,7 +54,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
-from lightning_gru.data import DataFileError, SourceUnreachableError
+from lightning_gru.data import DataConfigError, DataFileError, SourceUnreachableError
 from lightning_gru.models.callbacks import (
     LearningCurves,
     PredictionWriter,
@@ -165,24 +165,43 @@ class LightningGRUCLI(LightningCLI):
             "data.class_names", "model.init_args.class_names", list, apply_on="instantiate"
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse, then resolve ``--ckpt_path best|last`` to the files in ``checkpoint.dirpath``
+        before Lightning reads the model's hyperparameters from the checkpoint (it does so for
+        a path to an existing file only), and note the model options given on the command
+        line, which ``before_instantiate_classes`` puts back over the checkpoint's."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand is None:
+            return
+        config = self.config[subcommand]
+        ckpt_path, dirpath = config.get("ckpt_path"), config.get("checkpoint.dirpath")
+        if ckpt_path in ("best", "last") and dirpath:
+            path = Path(dirpath) / f"{ckpt_path}.ckpt"
+            if path.is_file():
+                config.ckpt_path = str(path)
+        given = _model_options_given(sys.argv[1:] if args is None else args)
+        self._model_options = {key: config[key] for key in given if key in config}
+
     def before_instantiate_classes(self) -> None:
-        """Resolve ``--ckpt_path best|last`` to the files in ``checkpoint.dirpath``, and refuse
-        to validate, test or predict with untrained weights or a data module without the split:
-        these would otherwise run, print numbers of no meaning, and overwrite the predictions
-        of a trained model."""
+        """Put the model options of the command line back over the checkpoint's
+        hyperparameters, and refuse to validate, test or predict with untrained weights or a
+        data module without the split: these would otherwise run, print numbers of no
+        meaning, and overwrite the predictions of a trained model."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand]
+        for key, value in getattr(self, "_model_options", {}).items():
+            config[key] = value
         evaluating = subcommand != "fit"
         ckpt_path = config.get("ckpt_path")
         dirpath = config.get("checkpoint.dirpath")
         if ckpt_path in ("best", "last") and dirpath:
             path = Path(dirpath) / f"{ckpt_path}.ckpt"
-            if path.is_file():
-                config.ckpt_path = str(path)
-            elif evaluating or ckpt_path == "best":
+            if evaluating or ckpt_path == "best":
+                written = "when `fit` validates" if ckpt_path == "best" else "after each epoch"
                 self.parser.error(
-                    f"--ckpt_path {ckpt_path}: there is no {path}; run `fit` first or give the "
-                    "path of a checkpoint"
+                    f"--ckpt_path {ckpt_path}: there is no {path} (`fit` writes it {written}); "
+                    "run `fit` first or give the path of a checkpoint"
                 )
         elif ckpt_path in ("best", "last") and (evaluating or ckpt_path == "best"):
             # Lightning would look for them in a folder of its choosing, and evaluate
@@ -197,6 +216,13 @@ class LightningGRUCLI(LightningCLI):
                 f"checkpoint of `fit` (a path, or best or last for the files in "
                 f"checkpoint.dirpath{f' {dirpath}' if dirpath else ''})"
             )
+        for option in ("every_n_train_steps", "train_time_interval"):
+            if config.get(f"last_checkpoint.{option}"):
+                self.parser.error(
+                    f"last_checkpoint.{option}: last.ckpt is saved at the end of whole epochs "
+                    "only, so that a resumed fit is the uninterrupted one (the data loaders "
+                    "cannot resume from the middle of an epoch)"
+                )
         if subcommand == "test" and not _has_test_split(config.get("data.class_path")):
             self.parser.error(
                 f"{config.data.class_path} has no test split; `validate` evaluates its "
@@ -224,6 +250,21 @@ class LightningGRUCLI(LightningCLI):
         if not ckpt_path or not Path(ckpt_path).is_file():
             return None
         return torch.load(ckpt_path, map_location="cpu", weights_only=True).get(key)
+
+
+def _model_options_given(args: Any) -> list[str]:
+    """The config keys of the ``--model.*`` options in a command line (``model.init_args.X``
+    for ``--model.X`` or ``--model.init_args.X``), other than the class and ``help``."""
+    if not isinstance(args, list | tuple):
+        return []  # a dict or Namespace of arguments: nothing typed over a checkpoint
+    keys = []
+    for arg in args:
+        if not isinstance(arg, str) or not arg.startswith("--model."):
+            continue
+        name = arg[len("--model.") :].split("=", 1)[0].removeprefix("init_args.")
+        if name and name not in ("class_path", "help"):
+            keys.append(f"model.init_args.{name}")
+    return keys
 
 
 def _has_test_split(class_path: str | None) -> bool:
@@ -290,14 +331,16 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
 
 def cli_main(args: ArgsType = None) -> None:
     """The ``lightning-gru`` console script (and ``python -m lightning_gru``). A data source
-    that cannot be reached, a missing file, a data file that cannot be used or an argument
-    value that a class refuses ends it with that one message, not a traceback."""
+    that cannot be reached, a missing file, a data file that cannot be used, data too short for
+    the batches or nothing to predict, or an argument value that a class refuses ends it with
+    that one message, not a traceback."""
     try:
         run_cli(args)
     except (
         SourceUnreachableError,
         FileNotFoundError,
         DataFileError,
+        DataConfigError,
         ArgumentValueError,
         MisconfigurationException,  # the Trainer's refusal of an argument
     ) as err:

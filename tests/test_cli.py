@@ -374,16 +374,13 @@ def test_language_model_fit_validate_predict(tmp_path, text_file):
         "4",
         "--data.num_steps",
         "10",
-        "--model.init_args.hidden_size",
-        "16",
-        "--model.init_args.num_generate",
-        "12",
         "--trainer.max_epochs",
         "2",
         "--trainer.check_val_every_n_epoch",
         "1",
     ]
-    cli = run_cli(["fit", *recipe, *small])
+    model = ["--model.init_args.hidden_size", "16", "--model.init_args.num_generate", "12"]
+    cli = run_cli(["fit", *recipe, *small, *model])
     assert cli.model.hparams.vocab_size == cli.datamodule.vocab_size
     assert cli.model._carry_state()  # the recipe's sequential partition carries the state
     ckpt_dir = tmp_path / "runs" / "tm" / "checkpoints"
@@ -398,25 +395,31 @@ def test_language_model_fit_validate_predict(tmp_path, text_file):
 
     run_cli(["validate", *recipe, *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
 
+    # From a checkpoint, the model takes the checkpoint's arguments (its hidden size, not the
+    # recipe's 256) but those typed on the command line, whether the checkpoint is named by
+    # its path or as `last`; the vocabulary comes from the checkpoint too.
     prefixes = ["time traveller", "the"]
-    run_cli(
-        [
-            "predict",
-            *recipe,
-            *small,
-            "--data.data_file",
-            str(tmp_path / "gone.txt"),  # the vocabulary comes from the checkpoint
-            "--ckpt_path",
-            str(ckpt_dir / "last.ckpt"),
-            "--data.predict_prefixes",
-            json.dumps(prefixes),
-        ]
-    )
-    lines = (ckpt_dir / "predictions.jsonl").read_text().splitlines()
-    predictions = [json.loads(line) for line in lines]
-    assert [p["prefix"] for p in predictions] == prefixes
-    assert all(p["text"].startswith(p["prefix"]) for p in predictions)
-    assert [len(p["text"]) - len(p["prefix"]) for p in predictions] == [12, 12]
+    for ckpt_path, generate in [(str(ckpt_dir / "last.ckpt"), ["5"]), ("last", [])]:
+        run_cli(
+            [
+                "predict",
+                *recipe,
+                *small,
+                "--data.data_file",
+                str(tmp_path / "gone.txt"),
+                "--ckpt_path",
+                ckpt_path,
+                *(["--model.num_generate", *generate] if generate else []),
+                "--data.predict_prefixes",
+                json.dumps(prefixes),
+            ]
+        )
+        lines = (ckpt_dir / "predictions.jsonl").read_text().splitlines()
+        predictions = [json.loads(line) for line in lines]
+        assert [p["prefix"] for p in predictions] == prefixes
+        assert all(p["text"].startswith(p["prefix"]) for p in predictions)
+        expected = int(generate[0]) if generate else 12
+        assert [len(p["text"]) - len(p["prefix"]) for p in predictions] == [expected] * 2
 
 
 def test_configs_compose_and_short_class_names(tmp_path, capsys):
@@ -589,6 +592,18 @@ def test_best_and_last_without_a_checkpoint_folder_are_refused(subcommand, name,
     )
 
 
+@pytest.mark.parametrize("option", ["every_n_train_steps 4", "train_time_interval 0:00:30"])
+def test_mid_epoch_last_checkpoints_are_refused(tmp_path, option, capsys):
+    """They would not resume exactly: the data loaders start their epoch from the beginning."""
+    name, value = option.split()
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
+    with pytest.raises(SystemExit):
+        run_cli([*args, f"--last_checkpoint.{name}", value])
+    assert f"last_checkpoint.{name}: last.ckpt is saved at the end of whole epochs" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_new_fit_into_the_same_folder_replaces_best(tmp_path):
     """Not best-v1.ckpt beside the old run's best.ckpt: --ckpt_path best is the new run's."""
     args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
@@ -637,6 +652,28 @@ def test_data_errors_reach_the_user_unwrapped(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         cli_main([*sine, "--checkpoint.dirpath", str(tmp_path / "sine")])
     assert str(exit_info.value.code).endswith("series.csv: line 2 has 2 columns, expected one")
+    (tmp_path / "series.csv").write_text("0.5\n" * 3)  # too short for one window
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*sine, "--checkpoint.dirpath", str(tmp_path / "sine")])
+    assert str(exit_info.value.code).startswith("lightning-gru: error: a series of 3 points")
+
+
+def test_data_too_short_or_nothing_to_predict_end_the_command_in_one_line(tmp_path, text_file):
+    recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
+    args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
+    args += ["--data.cache_dir", str(tmp_path / "hf"), "--trainer.max_epochs", "1"]
+    with pytest.raises(SystemExit) as exit_info:  # the recipe's 10% of it: too little text
+        cli_main(["fit", *args, "--data.batch_size", "32", "--data.num_steps", "35"])
+    message = str(exit_info.value.code)
+    assert message.startswith("lightning-gru: error: the validation text")
+    assert "too few for one batch" in message
+    run_cli(["fit", *args, "--data.batch_size", "2", "--data.num_steps", "5"])
+    predict = ["predict", *args, "--ckpt_path", "last"]
+    for prefixes, expected in [("[]", "needs predict_prefixes"), ('["a", ""]', "empty prefix")]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main([*predict, "--data.predict_prefixes", prefixes])
+        assert str(exit_info.value.code).startswith("lightning-gru: error: ")
+        assert expected in str(exit_info.value.code)
 
 
 def test_argument_values_a_class_refuses_end_the_command_in_one_line(tmp_path):

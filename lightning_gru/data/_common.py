@@ -17,6 +17,11 @@ class DataFileError(ValueError):
     """A data file that cannot be used as it is: the message names the file and the problem."""
 
 
+class DataConfigError(ValueError):
+    """The data, as configured, cannot give what a command needs: a text or series too short
+    for one batch, nothing to predict. The message says what to change."""
+
+
 def fetch(source: str, local_hint: str, load: Callable[[], T]) -> T:
     """Run ``load`` (a download through ``datasets``) and explain a failure in one sentence.
 

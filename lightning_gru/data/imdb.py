@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_gru.data._common import (
+    DataConfigError,
     DataFileError,
     check_at_least,
     check_fraction,
@@ -367,7 +368,7 @@ class IMDbDataModule(L.LightningDataModule):
         if self.predict_file is not None:
             texts += _read_lines(existing_file(self.predict_file, "predict_file"))
         if not texts:
-            raise ValueError("IMDbDataModule needs predict_texts or predict_file to predict")
+            raise DataConfigError("IMDbDataModule needs predict_texts or predict_file to predict")
         return texts
 
     def _loader(self, dataset: _EncodedReviews, sampler: BucketBatchSampler) -> DataLoader:

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_gru.data._common import (
+    DataConfigError,
     DataFileError,
     check_at_least,
     check_fraction,
@@ -165,7 +166,7 @@ class SineWaveDataModule(L.LightningDataModule):
         n_train = int(self.train_fraction * len(series))
         width = self.seq_len + 1
         if n_train < width or len(series) - n_train < 2:
-            raise ValueError(
+            raise DataConfigError(
                 f"a series of {len(series)} points gives {n_train} training points (need at "
                 f"least seq_len + 1 = {width}) and {len(series) - n_train} test points (need 2)"
             )
@@ -179,7 +180,7 @@ class SineWaveDataModule(L.LightningDataModule):
             train_starts, val_starts = chunks[: len(chunks) - n_val], chunks[len(chunks) - n_val :]
             cut = int(val_starts[0]) if n_val else n_train
         if len(train_starts) == 0:
-            raise ValueError(f"val_fraction={self.val_fraction} leaves no training window")
+            raise DataConfigError(f"val_fraction={self.val_fraction} leaves no training window")
         self.series, self.n_train, self.val_start = series, n_train, cut
         self.train_dataset = self._windows(train_starts)
         self.val_dataset = self._windows(val_starts)

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_gru.data._common import (
+    DataConfigError,
     DataFileError,
     check_at_least,
     check_fraction,
@@ -258,7 +259,9 @@ class TimeMachineDataModule(L.LightningDataModule):
 
     def _prefixes(self) -> list[str]:
         if not self.predict_prefixes:
-            raise ValueError("TimeMachineDataModule needs predict_prefixes to predict")
+            raise DataConfigError("TimeMachineDataModule needs predict_prefixes to predict")
+        if "" in self.predict_prefixes:
+            raise DataConfigError("predict_prefixes holds an empty prefix: a prefix needs a token")
         return list(self.predict_prefixes)
 
     def _loader(self, corpus: np.ndarray, shuffle: bool) -> DataLoader:
@@ -268,8 +271,8 @@ class TimeMachineDataModule(L.LightningDataModule):
             )
         except ValueError as err:
             if shuffle:
-                raise ValueError(f"the training text: {err}") from None
-            raise ValueError(
+                raise DataConfigError(f"the training text: {err}") from None
+            raise DataConfigError(
                 f"the validation text (the last val_fraction={self.val_fraction} of the tokens): "
                 f"{err}, or raise val_fraction (0 validates nothing)"
             ) from None

@@ -67,6 +67,10 @@ class LearningCurves(Callback):
 class PredictionWriter(BasePredictionWriter):
     """Writes what ``predict_step`` returns, one JSON object per line, and prints it.
 
+    The lines go to ``<output_file>.partial`` first, which replaces the file when the whole
+    prediction has run: a ``predict`` that fails leaves the earlier predictions as they were
+    (and what it wrote before failing in the ``.partial`` file).
+
     Args:
         output_file: the JSON-lines file; ``None`` writes ``predictions.jsonl`` next to the
             checkpoints (the figure folder).
@@ -83,13 +87,18 @@ class PredictionWriter(BasePredictionWriter):
         self.print_predictions = print_predictions
         self.path: Path | None = None
 
+    @property
+    def partial_path(self) -> Path | None:
+        """Where the lines go until the prediction has run."""
+        return None if self.path is None else self.path.with_name(self.path.name + ".partial")
+
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.path = Path(self.output_file) if self.output_file else None
         if self.path is None:
             self.path = figure_dir(trainer) / "predictions.jsonl"
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text("", encoding="utf-8")
+            self.partial_path.write_text("", encoding="utf-8")
 
     @rank_zero_only
     def write_on_batch_end(
@@ -104,8 +113,8 @@ class PredictionWriter(BasePredictionWriter):
     ) -> None:
         rows = prediction if isinstance(prediction, list) else [prediction]
         lines = [json.dumps(_plain(row), ensure_ascii=False) for row in rows]
-        assert self.path is not None
-        with self.path.open("a", encoding="utf-8") as f:
+        assert self.partial_path is not None
+        with self.partial_path.open("a", encoding="utf-8") as f:
             f.writelines(line + "\n" for line in lines)
         if self.print_predictions:
             sys.stdout.write("".join(self._shorten(line) + "\n" for line in lines))
@@ -117,6 +126,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and self.path is not None:
+            self.partial_path.replace(self.path)
             print(f"predictions written to {self.path}")
 
 

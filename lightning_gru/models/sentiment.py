@@ -95,6 +95,8 @@ class SentimentNet(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if embedding_dim < 1:  # (the encoder would name it input_size)
+            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
         if not packed and bidirectional and encoder != "bow":
             raise ValueError(
                 "packed=False needs bidirectional=False: the reverse direction of a padded "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from lightning_gru.data import SineWaveDataModule
@@ -51,6 +52,22 @@ def test_prediction_writer_writes_json_lines(tmp_path, make_trainer, capsys):
     line = output.read_text().splitlines()[0]
     assert len(line) > writer.PRINT_MAX_CHARS
     assert f"{line[: writer.PRINT_MAX_CHARS]}... ({len(line):,} characters in {output})" in printed
+
+
+def test_a_prediction_that_fails_leaves_the_earlier_predictions(tmp_path, make_trainer):
+    output = tmp_path / "predictions.jsonl"
+    output.write_text('{"earlier": 1}\n')
+
+    class FailsAfterItsBatches(Forecaster):
+        def on_predict_epoch_end(self):
+            raise ValueError("failed after the batches")
+
+    data = SineWaveDataModule(num_points=100, seq_len=5)
+    trainer = make_trainer(callbacks=[PredictionWriter(output_file=str(output))])
+    with pytest.raises(ValueError, match="failed after the batches"):
+        trainer.predict(FailsAfterItsBatches(hidden_size=4), data)
+    assert output.read_text() == '{"earlier": 1}\n'
+    assert len((tmp_path / "predictions.jsonl.partial").read_text().splitlines()) == 1
 
 
 def test_log_table_writes_markdown(tmp_path, make_trainer):

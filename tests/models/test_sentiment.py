@@ -94,6 +94,8 @@ def test_pooling_over_the_outputs():
     torch.testing.assert_close(captured["x"][0], expected)
     with pytest.raises(ValueError, match="pooling must be one of"):
         SentimentNet(10, 6, "gru", pooling="sum")
+    with pytest.raises(ValueError, match="embedding_dim must be >= 1, got 0"):
+        SentimentNet(10, 0, "gru")
 
 
 def _pad_then_pool(packed, lengths, pooling):
