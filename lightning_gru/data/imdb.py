@@ -517,8 +517,13 @@ def _check_reviews(dataset: Any, source: str) -> None:
     if not pa.types.is_string(text.type) and not pa.types.is_large_string(text.type):
         raise DataFileError(f"{source}: column 'text' must hold strings, found {text.type}")
     if not pa.types.is_integer(label.type):
+        where = ""
+        if pa.types.is_floating(label.type):  # a CSV row without its label reads as floats
+            missing = pc.is_null(label, nan_is_null=True)
+            if pc.any(missing).as_py():
+                where = f"; row {pc.index(missing, True).as_py()} has none"
         raise DataFileError(
-            f"{source}: column 'label' must hold integers 0 and 1, found {label.type}"
+            f"{source}: column 'label' must hold integers 0 and 1, found {label.type}{where}"
         )
     bad = pc.invert(pc.fill_null(pc.is_in(label, value_set=pa.array([0, 1], label.type)), False))
     if pc.any(bad).as_py():

@@ -185,6 +185,12 @@ def test_bad_files_name_the_file_and_the_problem(tmp_path, cache_dir, train, mes
     assert "train.parquet" in str(err.value)
 
 
+def test_a_csv_row_without_its_label_is_named(tmp_path, cache_dir):
+    folder = write_splits(tmp_path / "bad", "csv", bad_frame(label=(2, None)), make_reviews(3))
+    with pytest.raises(ValueError, match=r"train.csv: column 'label' .* row 2 has none"):
+        IMDbDataModule(data_dir=str(folder), cache_dir=cache_dir).prepare_data()
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
