@@ -5,6 +5,7 @@ from typing import Any
 
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 
 def build_optimizers(
@@ -20,12 +21,20 @@ def build_optimizers(
         optimizer: called with the parameters (``torch.optim.Adam``, a ``partial``, or what
             LightningCLI builds from ``class_path``/``init_args``).
         lr_scheduler: called with the optimizer; ``None`` for a constant learning rate.
-        monitor: the metric a ``ReduceLROnPlateau`` scheduler watches.
+        monitor: the metric a ``ReduceLROnPlateau`` scheduler watches, a validation metric
+            that the module logs at every validation. The scheduler steps in the epochs that
+            validate (every ``check_val_every_n_epoch``), so that it never reads a stale value
+            or none.
     """
     opt = optimizer(module.parameters())
     if lr_scheduler is None:
         return opt
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_scheduler(opt), "monitor": monitor}}
+    scheduler = lr_scheduler(opt)
+    config = {"scheduler": scheduler, "monitor": monitor}
+    trainer = getattr(module, "_trainer", None)
+    if isinstance(scheduler, ReduceLROnPlateau) and trainer is not None:
+        config["frequency"] = trainer.check_val_every_n_epoch or 1
+    return {"optimizer": opt, "lr_scheduler": config}
 
 
 def check_vocab_size(module: Any) -> None:

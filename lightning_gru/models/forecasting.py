@@ -117,6 +117,7 @@ class Forecaster(L.LightningModule):
         backend: GRU kernel (see :class:`lightning_gru.nn.GRU`).
         optimizer: builds the optimizer from the parameters.
         lr_scheduler: builds a learning-rate scheduler from the optimizer; ``None`` for none.
+            A ``ReduceLROnPlateau`` watches ``val_rollout_mse``.
     """
 
     def __init__(
@@ -183,7 +184,8 @@ class Forecaster(L.LightningModule):
         return prediction, F.mse_loss(prediction, target[:, 1:])
 
     def configure_optimizers(self) -> Any:
-        return build_optimizers(self, self.optimizer, self.lr_scheduler)
+        # (val_loss needs validation windows, which the long-window recipes leave none of)
+        return build_optimizers(self, self.optimizer, self.lr_scheduler, "val_rollout_mse")
 
     def on_test_epoch_end(self) -> None:
         if self.forecast is not None:

@@ -173,7 +173,8 @@ class LanguageModel(L.LightningModule):
         self.sample_prefixes = (
             ["time traveller", "traveller"] if sample_prefixes is None else sample_prefixes
         )
-        self.train_mean_loss = MeanMetric()  # its exp is the training perplexity
+        # its exp is the training perplexity; a NaN loss makes it NaN (not dropped)
+        self.train_mean_loss = MeanMetric(nan_strategy="disable")
         self.val_ppl, self.test_ppl = Perplexity(), Perplexity()
         self.throughput = Throughput()
         self._state: dict[str, State] = {}

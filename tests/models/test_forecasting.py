@@ -96,3 +96,23 @@ def test_checkpoint_round_trip(tmp_path, make_trainer):
     assert loaded.hparams.encoder == "lstm" and "optimizer" not in loaded.hparams
     x = torch.randn(2, 5, 1)
     torch.testing.assert_close(loaded(x)[0], model(x)[0])
+
+
+@pytest.mark.parametrize("encoder", ["gru", "mlp"])
+def test_a_plateau_scheduler_watches_the_roll_out_in_the_epochs_that_validate(
+    make_trainer, encoder
+):
+    """Windows as long as the recipes' leave no validation window (no val_loss), and
+    validation every few epochs leaves epochs with no new value: the scheduler steps on
+    val_rollout_mse, in the validating epochs only."""
+    data = SineWaveDataModule(num_points=400, seq_len=150, batch_size=32, sliding=True)
+    model = Forecaster(
+        encoder=encoder,
+        hidden_size=4,
+        lr_scheduler=partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.5, patience=0),
+    )
+    trainer = make_trainer(max_epochs=4, check_val_every_n_epoch=2)
+    trainer.fit(model, data)
+    scheduler = trainer.lr_scheduler_configs[0]
+    assert scheduler.monitor == "val_rollout_mse" and scheduler.frequency == 2
+    assert scheduler.scheduler.last_epoch == 2  # epochs 1 and 3

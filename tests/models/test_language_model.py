@@ -171,6 +171,26 @@ def test_training_perplexity_is_each_epochs_own(make_trainer):
         assert ppl == pytest.approx(math.exp(loss), rel=1e-5)
 
 
+class NaNAtLastBatch(L.Callback):
+    """Makes the output layer's bias NaN before the epoch's last batch: a diverged step."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if batch_idx == trainer.num_training_batches - 1:
+            with torch.no_grad():
+                next(p for name, p in module.named_parameters() if name.endswith("bias")).fill_(
+                    float("nan")
+                )
+
+
+def test_a_diverged_step_makes_the_training_perplexity_nan(make_trainer):
+    """Not a mean over the steps that stayed finite: that would look healthy."""
+    model = LanguageModel(V, hidden_size=4, num_generate=3)
+    trainer = make_trainer(max_epochs=1, num_sanity_val_steps=0, callbacks=[NaNAtLastBatch()])
+    trainer.fit(model, ToyText("random", batches=3))
+    assert trainer.callback_metrics["train_loss_epoch"].isnan()
+    assert trainer.callback_metrics["train_ppl"].isnan()
+
+
 class StepLosses(L.Callback):
     def __init__(self) -> None:
         self.losses: list[float] = []
