@@ -229,7 +229,8 @@ def load_word_vectors(
     """Copy the vectors of a GloVe-format text file into the rows of ``weight`` of known tokens.
 
     Each line is a token and its numbers, separated by spaces (a word2vec-style first line of
-    two numbers is skipped). Rows of tokens missing from the file keep their values.
+    two numbers is skipped); the token may hold spaces itself, as some of glove.840B's do
+    (``. . .``). Rows of tokens missing from the file keep their values.
 
     Args:
         path: the text file (``glove.6B.100d.txt``, ...).
@@ -243,15 +244,18 @@ def load_word_vectors(
     Raises:
         ValueError: a vector does not have ``E`` numbers.
     """
-    found = 0
+    found, width = 0, weight.shape[1]
     with open(path, encoding="utf-8") as f, torch.no_grad():
         for line in tqdm(f, desc=f"reading {Path(path).name}", unit=" lines", disable=not progress):
-            token, _, rest = line.rstrip("\n").partition(" ")
+            fields = line.rstrip().split(" ")
+            cut = 1
+            if len(fields) > width + 1 and not _is_number(fields[1]):  # a token with spaces
+                cut = len(fields) - width
+            token, values = " ".join(fields[:cut]), fields[cut:]
             row = token_to_idx.get(token)
             if row is None:
                 continue
-            values = rest.split()
-            if len(values) != weight.shape[1]:
+            if len(values) != width:
                 if len(values) == 1 and found == 0:  # a "count dim" header that parsed as a token
                     continue
                 raise ValueError(
@@ -260,6 +264,14 @@ def load_word_vectors(
             weight[row] = torch.tensor([float(v) for v in values], dtype=weight.dtype)
             found += 1
     return found
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class SentimentClassifier(L.LightningModule):

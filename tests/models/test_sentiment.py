@@ -172,6 +172,20 @@ def test_load_word_vectors(tmp_path):
     assert weight[[0, 1, 4, 5]].abs().sum() == 0
     with pytest.raises(ValueError, match="expected 4"):
         load_word_vectors(path, VOCAB, torch.zeros(len(VOCAB), 4), progress=False)
+    with pytest.raises(ValueError, match="'good' has 3 numbers, expected 2"):
+        load_word_vectors(path, VOCAB, torch.zeros(len(VOCAB), 2), progress=False)
+
+
+def test_load_word_vectors_reads_tokens_with_spaces(tmp_path):
+    """glove.840B has tokens such as ". . ."; their lines are no vectors of the wrong size."""
+    path = tmp_path / "vectors.txt"
+    path.write_text(". . . 7 8 9\ngood 1 2 3\nthe film 4 5 6\n")
+    weight = torch.zeros(len(VOCAB) + 1, 3)
+    vocab = {**VOCAB, ".": len(VOCAB), "the film": 4}
+    assert load_word_vectors(path, vocab, weight, progress=False) == 2
+    torch.testing.assert_close(weight[2], torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(weight[4], torch.tensor([4.0, 5.0, 6.0]))
+    assert weight[len(VOCAB)].abs().sum() == 0  # "." is not ". . ."
 
 
 def test_embedding_file_initialises_the_embedding_at_fit(tmp_path, make_trainer):
