@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from lightning_gru._ext import _gru
+import lightning_gru._ext._gru as _gru  # (a from-import of a missing one reads "circular import")
 
 __all__ = ["BLAS_SOURCE", "advise_huge_pages", "backward", "forward"]
 

@@ -6,6 +6,7 @@ subprocess, so that a crash of the kernel fails one test instead of killing the 
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -462,3 +463,38 @@ def test_a_kernel_that_failed_to_import_is_reported_once_and_torch_runs(monkeypa
     with pytest.raises(RuntimeError, match="needs the compiled kernel"):
         GRU(3, 4, backend="cython")(x)
     functional._warn_kernel_missing.cache_clear()
+
+
+def test_a_tree_without_the_extension_says_it_is_missing(tmp_path) -> None:
+    """The package copied without its compiled ``_gru`` (a checkout that was never built,
+    shadowing the installed package): the warning names the missing module, not an import
+    cycle."""
+    import shutil
+    from pathlib import Path
+
+    import lightning_gru
+
+    package = Path(lightning_gru.__file__).parent
+    shutil.copytree(
+        package, tmp_path / "lightning_gru", ignore=shutil.ignore_patterns("*.so", "*.pyd")
+    )
+    script = textwrap.dedent(
+        """
+        import sys, warnings, torch, lightning_gru
+        assert lightning_gru.__file__.startswith(sys.argv[1]), lightning_gru.__file__
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lightning_gru.nn.GRU(2, 3)(torch.randn(4, 1, 2))
+        print([str(w.message) for w in caught])
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "failed to import (No module named 'lightning_gru._ext._gru')" in result.stdout
