@@ -96,13 +96,13 @@ def cython_gru(
     if dense:  # the layers take and give (T, B, features): no view nodes in the graph
         T, batch, _ = input.shape
         batch_sizes = _dense_batch_sizes(T, batch)
-        x = input.contiguous()
+        x = _readable(input)
     else:
         batch_sizes = batch_sizes.to(device="cpu", dtype=torch.int64).contiguous()
-        x = input[: _check_batch_sizes(batch_sizes, input.size(0))].contiguous()  # (N, I)
+        x = _readable(input[: _check_batch_sizes(batch_sizes, input.size(0))])  # (N, I)
         batch = int(batch_sizes[0])
-    hx = hx.contiguous()
-    weights = [w.contiguous() for w in weights]
+    hx = _readable(hx)
+    weights = [_readable(w) for w in weights]
     if not has_biases:  # the kernel takes (w_ih, w_hh, b_ih, b_hh) per direction
         weights = [w for i in range(0, len(weights), 2) for w in (*weights[i : i + 2], None, None)]
     _check_kernel_args(x, hx, weights, num_layers, num_directions, batch)
@@ -124,6 +124,13 @@ def cython_gru(
             x = torch.nn.functional.dropout(x, dropout, training=True)
     h_n = h_n[0] if num_layers == 1 else torch.cat(h_n)
     return x, h_n
+
+
+def _readable(tensor: Tensor) -> Tensor:
+    """``tensor`` as the kernel reads it, through its address: contiguous memory that holds its
+    values (a lazily negated view such as ``z.conj().imag`` materialised)."""
+    tensor = tensor.contiguous()
+    return tensor.resolve_neg() if tensor.is_neg() else tensor
 
 
 _WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -340,8 +347,8 @@ class GRULayerFunction(torch.autograd.Function):
 
 def _saved(ctx) -> tuple[Tensor, Tensor, list, Tensor | None]:
     """``x``, ``h0``, the weights and the forward's buffer (None once a backward consumed it)."""
-    if ctx.hooked:
-        x, h0, *weights, buffer = ctx.saved_tensors
+    if ctx.hooked:  # what the hooks' unpack gives back may be laid out otherwise
+        x, h0, *weights, buffer = (None if t is None else _readable(t) for t in ctx.saved_tensors)
     else:
         (x, h0, *weights), buffer = ctx.saved_tensors, ctx.buffer
     return x, h0, weights, None if ctx.consumed else buffer

@@ -225,6 +225,25 @@ def test_saved_tensor_hooks_see_the_buffer_and_a_second_backward(reset_after: bo
 
 
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_saved_tensor_hooks_may_give_back_another_layout(reset_after: bool) -> None:
+    """An unpack hook may return the same values in another memory layout (transposed
+    strides): the kernel's backward, which reads memory, must still see the values."""
+    case = Case(T=6, B=3, I=4, H=5, num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    expected = outputs_and_grads(oracle, case, make_inputs(case))
+
+    def transposed_layout(tensor):
+        if tensor.dim() < 2:
+            return tensor
+        return tensor.transpose(0, 1).contiguous().transpose(0, 1)
+
+    with torch.autograd.graph.saved_tensors_hooks(lambda tensor: tensor, transposed_layout):
+        actual = outputs_and_grads(ours, case, make_inputs(case))
+    for key in expected:
+        assert_close(actual[key], expected[key], torch.float64, f"unpacked elsewhere: {key}")
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
 def test_concurrent_calls_from_python_threads(reset_after: bool) -> None:
     """The kernel releases the GIL: calls from several threads must not share scratch state."""
     case = Case(T=12, B=6, I=8, H=32, num_layers=2, bidirectional=True, reset_after=reset_after)

@@ -302,6 +302,29 @@ def test_non_contiguous_weights(reset_after: bool) -> None:
     check_parity(oracle, ours, case, make_inputs(case), torch.float64)
 
 
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_lazily_negated_tensors(reset_after: bool) -> None:
+    """A tensor with torch's negative bit holds its values negated in memory until torch reads
+    it (``z.conj().imag`` of a one-element ``z``; ``torch._neg_view`` makes any): the kernel,
+    which reads memory, must see the values."""
+    case = Case(num_layers=2, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    weight = ours.weight_hh_l1.detach()
+    ours.weight_hh_l1 = torch.nn.Parameter(torch._neg_view(-weight))
+    assert ours.weight_hh_l1.is_neg() and torch.equal(ours.weight_hh_l1, weight)
+    inputs = make_inputs(case)
+    x, h0 = inputs.x.detach(), inputs.h0.detach()
+    negated_x, negated_h0 = torch._neg_view(-x), torch._neg_view(-h0)
+    for a, e in zip(ours(negated_x, negated_h0), oracle(x, h0), strict=True):
+        assert_close(a, e, torch.float64, "negated views")
+    one = torch.complex(torch.zeros(1, 1, 1), torch.tensor([[[0.9]]])).conj().imag  # -0.9
+    assert one.is_neg() and one.is_contiguous()
+    single_ours, single_torch = GRU(1, 1), torch.nn.GRU(1, 1)
+    single_torch.load_state_dict(single_ours.state_dict())
+    for a, e in zip(single_ours(one, one), single_torch(one, one), strict=True):
+        assert_close(a, e, torch.float32, "a one-element negated view")
+
+
 # --- dropout ----------------------------------------------------------------------------------
 
 
