@@ -91,6 +91,11 @@ def common(tmp_path: Path, name: str, wandb: bool = True) -> list[str]:
     ]
 
 
+def written_predictions(folder: Path) -> list[dict]:
+    """The rows of ``predictions.jsonl`` in ``folder``."""
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+
+
 def wandb_run(save_dir: Path, index: int = -1) -> Path:
     """The ``index``-th offline W&B run under ``save_dir``, in order of start."""
     runs = sorted(
@@ -354,8 +359,7 @@ def test_sentiment_fit_test_predict(tmp_path, imdb_dir, capsys):
             json.dumps(texts),
         ]
     )
-    lines = (ckpt_dir / "predictions.jsonl").read_text().splitlines()
-    predictions = [json.loads(line) for line in lines]
+    predictions = written_predictions(ckpt_dir)
     assert [p["text"] for p in predictions] == texts
     assert all(p["label"] in ("neg", "pos") and 0.5 <= p["probability"] <= 1 for p in predictions)
     assert '"label"' in capsys.readouterr().out
@@ -414,8 +418,7 @@ def test_language_model_fit_validate_predict(tmp_path, text_file):
                 json.dumps(prefixes),
             ]
         )
-        lines = (ckpt_dir / "predictions.jsonl").read_text().splitlines()
-        predictions = [json.loads(line) for line in lines]
+        predictions = written_predictions(ckpt_dir)
         assert [p["prefix"] for p in predictions] == prefixes
         assert all(p["text"].startswith(p["prefix"]) for p in predictions)
         expected = int(generate[0]) if generate else 12
