@@ -36,8 +36,8 @@ def _cached_constant(shape: tuple[int, ...], value: float, dtype: torch.dtype) -
     and torch only read. Built afresh while Dynamo traces (it ignores ``lru_cache``, and warns
     that it does) and under a dispatch mode such as ``FakeTensorMode`` (whose tensor, cached,
     would reach every later call, in every thread)."""
-    if torch.compiler.is_compiling() or dispatch_mode_active():
-        return torch.full(shape, value, dtype=dtype, device="cpu")
+    if torch.compiler.is_compiling() or dispatch_mode_active() or math.prod(shape) > 1 << 16:
+        return torch.full(shape, value, dtype=dtype, device="cpu")  # (the cache keeps 96)
     return _constant(shape, value, dtype)
 
 
@@ -206,6 +206,8 @@ def _rows_of(grad: Tensor | None) -> tuple[Tensor | None, int]:
     ``out.sum()``: the kernel reads that one value."""
     if grad is None:
         return None, 0
+    if grad.is_neg():  # a lazily negated view: its memory holds the values un-negated
+        grad = grad.resolve_neg()
     if not any(grad.stride()):
         return grad, -1
     if grad.dim() == 3:  # dense (T, B, D*H)
@@ -328,6 +330,7 @@ class GRULayerFunction(torch.autograd.Function):
             ctx.reset_after = reset_after
             ctx.hooked, ctx.consumed = hooked, False
             if hooked:  # the hooks get everything, the states included (see the docstring)
+                ctx.dtype = x.dtype
                 ctx.save_for_backward(x, h0, *weights, buffer)
                 return y, h_n
             ctx.save_for_backward(x, h0, *weights)
@@ -348,7 +351,14 @@ class GRULayerFunction(torch.autograd.Function):
 def _saved(ctx) -> tuple[Tensor, Tensor, list, Tensor | None]:
     """``x``, ``h0``, the weights and the forward's buffer (None once a backward consumed it)."""
     if ctx.hooked:  # what the hooks' unpack gives back may be laid out otherwise
-        x, h0, *weights, buffer = (None if t is None else _readable(t) for t in ctx.saved_tensors)
+        saved = [None if t is None else _readable(t) for t in ctx.saved_tensors]
+        x, h0, *weights, buffer = saved
+        changed = [t.dtype for t in saved if t is not None and t.dtype is not x.dtype]
+        if changed or x.dtype is not ctx.dtype:  # the kernel would read past their ends
+            raise RuntimeError(
+                f"GRU backward: a saved-tensor hook gave back a {(changed or [x.dtype])[0]} "
+                f"tensor for one the forward saved as {ctx.dtype}; unpack must restore it"
+            )
     else:
         (x, h0, *weights), buffer = ctx.saved_tensors, ctx.buffer
     return x, h0, weights, None if ctx.consumed else buffer
@@ -390,7 +400,7 @@ def _kernel_backward(ctx, dy, dh_n):
     dy, ld_dy = _rows_of(dy)
     dy_address = 0 if dy is None else dy.data_ptr()
     dy_column = 0 if ld_dy < 0 else H * itemsize  # where direction d's columns start
-    dh_n = None if dh_n is None else dh_n.contiguous()
+    dh_n = None if dh_n is None else _readable(dh_n)
     dh_n_address = 0 if dh_n is None else dh_n.data_ptr()
     needs = ctx.needs_input_grad
     dx = _new_buffer(x, *x.shape) if needs[0] else None

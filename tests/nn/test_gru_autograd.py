@@ -243,6 +243,37 @@ def test_saved_tensor_hooks_may_give_back_another_layout(reset_after: bool) -> N
         assert_close(actual[key], expected[key], torch.float64, f"unpacked elsewhere: {key}")
 
 
+def test_a_hook_that_changes_the_dtype_is_refused() -> None:
+    """The kernel reads the saved tensors by address: a float32 layer handed float64 tensors
+    back would read past their ends (torch's GRU raises too)."""
+    ours = GRU(3, 4, backend="cython")
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t.double(), lambda t: t):
+        out, _ = ours(x)
+    with pytest.raises(RuntimeError, match="saved-tensor hook gave back a torch.float64"):
+        out.sum().backward()
+
+
+def test_a_lazily_negated_output_gradient() -> None:
+    """An output gradient with torch's negative bit holds its values un-negated in memory."""
+    case = Case(T=4, B=3, I=2, H=5)
+    oracle, ours = make_pair(case)
+    x = make_inputs(case).x
+    grad = torch.randn(case.T, case.B, case.H, dtype=torch.float64)
+    expected = torch.autograd.grad(oracle(x)[0], x, grad)[0]
+    actual = torch.autograd.grad(ours(x)[0], x, torch._neg_view(-grad))[0]
+    assert_close(actual, expected, torch.float64, "input gradient")
+
+
+def test_long_sequences_leave_no_cached_batch_sizes() -> None:
+    """The batch sizes of a dense call are cached for the small calls that repeat; a cache of
+    96 entries of 8 bytes per step would hold gigabytes for long sequences."""
+    _cython._constant.cache_clear()
+    _cython._dense_batch_sizes(1 << 20, 1)
+    _cython._dense_batch_sizes(35, 32)
+    assert _cython._constant.cache_info().currsize == 1
+
+
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
 def test_concurrent_calls_from_python_threads(reset_after: bool) -> None:
     """The kernel releases the GIL: calls from several threads must not share scratch state."""
