@@ -247,11 +247,11 @@ def load_word_vectors(
     found, width = 0, weight.shape[1]
     with open(path, encoding="utf-8") as f, torch.no_grad():
         for line in tqdm(f, desc=f"reading {Path(path).name}", unit=" lines", disable=not progress):
-            fields = line.rstrip().split(" ")
-            cut = 1
-            if len(fields) > width + 1 and not _is_number(fields[1]):  # a token with spaces
-                cut = len(fields) - width
-            token, values = " ".join(fields[:cut]), fields[cut:]
+            token, _, rest = line.rstrip("\n").partition(" ")
+            values = rest.split()
+            if len(values) > width and not _is_number(values[0]):  # a token with spaces
+                extra = len(values) - width
+                token, values = " ".join([token, *values[:extra]]), values[extra:]
             row = token_to_idx.get(token)
             if row is None:
                 continue
