@@ -98,6 +98,14 @@ def cython_gru(
         batch_sizes = _dense_batch_sizes(T, batch)
         x = _readable(input)
     else:
+        if (
+            batch_sizes.is_floating_point()
+            or batch_sizes.is_complex()
+            or batch_sizes.dtype is torch.bool
+        ):
+            raise RuntimeError(  # converted, 2.5 would silently read as 2
+                f"GRU: batch_sizes must be an integer tensor, got dtype {batch_sizes.dtype}"
+            )
         batch_sizes = batch_sizes.to(device="cpu", dtype=torch.int64).contiguous()
         x = _readable(input[: _check_batch_sizes(batch_sizes, input.size(0))])  # (N, I)
         batch = int(batch_sizes[0])
@@ -112,6 +120,8 @@ def cython_gru(
         or hx.requires_grad
         or any(w is not None and w.requires_grad for w in weights)
     )
+    if training and num_layers > 1 and dropout != 0 and not 0 <= dropout <= 1:
+        raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {dropout}")
     D = num_directions
     h_n = []
     for layer in range(num_layers):

@@ -180,7 +180,9 @@ def gru(
             f"expected {4 * num_layers * num_directions} weights (or "
             f"{2 * num_layers * num_directions} without biases), got {len(weights)}"
         )
-    use_torch = resolve_backend(backend, input) == "torch" or hx.size(1) == 0
+    # no sequences or no hidden units: nothing for the kernel to do, torch's GRU shapes the result
+    no_work = hx.dim() == 3 and (hx.size(1) == 0 or hx.size(2) == 0)
+    use_torch = resolve_backend(backend, input) == "torch" or no_work
     if not use_torch and not kernel_fits(input, hx, num_directions):
         if backend == "cython":
             raise ValueError(

@@ -217,6 +217,21 @@ def test_a_packed_sequence_without_rows_gives_empty_results_like_torch(
     (out.data.sum() + h_n.sum()).backward()  # nothing to do, and no error
 
 
+@pytest.mark.parametrize("backend", ["cython", "auto"])
+def test_weights_without_hidden_units_give_empty_results_like_torch(backend) -> None:
+    from lightning_gru.functional import gru
+
+    weights = [torch.randn(0, 3), torch.randn(0, 0), torch.randn(0), torch.randn(0)]
+    weights = [w.requires_grad_() for w in weights]
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    out, h_n = gru(x, torch.zeros(1, 2, 0), weights, backend=backend)
+    expected, expected_h_n = gru(x, torch.zeros(1, 2, 0), weights, backend="torch")
+    assert out.shape == expected.shape == (5, 2, 0)
+    assert h_n.shape == expected_h_n.shape == (1, 2, 0)
+    (out.sum() + h_n.sum()).backward()  # the kernel's backward divided by H
+    assert torch.equal(x.grad, torch.zeros_like(x))
+
+
 # --- NaN, inf and huge values ------------------------------------------------------------------
 
 
@@ -369,6 +384,17 @@ CASES = {
     "functional-packed-hx-batch-too-small": functional(
         lambda: torch.randn(5, 4), lambda: torch.randn(1, 1, 5), layers=1,
         batch_sizes=torch.tensor([2, 2, 1])),
+    "functional-float-batch-sizes": functional(
+        lambda: torch.randn(5, 4), lambda: torch.randn(1, 2, 5), layers=1,
+        batch_sizes=torch.tensor([2.0, 2.5, 0.5])),
+    "functional-hx-one-dimensional": functional(lambda: torch.randn(3, 2, 4),
+                                                lambda: torch.randn(5), layers=1),
+    "functional-negative-dropout": functional(lambda: torch.randn(3, 2, 4),
+                                              lambda: torch.randn(2, 2, 5), dropout=-0.5,
+                                              training=True),
+    "functional-dropout-above-one": functional(lambda: torch.randn(3, 2, 4),
+                                               lambda: torch.randn(2, 2, 5), dropout=1.5,
+                                               training=True),
 }
 results = {}
 for name, call in CASES.items():
@@ -399,6 +425,10 @@ WRONG_ARGS = {
     "functional-input-float64": r"weight_ih_l0 must be a cpu torch.float64 tensor",
     "functional-empty-sequence": r"sequence length",
     "functional-packed-hx-batch-too-small": r"Expected hidden size \(1, 2, 5\)",
+    "functional-float-batch-sizes": r"batch_sizes must be an integer tensor, got .*float32",
+    "functional-hx-one-dimensional": r"Expected hidden size \(1, 2, 5\), got \[5\]",
+    "functional-negative-dropout": r"dropout probability .* got -0.5",
+    "functional-dropout-above-one": r"dropout probability .* got 1.5",
 }
 
 
