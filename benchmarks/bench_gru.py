@@ -8,6 +8,9 @@ every configuration it measures
   ``out.sum()`` (the input requires grad, as the output of an embedding does);
 * the achieved GFLOP/s, counting only the matrix products: ``2 * T * B * 3H * (in + H)`` per
   layer and direction for the forward pass, three times that for a training step;
+* the machine's GEMM rate (``torch.mm`` of two 2048 x 2048 matrices, the best call, before and
+  after the configurations) and, at that rate, the time of a training step's products alone:
+  no implementation's step is faster, so torch's step over it is the largest speed-up possible;
 * the peak memory of a training step (and of an inference call), each measured in a fresh
   subprocess as the rise of the resident set's high-water mark (see ``benchmarks/README.md``).
 
@@ -160,6 +163,15 @@ def measure_speed(
     return {f"{impl}_{mode}_s": statistics.median(samples[impl, mode]) for impl, mode in samples}
 
 
+def gemm_rate(n: int = 2048, calls: int = 5) -> float:
+    """GFLOP/s of ``torch.mm`` on two ``n`` x ``n`` float32 matrices, the best of ``calls``
+    after a warm-up, at torch's thread count: about the fastest this machine multiplies."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(time_per_call(lambda: torch.mm(a, b), 1) for _ in range(calls))
+    return 2 * n**3 / best / 1e9
+
+
 # --- memory, in a fresh subprocess per (config, impl, mode) -----------------------------------
 
 
@@ -268,9 +280,9 @@ def markdown_table(rows: list[dict]) -> str:
     header = (
         "| config (T, B, I, H) | fwd GFLOP | inference ms torch / ours | speed-up "
         "| train step ms torch / ours | speed-up | train GFLOP/s torch / ours "
-        "| peak train MiB torch / ours | ratio |"
+        "| train ms at the GEMM rate (torch's ceiling) | peak train MiB torch / ours | ratio |"
     )
-    lines = [header, "|" + "---|" * 9]
+    lines = [header, "|" + "---|" * 10]
     for row in rows:
         cells = [
             f"{row['name']} {row['shape']}",
@@ -281,6 +293,11 @@ def markdown_table(rows: list[dict]) -> str:
             f"{row['torch_train_s'] / row['ours_train_s']:.2f}x",
             f"{row['torch_train_gflops']:.0f} / {row['ours_train_gflops']:.0f}",
         ]
+        if "train_at_gemm_rate_s" in row:
+            floor = row["train_at_gemm_rate_s"]
+            cells.append(f"{_ms(floor)} ({row['torch_train_s'] / floor:.3g}x)")
+        else:
+            cells.append("not measured")
         if "torch_train_peak_bytes" in row:
             torch_peak, ours_peak = row["torch_train_peak_bytes"], row["ours_train_peak_bytes"]
             # below 1 MiB the step's buffers come from memory the allocator already holds
@@ -367,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     rows = []
     start, pressure_start = time.perf_counter(), cpu_pressure_us()
+    gemm_size, gemm_calls = (1024, 3) if args.quick else (2048, 5)
+    gemm_gflops = [gemm_rate(gemm_size, gemm_calls)]
     for name in names:
         config = CONFIGS[name]
         row = {**asdict(config), "shape": config.shape(), "forward_flops": config.forward_flops()}
@@ -386,6 +405,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+    gemm_gflops.append(gemm_rate(gemm_size, gemm_calls))
+    env["gemm_gflops"] = [round(rate, 1) for rate in gemm_gflops]
+    for row in rows:  # the best rate: the floor no implementation gets under
+        row["train_at_gemm_rate_s"] = 3 * row["forward_flops"] / max(gemm_gflops) / 1e9
+    print(
+        f"GEMM rate (torch.mm, {gemm_size}^3, best of {gemm_calls}): "
+        f"{gemm_gflops[0]:.0f} GFLOP/s before the configurations, {gemm_gflops[1]:.0f} after"
+    )
     env["load_average_1min_end"] = os.getloadavg()[0]
     pressure_end = cpu_pressure_us()
     if pressure_start is not None and pressure_end is not None:

@@ -38,7 +38,8 @@ def test_both_implementations_compute_the_same(bench) -> None:
 
 def test_smoke_run_writes_json(bench, tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
-    args = ["--configs", "sine-b1", "--repeats", "1", "--min-time", "0.001", "--no-memory"]
+    args = ["--configs", "sine-b1", "--quick", "--repeats", "1", "--min-time", "0.001"]
+    args.append("--no-memory")
     assert bench.main([*args, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "torch.get_num_threads()" in printed
@@ -48,6 +49,10 @@ def test_smoke_run_writes_json(bench, tmp_path, capsys) -> None:
     assert row["name"] == "sine-b1"
     for key in ("torch_inference_s", "ours_inference_s", "torch_train_s", "ours_train_s"):
         assert row[key] > 0
+    assert "GEMM rate (torch.mm, 1024^3, best of 3)" in printed
+    assert len(result["environment"]["gemm_gflops"]) == 2
+    # no step is faster than its products at the machine's best GEMM rate
+    assert 0 < row["train_at_gemm_rate_s"] < min(row["torch_train_s"], row["ours_train_s"])
 
 
 def test_peak_rss_delta_sees_a_known_allocation(bench) -> None:
