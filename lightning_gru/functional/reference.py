@@ -54,10 +54,10 @@ def reference_gru_cell(
     >>> h  # r = z = 1/2, n = 0: h' = z * h
     tensor([[0.5000, 0.5000]])
     """
-    H = h.shape[-1]
-    gi_r, gi_z, gi_n = gi.split(H, dim=-1)  # 3 x (B, H)
-    w_hr, w_hz, w_hn = w_hh.split(H, dim=0)  # 3 x (H, H)
-    b_hr, b_hz, b_hn = b_hh.split(H) if b_hh is not None else (None, None, None)
+    sizes = [h.shape[-1]] * 3  # (split(H) would give one piece for H = 0)
+    gi_r, gi_z, gi_n = gi.split(sizes, dim=-1)  # 3 x (B, H)
+    w_hr, w_hz, w_hn = w_hh.split(sizes, dim=0)  # 3 x (H, H)
+    b_hr, b_hz, b_hn = b_hh.split(sizes) if b_hh is not None else (None, None, None)
 
     r = torch.sigmoid(gi_r + F.linear(h, w_hr, b_hr))  # (B, H)
     z = torch.sigmoid(gi_z + F.linear(h, w_hz, b_hz))  # (B, H)

@@ -218,13 +218,14 @@ def test_a_packed_sequence_without_rows_gives_empty_results_like_torch(
 
 
 @pytest.mark.parametrize("backend", ["cython", "auto"])
-def test_weights_without_hidden_units_give_empty_results_like_torch(backend) -> None:
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_weights_without_hidden_units_give_empty_results_like_torch(reset_after, backend) -> None:
     from lightning_gru.functional import gru
 
     weights = [torch.randn(0, 3), torch.randn(0, 0), torch.randn(0), torch.randn(0)]
     weights = [w.requires_grad_() for w in weights]
     x = torch.randn(5, 2, 3, requires_grad=True)
-    out, h_n = gru(x, torch.zeros(1, 2, 0), weights, backend=backend)
+    out, h_n = gru(x, torch.zeros(1, 2, 0), weights, backend=backend, reset_after=reset_after)
     expected, expected_h_n = gru(x, torch.zeros(1, 2, 0), weights, backend="torch")
     assert out.shape == expected.shape == (5, 2, 0)
     assert h_n.shape == expected_h_n.shape == (1, 2, 0)
