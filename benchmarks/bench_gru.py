@@ -10,7 +10,8 @@ every configuration it measures
   layer and direction for the forward pass, three times that for a training step;
 * the machine's GEMM rate (``torch.mm`` of two 2048 x 2048 matrices, the best call, before and
   after the configurations) and, at that rate, the time of a training step's products alone:
-  no implementation's step is faster, so torch's step over it is the largest speed-up possible;
+  a step can hardly be faster, so torch's step over it is about the largest speed-up any
+  kernel could show;
 * the peak memory of a training step (and of an inference call), each measured in a fresh
   subprocess as the rise of the resident set's high-water mark (see ``benchmarks/README.md``).
 
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     gemm_gflops.append(gemm_rate(gemm_size, gemm_calls))
     env["gemm_gflops"] = [round(rate, 1) for rate in gemm_gflops]
-    for row in rows:  # the best rate: the floor no implementation gets under
+    for row in rows:  # at the best rate read: the lower floor
         row["train_at_gemm_rate_s"] = 3 * row["forward_flops"] / max(gemm_gflops) / 1e9
     print(
         f"GEMM rate (torch.mm, {gemm_size}^3, best of {gemm_calls}): "
