@@ -125,10 +125,12 @@ def cython_gru(
     D = num_directions
     h_n = []
     for layer in range(num_layers):
-        x, h = GRULayerFunction.apply(
-            x, hx[layer * D : (layer + 1) * D] if num_layers > 1 else hx, batch_sizes,
-            reset_after, save_for_backward, *weights[4 * D * layer : 4 * D * (layer + 1)],
-        )  # fmt: skip
+        h0 = hx[layer * D : (layer + 1) * D] if num_layers > 1 else hx
+        layer_weights = weights[4 * D * layer : 4 * D * (layer + 1)]
+        if save_for_backward:
+            x, h = GRULayerFunction.apply(x, h0, batch_sizes, reset_after, True, *layer_weights)
+        else:  # no graph to record: the kernel without the Function's ~15 us a call
+            x, h, _ = _layer_forward(x, h0, batch_sizes, reset_after, layer_weights, False)
         h_n.append(h)
         if dropout > 0 and training and layer < num_layers - 1:
             x = torch.nn.functional.dropout(x, dropout, training=True)
