@@ -175,11 +175,9 @@ class LightningGRUCLI(LightningCLI):
         if subcommand is None:
             return
         config = self.config[subcommand]
-        ckpt_path, dirpath = config.get("ckpt_path"), config.get("checkpoint.dirpath")
-        if ckpt_path in ("best", "last") and dirpath:
-            path = Path(dirpath) / f"{ckpt_path}.ckpt"
-            if path.is_file():
-                config.ckpt_path = str(path)
+        path = _named_checkpoint(config)
+        if path is not None and path.is_file():
+            config.ckpt_path = str(path)
         given = _model_options_given(sys.argv[1:] if args is None else args)
         self._model_options = {key: config[key] for key in given if key in config}
 
@@ -195,8 +193,8 @@ class LightningGRUCLI(LightningCLI):
         evaluating = subcommand != "fit"
         ckpt_path = config.get("ckpt_path")
         dirpath = config.get("checkpoint.dirpath")
-        if ckpt_path in ("best", "last") and dirpath:
-            path = Path(dirpath) / f"{ckpt_path}.ckpt"
+        path = _named_checkpoint(config)  # still a name here: parse_arguments found no file
+        if path is not None:
             if evaluating or ckpt_path == "best":
                 written = "when `fit` validates" if ckpt_path == "best" else "after each epoch"
                 self.parser.error(
@@ -250,6 +248,15 @@ class LightningGRUCLI(LightningCLI):
         if not ckpt_path or not Path(ckpt_path).is_file():
             return None
         return torch.load(ckpt_path, map_location="cpu", weights_only=True).get(key)
+
+
+def _named_checkpoint(config: Any) -> Path | None:
+    """``<checkpoint.dirpath>/<best|last>.ckpt`` where ``--ckpt_path`` names one and the
+    folder is set, else None."""
+    ckpt_path, dirpath = config.get("ckpt_path"), config.get("checkpoint.dirpath")
+    if ckpt_path in ("best", "last") and dirpath:
+        return Path(dirpath) / f"{ckpt_path}.ckpt"
+    return None
 
 
 def _model_options_given(args: Any) -> list[str]:
