@@ -79,12 +79,15 @@ def torch_only_mode(tensor: Tensor) -> str | None:
             return "a torch.func transform"
     if forward_ad._current_level >= 0:
         return "forward-mode AD"
-    if _any_autocast() and _autocast_enabled(tensor.device.type):
+    if autocast_enabled(tensor.device.type):
         return "autocast"
     return None
 
 
-def _autocast_enabled(device_type: str) -> bool:
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (``"cpu"``, ``"cuda"``, ...)."""
+    if not _any_autocast():
+        return False
     try:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4: no device argument
@@ -196,6 +199,8 @@ def gru(
             input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after,
             has_biases, dropout, training,
         )  # fmt: skip
+    if hx.dtype is not input.dtype and autocast_enabled(input.device.type):
+        hx = hx.to(input.dtype)  # the kernel runs in the input's dtype: autocast's cast
     kernel = _cython_gru_eagerly if torch.compiler.is_compiling() else cython_gru
     return kernel(
         input, hx, list(weights), num_layers, num_directions, batch_sizes, reset_after,

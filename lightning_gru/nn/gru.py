@@ -8,6 +8,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from lightning_gru.functional import BACKENDS, gru
 from lightning_gru.functional._cython import zero_state
+from lightning_gru.functional.gru import autocast_enabled
 
 
 class GRU(torch.nn.GRU):
@@ -164,10 +165,12 @@ class GRU(torch.nn.GRU):
         self, data: Tensor, hx: Tensor, weights: list[Tensor], seq_dim: int | None
     ) -> None:
         """The checks torch makes inside its C++ GRU, made here so both backends agree.
-        ``seq_dim`` is None for packed data (no rows at all is an empty result there)."""
+        ``seq_dim`` is None for packed data (no rows at all is an empty result there). Under
+        autocast the state may differ in dtype from the input, as with torch's GRU: autocast
+        casts both (and so does ``gru`` for the kernel)."""
         if seq_dim is not None and data.size(seq_dim) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
-        if hx.dtype != data.dtype:
+        if hx.dtype != data.dtype and not autocast_enabled(data.device.type):
             raise RuntimeError(
                 f"GRU: hx dtype ({hx.dtype}) does not match input dtype ({data.dtype})"
             )

@@ -555,6 +555,30 @@ def test_autocast_runs_torch_gru_in_its_lower_precision() -> None:
         assert_close(a, f, torch.float32, "forced cython under autocast")
 
 
+@pytest.mark.parametrize("state_dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("input_dtype", [torch.bfloat16, torch.float32])
+def test_autocast_takes_a_state_in_another_dtype_like_torch(input_dtype, state_dtype) -> None:
+    """Under autocast torch's GRU takes an input and a state of different dtypes (autocast casts
+    both), as a roll-out under ``precision="bf16-mixed"`` feeds it a bfloat16 prediction and a
+    float32 state; so does ours, with either backend (the kernel in the input's dtype)."""
+    torch.manual_seed(0)
+    ours, reference = GRU(3, 8), torch.nn.GRU(3, 8)
+    reference.load_state_dict(ours.state_dict())
+    x, h0 = torch.randn(5, 2, 3, dtype=input_dtype), torch.randn(1, 2, 8, dtype=state_dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, actual = reference(x, h0), ours(x, h0)
+        if input_dtype is torch.float32:
+            ours.backend = "cython"
+            forced = ours(x, h0)
+    for a, e in zip(actual, expected, strict=True):
+        assert a.dtype == e.dtype
+        torch.testing.assert_close(a, e)
+    if input_dtype is torch.float32:
+        full_precision = reference(x, h0.float())
+        for f, e in zip(forced, full_precision, strict=True):
+            assert_close(f, e, torch.float32, "forced cython under autocast")
+
+
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 def test_torch_jit_trace_records_torch_gru() -> None:
     """A trace keeps tensor ops, not Python calls: it records torch's GRU, which then runs at
