@@ -110,7 +110,7 @@ def plot_forecast(
     ['context (read)', 'truth', 'roll-out']
     """
     context, target, prediction = (
-        t.detach().cpu().flatten().numpy() for t in (context, target, prediction)
+        t.detach().cpu().flatten().double().numpy() for t in (context, target, prediction)
     )
     n = len(context)
     fig = Figure(figsize=(10, 3.5))

@@ -116,3 +116,17 @@ def test_a_plateau_scheduler_watches_the_roll_out_in_the_epochs_that_validate(
     scheduler = trainer.lr_scheduler_configs[0]
     assert scheduler.monitor == "val_rollout_mse" and scheduler.frequency == 2
     assert scheduler.scheduler.last_epoch == 2  # epochs 1 and 3
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
+def test_fits_and_tests_in_bfloat16(tmp_path, make_trainer, precision):
+    """Under autocast the roll-out feeds a bfloat16 prediction back with a float32 state, and
+    in bfloat16 the forecast figure gets bfloat16 series."""
+    torch.manual_seed(0)
+    model = Forecaster(hidden_size=4)
+    data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8)
+    trainer = make_trainer(precision=precision, limit_train_batches=2)
+    trainer.fit(model, data)
+    result = trainer.test(model, data, verbose=False)[0]
+    assert torch.isfinite(torch.tensor(result["test_mse"]))
+    assert (tmp_path / "forecast.png").is_file()
