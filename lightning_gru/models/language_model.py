@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import SumMetric
 from torchmetrics.text import Perplexity
 
-from lightning_gru.models._common import Throughput, build_optimizers, check_vocab_size
+from lightning_gru.models._common import Throughput, VocabularyCheck, build_optimizers
 from lightning_gru.models.figures import log_table
 from lightning_gru.nn.baselines import Backend, Encoder, make_encoder
 
@@ -91,14 +91,14 @@ class LanguageModelNet(nn.Module):
             raise ValueError(f"expected (batch, time) token ids, got shape {tuple(ids.shape)}")
         ids = ids.T  # (T, B)
         if self.embedding is None:
-            x = F.one_hot(ids, self.vocab_size).float()  # (T, B, V)
+            x = F.one_hot(ids, self.vocab_size).to(self.head.weight.dtype)  # (T, B, V)
         else:
             x = self.embedding(ids)  # (T, B, E)
         out, state = self.encoder(x, state)  # (T, B, H)
         return self.head(self.dropout(out)).transpose(0, 1), state  # (B, T, V)
 
 
-class LanguageModel(L.LightningModule):
+class LanguageModel(VocabularyCheck, L.LightningModule):
     """Next-token prediction on ``(X, Y)`` batches of ``(B, num_steps)`` token ids.
 
     Logs ``{stage}_loss`` (cross-entropy per token) and ``{stage}_ppl`` (torchmetrics
@@ -173,8 +173,11 @@ class LanguageModel(L.LightningModule):
         self.sample_prefixes = (
             ["time traveller", "traveller"] if sample_prefixes is None else sample_prefixes
         )
-        # its exp is the training perplexity; a NaN loss makes it NaN (not dropped)
-        self.train_mean_loss = MeanMetric(nan_strategy="disable")
+        # the epoch's loss x tokens and tokens: their ratio's exp is the training perplexity; a
+        # NaN loss makes it NaN (not dropped). (MeanMetric with nan_strategy="disable" drops
+        # its weights: Lightning-AI/torchmetrics#3434.)
+        self.train_loss_sum = SumMetric(nan_strategy="disable")
+        self.train_tokens = SumMetric(nan_strategy="disable")
         self.val_ppl, self.test_ppl = Perplexity(), Perplexity()
         self.throughput = Throughput()
         self._state: dict[str, State] = {}
@@ -200,12 +203,21 @@ class LanguageModel(L.LightningModule):
     def configure_optimizers(self) -> Any:
         return build_optimizers(self, self.optimizer, self.lr_scheduler)
 
-    def setup(self, stage: str) -> None:
-        check_vocab_size(self)
+    def on_fit_start(self) -> None:
+        super().on_fit_start()  # the vocabulary, final now: a checkpoint's, if one is restored
+        tokenizer = self._datamodule()
+        if hasattr(tokenizer, "encode"):  # refused now, not after the last epoch
+            for prefix in self.sample_prefixes:
+                if not tokenizer.encode(prefix):
+                    raise ValueError(
+                        f"sample_prefixes: {prefix!r} holds no token of the vocabulary; "
+                        "generate needs a prefix of at least one token"
+                    )
 
     def on_train_epoch_start(self) -> None:
         self.throughput.reset()
-        self.train_mean_loss.reset()  # an epoch cut short was never logged, so never reset
+        self.train_loss_sum.reset()  # an epoch cut short was never logged, so never reset
+        self.train_tokens.reset()
         self._state["train"] = None
 
     def on_validation_epoch_start(self) -> None:
@@ -281,7 +293,9 @@ class LanguageModel(L.LightningModule):
             self._log_training(loss, Y.numel())
             return loss
         ppl = getattr(self, f"{stage}_ppl")
-        ppl.update(logits.detach(), Y)  # an epoch value: the per-batch one is not needed
+        # an epoch value (the per-batch one is not needed); in float64, as torchmetrics takes the
+        # log of a softmax, where a target probability below float32's least (~1e-45) reads 0
+        ppl.update(logits.detach().double(), Y)
         self.log(f"{stage}_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(X))
         self.log(f"{stage}_ppl", ppl, on_epoch=True, prog_bar=True)
         return loss
@@ -291,7 +305,8 @@ class LanguageModel(L.LightningModule):
         # ~5% of a time-machine step, and torchmetrics' Perplexity.update 0.2 ms: the step value
         # is logged only where the logger writes it, and the epoch's come from a running mean
         # of the loss (see on_train_batch_end).
-        self.train_mean_loss.update(loss.detach(), tokens)
+        self.train_loss_sum.update(loss.detach() * tokens)
+        self.train_tokens.update(tokens)
         trainer = self._trainer
         every = trainer.log_every_n_steps if trainer is not None else 0
         if every > 0 and (trainer.global_step + 1) % every == 0:
@@ -300,7 +315,7 @@ class LanguageModel(L.LightningModule):
     def _log_training_epoch(self) -> None:
         # Logged with the last batch, not at the epoch's end: callbacks (learning curves,
         # checkpoints) read an epoch's metrics in on_train_epoch_end, before the module's own.
-        mean_loss = self.train_mean_loss.compute()
+        mean_loss = self.train_loss_sum.compute() / self.train_tokens.compute()
         self.log("train_loss_epoch", mean_loss, on_step=False, on_epoch=True)
         self.log("train_ppl", mean_loss.exp(), on_step=False, on_epoch=True, prog_bar=True)
 

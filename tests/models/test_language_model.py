@@ -220,6 +220,47 @@ def test_training_losses_reach_the_logger_as_before(tmp_path, make_trainer):
     assert means[0] != pytest.approx(means[1])
 
 
+def test_training_loss_is_the_mean_over_the_epochs_tokens(make_trainer):
+    """Batches of unequal sizes weigh by their tokens, not one step one vote."""
+    torch.manual_seed(0)
+    data = ToyText("random", batches=2)
+    X, Y = data.batches[1]
+    data.batches[1] = (X[:1], Y[:1])  # 4 rows, then 1
+    model = LanguageModel(V, hidden_size=4, num_generate=3)
+    steps = StepLosses()
+    trainer = make_trainer(max_epochs=1, num_sanity_val_steps=0, callbacks=[steps])
+    trainer.fit(model, data)
+    (big, small), tokens = steps.losses, [X.numel(), Y[:1].numel()]
+    expected = (big * tokens[0] + small * tokens[1]) / sum(tokens)
+    assert big != pytest.approx(small)
+    metrics = trainer.callback_metrics
+    assert float(metrics["train_loss_epoch"]) == pytest.approx(expected, rel=1e-5)
+    assert float(metrics["train_ppl"]) == pytest.approx(math.exp(expected), rel=1e-5)
+
+
+def test_validation_perplexity_survives_a_target_float32_cannot_hold(make_trainer):
+    """A target token with probability e^-120 (below float32's least) among many near 1: the
+    perplexity is the exponential of the mean cross-entropy, not inf."""
+    model = LanguageModel(3, hidden_size=4, embedding_dim=2, carry_state=False)
+    with torch.no_grad():  # logits (60, -60, 0) whatever the input
+        model.net.head.weight.zero_()
+        model.net.head.bias.copy_(torch.tensor([60.0, -60.0, 0.0]))
+    X, Y = torch.zeros(2, 8, 10, dtype=torch.long), torch.zeros(2, 8, 10, dtype=torch.long)
+    Y[0, 0, 0] = 1
+    batches = DataLoader(list(zip(X, Y, strict=True)), batch_size=None)
+    results = make_trainer().validate(model, batches)[0]
+    assert math.isfinite(results["val_ppl"])
+    assert results["val_ppl"] == pytest.approx(math.exp(results["val_loss"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("embedding_dim", [None, 3], ids=["one-hot", "embedding"])
+def test_net_runs_in_the_dtype_of_its_weights(dtype, embedding_dim):
+    net = LanguageModelNet(V, "gru", hidden_size=4, embedding_dim=embedding_dim).to(dtype)
+    logits, state = net(torch.randint(0, V, (2, 7)))
+    assert logits.dtype == state.dtype == dtype
+
+
 def test_learns_and_generates(tmp_path, make_trainer):
     torch.manual_seed(0)
     optimizer = partial(torch.optim.Adam, lr=0.05)
@@ -239,6 +280,14 @@ def test_learns_and_generates(tmp_path, make_trainer):
         {"prefix": "ab", "text": "abcd abcd "},
         {"prefix": "c", "text": "cd abcd a"},
     ]
+
+
+def test_a_sample_prefix_without_tokens_is_refused_before_training(make_trainer):
+    model = LanguageModel(V, hidden_size=4, sample_prefixes=["ab", ""], num_generate=3)
+    trainer = make_trainer(max_epochs=2)
+    with pytest.raises(ValueError, match="sample_prefixes: '' holds no token"):
+        trainer.fit(model, ToyText("random"))
+    assert trainer.global_step == 0
 
 
 def test_generate_needs_a_tokenizer():
@@ -270,7 +319,7 @@ def test_a_prefix_without_tokens_is_refused_and_the_mode_kept(prefix):
     assert model.training
 
 
-@pytest.mark.parametrize("stage", ["fit", "validate", "test"])
+@pytest.mark.parametrize("stage", ["fit", "validate"])
 def test_a_vocabulary_larger_than_the_model_is_refused(tmp_path, make_trainer, stage):
     text = tmp_path / "text.txt"
     text.write_text("the time machine and the time traveller\n" * 30)
