@@ -1,4 +1,5 @@
-"""What the three LightningModules share: optimizer wiring and a throughput clock."""
+"""What the three LightningModules share: optimizer wiring, a throughput clock and the check of
+the vocabulary."""
 
 import time
 from typing import Any
@@ -52,6 +53,25 @@ def check_vocab_size(module: Any) -> None:
             f"module's vocabulary of {size} tokens: build the model with "
             "vocab_size=datamodule.vocab_size (the lightning-gru command links them)"
         )
+
+
+class VocabularyCheck:
+    """For a LightningModule with ``hparams.vocab_size``: ``check_vocab_size`` at the start of
+    every stage, once the data module's vocabulary is final. Not in ``setup``: Lightning
+    restores a checkpoint (``ckpt_path``), the vocabulary it was trained with included, after
+    ``setup``, and the data module's arguments may build a larger one until then."""
+
+    def on_fit_start(self) -> None:
+        check_vocab_size(self)
+
+    def on_validation_start(self) -> None:
+        check_vocab_size(self)
+
+    def on_test_start(self) -> None:
+        check_vocab_size(self)
+
+    def on_predict_start(self) -> None:
+        check_vocab_size(self)
 
 
 class Throughput:

@@ -19,7 +19,7 @@ from torchmetrics.classification import (
 )
 from tqdm.auto import tqdm
 
-from lightning_gru.models._common import Throughput, build_optimizers, check_vocab_size
+from lightning_gru.models._common import Throughput, VocabularyCheck, build_optimizers
 from lightning_gru.models.figures import log_figure, plot_confusion_matrix
 from lightning_gru.nn.baselines import (
     Backend,
@@ -274,7 +274,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-class SentimentClassifier(L.LightningModule):
+class SentimentClassifier(VocabularyCheck, L.LightningModule):
     """Classifies reviews from batches ``{"input_ids": (B, T), "lengths": (B,), "labels": (B,)}``.
 
     Logs ``{stage}_loss``, ``{stage}_acc`` and ``{stage}_f1`` (macro F1) for train, val and test,
@@ -388,11 +388,12 @@ class SentimentClassifier(L.LightningModule):
     def configure_optimizers(self) -> Any:
         return build_optimizers(self, self.optimizer, self.lr_scheduler)
 
-    def setup(self, stage: str) -> None:
+    def on_fit_start(self) -> None:
         """Read ``embedding_file`` into a new model's embedding at its first ``fit``; never over
-        weights it has trained or that a checkpoint gave it."""
-        check_vocab_size(self)
-        if stage != "fit" or self.hparams.embedding_file is None or self._word_vectors_loaded:
+        weights it has trained or that a checkpoint gave it (restored before this hook, after
+        ``setup``)."""
+        super().on_fit_start()  # the vocabulary's check
+        if self.hparams.embedding_file is None or self._word_vectors_loaded:
             return
         vocab = getattr(self.trainer.datamodule, "vocab", None)
         if vocab is None:

@@ -217,6 +217,10 @@ def test_embedding_file_is_read_into_a_new_model_only(tmp_path, make_trainer):
     loaded = SentimentClassifier.load_from_checkpoint(tmp_path / "model.ckpt")
     make_trainer(fast_dev_run=True).fit(loaded, ToyReviews())
     assert bool((loaded.net.embedding.weight == 7.0).all())
+    resumed = SentimentClassifier(len(VOCAB), hidden_size=4, **vectors)  # setup, then the restore
+    trainer = make_trainer(max_epochs=2, limit_train_batches=1, limit_val_batches=1)
+    trainer.fit(resumed, ToyReviews(), ckpt_path=tmp_path / "model.ckpt")
+    assert bool((resumed.net.embedding.weight == 7.0).all())
 
 
 def test_learns_the_toy_task_and_logs_metrics(tmp_path, make_trainer):
@@ -271,3 +275,33 @@ def test_a_vocabulary_larger_than_the_model_is_refused(make_trainer, stage):
     run = getattr(make_trainer(fast_dev_run=True), stage)
     with pytest.raises(ValueError, match=f"vocab_size=2 is smaller .* {len(VOCAB)} tokens"):
         run(SentimentClassifier(2, embedding_dim=4, hidden_size=4), datamodule=data)
+
+
+class ArgumentsVocabulary(ToyReviews):
+    """A vocabulary of ``vocab_size`` tokens as built from its arguments, until a checkpoint
+    restores the one a model was trained on (as the IMDb data module's is)."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+
+    def state_dict(self):
+        return {"vocab_size": self.vocab_size}
+
+    def load_state_dict(self, state) -> None:
+        self.vocab_size = state["vocab_size"]
+
+
+@pytest.mark.parametrize("stage", ["fit", "validate", "test", "predict"])
+def test_the_vocabulary_is_checked_once_a_checkpoint_restored_it(tmp_path, make_trainer, stage):
+    """Data module arguments that build a larger vocabulary than the checkpoint's: the
+    checkpoint's wins (Lightning restores it after ``setup``), so the model fits it."""
+    model = SentimentClassifier(len(VOCAB), embedding_dim=4, hidden_size=4)
+    trainer = make_trainer(fast_dev_run=True)
+    trainer.fit(model, ArgumentsVocabulary(len(VOCAB)))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    data = ArgumentsVocabulary(len(VOCAB) + 10)
+    run = getattr(make_trainer(max_epochs=2, limit_train_batches=1, limit_val_batches=1), stage)
+    run(SentimentClassifier(len(VOCAB), embedding_dim=4, hidden_size=4), datamodule=data,
+        ckpt_path=tmp_path / "m.ckpt")  # fmt: skip
+    assert data.vocab_size == len(VOCAB)
