@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,33 +55,64 @@ def fetch(source: str, local_hint: str, load: Callable[[], T]) -> T:
         raise SourceUnreachableError(message) from err
 
 
-def load_local_files(builder: str, files: list[str], cache_dir: str | None) -> Any:
-    """``datasets.load_dataset(builder, data_files=files, split="train")`` with an error that
-    names the files and the reason when they cannot be read: ``datasets`` reports an empty
-    file, a text that is not UTF-8 or a damaged parquet file as "An error occurred while
-    generating the dataset", the reason hidden in the chained exceptions.
+def load_local_files(
+    builder: str, files: list[str], cache_dir: str | None, source: str | None = None
+) -> Any:
+    """``datasets.load_dataset(builder, data_files=files, split="train")``, the files taken
+    literally (``datasets`` reads ``data_files`` as glob patterns, so a name with ``[``, ``*``
+    or ``?`` would match nothing or its neighbours), with the errors of :func:`read_local`.
 
-    Raises:
-        DataFileError: the files are empty or not readable as ``builder`` files (the original
-            error chained). Errors of the file system (``OSError``) pass unchanged.
+    Args:
+        builder: a packaged ``datasets`` builder (``"text"``, ``"parquet"``, ``"csv"``, ...).
+        files: paths of existing local files.
+        cache_dir: the ``datasets`` cache folder; ``None`` uses ``HF_DATASETS_CACHE``.
+        source: what the messages call the files (default: their paths).
     """
     import datasets
 
+    patterns = [glob.escape(f) for f in files]
+    return read_local(
+        source or ", ".join(files),
+        f"{builder} files",
+        lambda: datasets.load_dataset(
+            builder, data_files=patterns, split="train", cache_dir=cache_dir
+        ),
+    )
+
+
+def read_local(source: str, kind: str, load: Callable[[], T]) -> T:
+    """Run ``load`` (a ``datasets`` call that reads local files) with an error that names the
+    files and the reason when they cannot be read: ``datasets`` reports an empty file, a text
+    that is not UTF-8 or a damaged parquet file as "An error occurred while generating the
+    dataset", the reason hidden in the chained exceptions.
+
+    Args:
+        source: the files, for the message.
+        kind: what they should be, for the message (``"parquet files"``).
+        load: the call that reads them.
+
+    Raises:
+        DataFileError: the files are empty or not readable as ``kind`` (the original error
+            chained); a ``DataFileError`` raised inside ``load`` (by a generator that names
+            the one file at fault) keeps its message. Errors of the file system (``OSError``)
+            pass unchanged.
+    """
     try:
-        return datasets.load_dataset(builder, data_files=files, split="train", cache_dir=cache_dir)
-    except OSError:
+        return load()
+    except (OSError, DataFileError):
         raise
     except Exception as error:  # noqa: BLE001  (translated below, the original chained)
         root = error
-        while root.__cause__ is not None or root.__context__ is not None:
+        while not isinstance(root, DataFileError) and (root.__cause__ or root.__context__):
             root = root.__cause__ or root.__context__
         no_rows = type(root).__name__ == "SchemaInferenceError" or isinstance(root, StopIteration)
-        if no_rows or "corresponds to no data" in str(root):  # the last: a CSV of a header
-            reason = "no rows (empty file?)"
+        if isinstance(root, DataFileError):
+            message = str(root)
+        elif no_rows or "corresponds to no data" in str(root):  # the last: a CSV of a header
+            message = f"{source}: cannot be read as {kind}: no rows (empty file?)"
         else:
-            reason = f"{type(root).__name__}: {root}"
-        names = ", ".join(files)
-        raise DataFileError(f"{names}: cannot be read as {builder} files: {reason}") from error
+            message = f"{source}: cannot be read as {kind}: {type(root).__name__}: {root}"
+        raise DataFileError(message) from error
 
 
 def existing_file(path: str | Path, what: str) -> Path:

@@ -30,6 +30,7 @@ from lightning_gru.data._common import (
     existing_file,
     fetch,
     load_local_files,
+    read_local,
 )
 from lightning_gru.data.samplers import BucketBatchSampler, at_trainer_epoch
 from lightning_gru.data.vocab import Vocab
@@ -484,8 +485,12 @@ def _load_acl_tree(root: Path, split: str, cache_dir: str | None) -> tuple[Any, 
             stat = path.stat()
             files.append((str(path), label, stat.st_size, stat.st_mtime_ns))
     features = datasets.Features(text=datasets.Value("string"), label=datasets.Value("int64"))
-    dataset = datasets.Dataset.from_generator(
-        _read_reviews, features, cache_dir=cache_dir, gen_kwargs={"files": files}
+    dataset = read_local(
+        str(root / split),
+        "UTF-8 text",
+        lambda: datasets.Dataset.from_generator(
+            _read_reviews, features, cache_dir=cache_dir, gen_kwargs={"files": files}
+        ),
     )
     text = pc.utf8_trim_whitespace(_arrow(dataset).column("text"))
     for row in np.flatnonzero(pc.utf8_length(text).to_numpy() == 0)[:1]:
@@ -495,8 +500,14 @@ def _load_acl_tree(root: Path, split: str, cache_dir: str | None) -> tuple[Any, 
 
 def _read_reviews(files: list[tuple[str, int, int, int]]) -> Iterator[dict[str, Any]]:
     for path, label, _, _ in files:
-        with open(path, encoding="utf-8", newline="") as f:  # the exact text, as in the parquet
-            yield {"text": f.read(), "label": label}
+        try:
+            with open(path, encoding="utf-8", newline="") as f:  # the exact text, as in the parquet
+                text = f.read()
+        except UnicodeDecodeError as err:
+            raise DataFileError(
+                f"{path}: cannot be read as UTF-8 text: UnicodeDecodeError: {err}"
+            ) from err
+        yield {"text": text, "label": label}
 
 
 def _review_order(path: Path) -> tuple:
@@ -538,7 +549,11 @@ def _check_reviews(dataset: Any, source: str) -> None:
 
 def _read_lines(path: Path) -> list[str]:
     """The lines of a predict file; a blank line is an error (it would be dropped silently)."""
-    lines = path.read_text(encoding="utf-8").split("\n")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: drop a BOM (Notepad's)
+    except UnicodeDecodeError as err:
+        raise DataFileError(f"{path}: cannot be read as UTF-8 text: {err}") from err
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
     for number, line in enumerate(lines, start=1):

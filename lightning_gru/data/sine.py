@@ -77,8 +77,8 @@ class SineWaveDataModule(L.LightningDataModule):
     """The noisy sine series of the forecasting experiment, or a one-column CSV series.
 
     The series (:func:`generate_sine_series`, or ``data_file`` read by :func:`load_series`) is
-    split in time: the first ``train_fraction`` (800 of 1,000 points) for training, the rest
-    (200) for testing.
+    split in time: the first ``round(train_fraction * N)`` points (800 of 1,000) for training,
+    the rest (200) for testing.
 
     Windows of ``seq_len + 1`` points give an input ``(seq_len, 1)`` and its next-step target
     ``(seq_len, 1)``. With ``sliding=False`` (the original experiment) the windows are
@@ -163,7 +163,7 @@ class SineWaveDataModule(L.LightningDataModule):
             series = load_series(self.data_file)
         else:
             series = generate_sine_series(self.num_points, self.noise_std, self.seed)
-        n_train = int(self.train_fraction * len(series))
+        n_train = round(self.train_fraction * len(series))
         width = self.seq_len + 1
         if n_train < width or len(series) - n_train < 2:
             raise DataConfigError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -74,7 +75,8 @@ class TimeMachineDataModule(L.LightningDataModule):
 
     Args:
         data_file: a local plain-text file; ``None`` downloads ``url``.
-        url: the plain-text copy to download (d2l's by default).
+        url: the plain-text copy to download (d2l's by default), once: later runs read the
+            copy in the ``datasets`` cache.
         token: ``"char"`` or ``"word"`` tokens.
         max_tokens: keep the first ``max_tokens`` training tokens; ``-1`` keeps all.
         partition: ``"random"`` or ``"sequential"`` minibatches.
@@ -163,9 +165,14 @@ class TimeMachineDataModule(L.LightningDataModule):
         return self._loader(val, shuffle=False) if len(val) else []
 
     def predict_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self._prefixes(), batch_size=self.batch_size, collate_fn=_collate_prefixes
-        )
+        prefixes = self._prefixes()
+        for prefix in prefixes:  # the vocabulary is final here (a checkpoint's, restored)
+            if not self.encode(prefix):
+                raise DataConfigError(
+                    f"predict_prefixes: {prefix!r} holds no token of the vocabulary; a prefix "
+                    "needs a token"
+                )
+        return DataLoader(prefixes, batch_size=self.batch_size, collate_fn=_collate_prefixes)
 
     def state_dict(self) -> dict[str, Any]:
         """The vocabulary and the token kind."""
@@ -216,25 +223,33 @@ class TimeMachineDataModule(L.LightningDataModule):
     # -- internals ---------------------------------------------------------------------------
 
     def _read_lines(self) -> list[str]:
-        import datasets
-
         if self.data_file is None:
-            source = self.url
-            dataset = fetch(
+            path = fetch(
                 f"{self.url!r}",
                 "pass data_file= a local copy of the text to load it instead (on the command "
                 "line --data.data_file, or the overlay recipes/language_model/local-data.yaml)",
-                lambda: datasets.load_dataset(
-                    "text", data_files=self.url, split="train", cache_dir=self.cache_dir
-                ),
+                self._download,
             )
+            source = f"{self.url} (downloaded to {path})"
         else:
-            source = str(existing_file(self.data_file, "data_file"))
-            dataset = load_local_files("text", [source], self.cache_dir)
+            path = source = str(existing_file(self.data_file, "data_file"))
+        dataset = load_local_files("text", [path], self.cache_dir, source)
         lines = dataset.data.table.column("text").to_pylist()
         if not any(_NON_LETTERS.sub("", line) for line in lines):
             raise DataFileError(f"{source}: the text has no letters (empty file?)")
         return lines
+
+    def _download(self) -> str:
+        """The path of the copy of ``url`` in the ``downloads`` folder of the ``datasets`` cache,
+        downloaded if absent. Like ``datasets`` does for data files, the copy is keyed by the
+        URL alone (no ETag), so once it is there it is used without asking the server, online
+        or offline."""
+        import datasets
+
+        downloads = datasets.config.DOWNLOADED_DATASETS_DIR
+        cache = None if self.cache_dir is None else Path(self.cache_dir).expanduser() / downloads
+        config = datasets.DownloadConfig(cache_dir=cache, use_etag=False)
+        return datasets.DownloadManager(download_config=config).download(self.url)
 
     def _build(self) -> None:
         lines = [preprocess_line(line) for line in self._read_lines()]

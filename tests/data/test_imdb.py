@@ -8,8 +8,8 @@ import pytest
 import torch
 from _data_fixtures import make_reviews, write_acl_tree, write_splits
 
-from lightning_gru.data import IMDbDataModule, SourceUnreachableError, tokenize
-from lightning_gru.data.imdb import collate_reviews
+from lightning_gru.data import DataFileError, IMDbDataModule, SourceUnreachableError, tokenize
+from lightning_gru.data.imdb import TOKENIZER, collate_reviews
 
 
 def make_dm(data_dir, cache_dir, **kwargs) -> IMDbDataModule:
@@ -104,6 +104,19 @@ def test_aclimdb_tree_loads_like_parquet(tmp_path, imdb_frames, parquet_dir, cac
     root = write_acl_tree(tmp_path / "aclImdb", *imdb_frames)
     # file names sort as strings 0, 1, 10, 11, ..., 2: the module must order by numeric id
     dm = make_dm(root.parent if nested else root, cache_dir)
+    reference = make_dm(parquet_dir, cache_dir)
+    assert dm.vocab == reference.vocab
+    assert encoded_rows(dm.train_dataset) == encoded_rows(reference.train_dataset)
+    assert encoded_rows(dm.test_dataset) == encoded_rows(reference.test_dataset)
+
+
+@pytest.mark.parametrize("name", ["imdb [v2]", "imdb*"])
+def test_a_folder_name_with_glob_characters_is_read_literally(
+    tmp_path, imdb_frames, parquet_dir, cache_dir, name
+):
+    folder = write_splits(tmp_path / name, "parquet", *imdb_frames)
+    write_splits(tmp_path / "imdbX", "parquet", make_reviews(2), make_reviews(2))  # "imdb*" too
+    dm = make_dm(folder, cache_dir)
     reference = make_dm(parquet_dir, cache_dir)
     assert dm.vocab == reference.vocab
     assert encoded_rows(dm.train_dataset) == encoded_rows(reference.train_dataset)
@@ -221,10 +234,23 @@ def test_missing_or_ambiguous_split_files(tmp_path, imdb_frames, cache_dir):
         IMDbDataModule(data_dir=str(tmp_path / "nowhere")).prepare_data()
 
 
-def test_empty_review_file_in_aclimdb_tree(tmp_path, imdb_frames, cache_dir):
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        pytest.param(b"", "empty review", id="empty"),
+        pytest.param(
+            "caf\u00e9 was great".encode("latin-1"),
+            "cannot be read as UTF-8 text: UnicodeDecodeError",
+            id="latin-1",
+        ),
+    ],
+)
+def test_bad_review_file_in_aclimdb_tree_is_named(
+    tmp_path, imdb_frames, cache_dir, content, message
+):
     root = write_acl_tree(tmp_path / "aclImdb", *imdb_frames)
-    (root / "train" / "pos" / "3_9.txt").write_text("")
-    with pytest.raises(ValueError, match=r"3_9\.txt: empty review"):
+    (root / "train" / "pos" / "3_9.txt").write_bytes(content)
+    with pytest.raises(DataFileError, match=rf"3_9\.txt: {message}"):
         IMDbDataModule(data_dir=str(root), cache_dir=cache_dir).prepare_data()
 
 
@@ -278,6 +304,24 @@ def test_predict_inputs_are_checked(tmp_path):
         IMDbDataModule(predict_file=str(blank)).setup("predict")
     with pytest.raises(FileNotFoundError, match="predict_file"):
         IMDbDataModule(predict_file=str(tmp_path / "none.txt")).setup("predict")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\u00e9 good\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.txt: cannot be read as UTF-8 text"):
+        IMDbDataModule(predict_file=str(latin1)).setup("predict")
+
+
+def test_a_predict_file_with_a_byte_order_mark_reads_like_one_without(tmp_path):
+    """Notepad's "UTF-8 with BOM": the mark is not part of the first review."""
+    path = tmp_path / "reviews.txt"
+    path.write_text("Great film\nDull film\n", encoding="utf-8-sig")
+    dm = IMDbDataModule(predict_file=str(path))
+    vocab = {"idx_to_token": ["<pad>", "<unk>", "great", "film"], "unk_token": "<unk>"}
+    dm.load_state_dict(
+        {"tokenizer": TOKENIZER, "lowercase": True, "max_length": 400, "vocab": vocab}
+    )
+    (batch,) = list(dm.predict_dataloader())
+    assert batch["text"] == ["Great film", "Dull film"]
+    assert batch["input_ids"].tolist() == [[2, 3], [1, 3]]
 
 
 def test_checkpoint_carries_the_vocabulary_to_trainer_predict(tmp_path, parquet_dir, cache_dir):

@@ -57,6 +57,19 @@ def test_sliding_windows_keep_validation_targets_out_of_training():
     assert torch.equal(dm.val_dataset.tensors[0][0, 0, 0], y[720])
 
 
+@pytest.mark.parametrize(
+    "num_points, train_fraction, n_train",
+    [(1000, 0.8, 800), (100, 0.29, 29), (100, 0.57, 57)],
+    ids=["default", "0.29-of-100", "0.57-of-100"],
+)
+def test_training_points_are_the_rounded_fraction(num_points, train_fraction, n_train):
+    """Rounded, as the other modules do: 0.29 * 100 is 28.999999999999996 in floating point."""
+    dm = make_dm(num_points=num_points, train_fraction=train_fraction, seq_len=5)
+    batch = next(iter(dm.test_dataloader()))
+    assert dm.n_train == n_train and batch["context"].shape == (1, n_train, 1)
+    assert batch["target"].shape == (1, num_points - n_train, 1)
+
+
 def test_dataloaders_shapes_and_shuffle_under_seed():
     dm = make_dm(batch_size=10)
     batches = list(dm.train_dataloader())

@@ -4,7 +4,11 @@ state and errors."""
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
+import http.server
 import re
+import threading
 
 import pytest
 import torch
@@ -97,6 +101,13 @@ def test_encode_decode_and_state_dict_round_trip(tmp_path, timemachine_file):
     assert list(fresh.predict_dataloader()) == [{"prefix": ["time "]}, {"prefix": ["the"]}]
 
 
+def test_a_predict_prefix_without_tokens_is_refused_before_predicting(timemachine_file):
+    """Checked against the final vocabulary (a checkpoint's): "42" holds no word."""
+    dm = make_dm(timemachine_file, token="word", predict_prefixes=["the time", "42"])
+    with pytest.raises(ValueError, match="predict_prefixes: '42' holds no token"):
+        dm.predict_dataloader()
+
+
 def test_word_tokens_encode_and_decode_words(timemachine_file):
     dm = make_dm(timemachine_file, token="word", batch_size=2, num_steps=3)
     ids = dm.encode("the Time, machine")
@@ -131,6 +142,59 @@ def test_errors(tmp_path, timemachine_file):
         TimeMachineDataModule().setup("predict")
     with pytest.raises(ValueError, match="partition"):
         TimeMachineDataModule(partition="shuffled")
+
+
+@pytest.mark.parametrize("name", ["tm [1898].txt", "tm*.txt", "tm?.txt", "texts [v2]/tm.txt"])
+def test_a_path_with_glob_characters_is_read_literally(tmp_path, timemachine_file, name):
+    path = tmp_path / "texts" / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(timemachine_file.read_bytes())
+    (tmp_path / "texts" / "tmA.txt").write_text("zebras graze\n" * 50)  # "tm*.txt" matches it
+    dm = make_dm(path, max_tokens=-1)
+    reference = make_dm(timemachine_file, max_tokens=-1)
+    assert dm.vocab == reference.vocab
+    assert dm.train_corpus.tolist() == reference.train_corpus.tolist()
+
+
+@contextlib.contextmanager
+def serving(folder):
+    """An HTTP server for the files of ``folder`` on 127.0.0.1 (a free port), in a thread."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            thread.join()
+
+
+def test_a_downloaded_text_is_used_offline_once_the_server_is_gone(
+    tmp_path, monkeypatch, timemachine_file
+):
+    import datasets.config
+
+    def load(url):
+        dm = TimeMachineDataModule(url=url, cache_dir=str(tmp_path / "cache"), max_tokens=-1)
+        dm.prepare_data()
+        dm.setup("fit")
+        return dm
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    with serving(timemachine_file.parent) as server:
+        url = f"{server}/{timemachine_file.name}"
+        online = load(url)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    offline = load(url)
+    reference = make_dm(timemachine_file, max_tokens=-1)
+    assert online.vocab == offline.vocab == reference.vocab
+    assert offline.train_corpus.tolist() == reference.train_corpus.tolist()
 
 
 def test_unreachable_url_says_how_to_load_a_local_file(tmp_path):
