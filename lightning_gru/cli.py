@@ -13,7 +13,8 @@ override earlier ones. Besides the model, data and trainer the command adds:
 
 - ``checkpoint``: a ``ModelCheckpoint`` keeping ``best.ckpt`` (lowest ``val_loss``; give
   ``checkpoint.dirpath`` for a fixed folder), and ``last_checkpoint``, one writing ``last.ckpt``
-  in the same folder after every epoch, so ``--ckpt_path last`` resumes from the latest epoch;
+  in the same folder after every epoch, so ``--ckpt_path last`` resumes from the latest epoch
+  (both are ``WholeEpochCheckpoint``: nothing of an epoch that ``max_time`` cut short);
 - ``random_states``: :class:`~lightning_gru.models.RandomStates`, the random generators' states
   in every checkpoint, so that a resumed run is the uninterrupted one, bit for bit;
 - ``learning_curves``: :class:`~lightning_gru.models.LearningCurves`, the loss (accuracy,
@@ -35,6 +36,7 @@ import os
 import signal
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -42,7 +44,6 @@ from urllib.parse import urlparse
 import torch
 import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import (
     ArgsType,
     LightningArgumentParser,
@@ -124,7 +125,8 @@ class LightningGRUCLI(LightningCLI):
         super().__init__(None, None, args=args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # best.ckpt: never of an epoch that max_time cut short (WholeEpochCheckpoint)
+        parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         # Lightning's `save_last` writes last.ckpt only in an epoch that also saved a best
         # checkpoint; a second callback writes last.ckpt at the end of every training epoch,
         # which Lightning 2 calls after that epoch's validation, if any (it draws from the
@@ -178,6 +180,7 @@ class LightningGRUCLI(LightningCLI):
         path = _named_checkpoint(config)
         if path is not None and path.is_file():
             config.ckpt_path = str(path)
+        _check_checkpoint_file(parser, config.get("ckpt_path"))  # Lightning reads it next
         given = _model_options_given(sys.argv[1:] if args is None else args)
         self._model_options = {key: config[key] for key in given if key in config}
 
@@ -213,6 +216,14 @@ class LightningGRUCLI(LightningCLI):
                 f"`{subcommand}` needs the weights of a trained model: pass --ckpt_path with a "
                 f"checkpoint of `fit` (a path, or best or last for the files in "
                 f"checkpoint.dirpath{f' {dirpath}' if dirpath else ''})"
+            )
+        top_k = config.get("checkpoint.save_top_k")
+        if top_k not in (0, 1) and "{" not in str(config.get("checkpoint.filename")):
+            self.parser.error(
+                f"checkpoint.save_top_k {top_k}: every checkpoint it keeps would be written to "
+                f"the one file {config.get('checkpoint.filename')}.ckpt, which would end up "
+                "holding the latest, not the best; keep 1, or give checkpoint.filename a "
+                "pattern such as '{epoch}-{val_loss:.4f}' (--ckpt_path best then needs a path)"
             )
         for option in ("every_n_train_steps", "train_time_interval"):
             if config.get(f"last_checkpoint.{option}"):
@@ -250,13 +261,42 @@ class LightningGRUCLI(LightningCLI):
         return torch.load(ckpt_path, map_location="cpu", weights_only=True).get(key)
 
 
+class BestCheckpoint(WholeEpochCheckpoint):
+    """The class of the command's ``checkpoint``: a ``WholeEpochCheckpoint`` whose state (the
+    best score and file) goes into checkpoints under the key of a plain ``ModelCheckpoint``, as
+    it did when ``checkpoint`` was one, so that a fit written then resumes with its best."""
+
+    @property
+    def state_key(self) -> str:
+        key = super().state_key
+        return "ModelCheckpoint" + key.removeprefix(type(self).__qualname__)
+
+
 def _named_checkpoint(config: Any) -> Path | None:
     """``<checkpoint.dirpath>/<best|last>.ckpt`` where ``--ckpt_path`` names one and the
     folder is set, else None."""
     ckpt_path, dirpath = config.get("ckpt_path"), config.get("checkpoint.dirpath")
     if ckpt_path in ("best", "last") and dirpath:
-        return Path(dirpath) / f"{ckpt_path}.ckpt"
+        return Path(dirpath).expanduser() / f"{ckpt_path}.ckpt"  # as ModelCheckpoint expands it
     return None
+
+
+def _check_checkpoint_file(parser: LightningArgumentParser, ckpt_path: Any) -> None:
+    """Refuse a local ``--ckpt_path`` that is a folder or no file ``torch.save`` wrote (a zip
+    archive, or a pickle in torch's legacy format), rather than fail in torch's loader with a
+    traceback."""
+    path = Path(str(ckpt_path)).expanduser() if ckpt_path else None
+    if path is None or not path.exists():
+        return  # a name (best, last, hpc), a URL, or missing: Lightning's own messages
+    if path.is_dir():
+        parser.error(f"--ckpt_path {ckpt_path} is a folder; give the path of a checkpoint file")
+    with open(path, "rb") as f:
+        legacy = f.read(1) == b"\x80"  # a pickle's protocol opcode
+    if not legacy and not zipfile.is_zipfile(path):
+        parser.error(
+            f"--ckpt_path {ckpt_path} is not a checkpoint (torch.save writes a zip archive); "
+            "a file cut short, or another kind of file?"
+        )
 
 
 def _model_options_given(args: Any) -> list[str]:

@@ -18,10 +18,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
 from models._fixtures import one_thread  # noqa: F401  (autouse: tests/models/_fixtures.py)
 
 from lightning_gru.cli import ArgumentValueError, cli_main, run_cli, wandb_has_credentials
 from lightning_gru.data import SourceUnreachableError
+from lightning_gru.models.callbacks import WholeEpochCheckpoint
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
@@ -605,6 +607,54 @@ def test_mid_epoch_last_checkpoints_are_refused(tmp_path, option, capsys):
     assert f"last_checkpoint.{name}: last.ckpt is saved at the end of whole epochs" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("top_k", ["3", "-1"])
+def test_several_best_checkpoints_in_one_file_are_refused(tmp_path, top_k, capsys):
+    """Each would overwrite best.ckpt, which would then hold the latest epoch, not the best."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([*args, "--checkpoint.save_top_k", top_k])
+    assert exit_info.value.code == 2
+    assert f"checkpoint.save_top_k {top_k}: every checkpoint it keeps" in capsys.readouterr().err
+    cli = run_cli(
+        [*args, "--checkpoint.save_top_k", top_k, "--checkpoint.filename", "{epoch}",
+         "--trainer.max_epochs", "2"]
+    )  # fmt: skip
+    best = cli.trainer.checkpoint_callback
+    assert isinstance(best, WholeEpochCheckpoint)  # nothing of an epoch cut short
+    # its state where a plain ModelCheckpoint's was: checkpoints written before resume with it
+    assert best.state_key == ModelCheckpoint(monitor=best.monitor, mode=best.mode).state_key
+    names = sorted(p.name for p in (tmp_path / "runs" / "debug" / "checkpoints").glob("*.ckpt"))
+    assert names == ["epoch=0.ckpt", "epoch=1.ckpt", "last.ckpt"]
+
+
+def test_a_checkpoint_folder_under_home_is_found_by_name(tmp_path, monkeypatch):
+    """``~`` in a recipe's checkpoint.dirpath (YAML does not expand it; ModelCheckpoint does)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    args = [
+        "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False),
+        "--checkpoint.dirpath", "~/checkpoints",
+    ]  # fmt: skip
+    run_cli(["fit", *args])
+    cli = run_cli(["test", *args, "--ckpt_path", "last"])
+    assert cli.trainer.ckpt_path == str(tmp_path / "home" / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.parametrize("kind", ["folder", "truncated", "text"])
+def test_a_checkpoint_path_that_is_no_checkpoint_is_refused(tmp_path, kind, capsys):
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
+    run_cli(args)
+    path = tmp_path / "runs" / "debug" / "checkpoints"
+    if kind != "folder":
+        written = (path / "last.ckpt").read_bytes()
+        path = tmp_path / f"{kind}.ckpt"
+        path.write_bytes(written[: len(written) // 2] if kind == "truncated" else b"weights\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["test", *args[1:], "--ckpt_path", str(path)])
+    assert exit_info.value.code == 2
+    expected = "is a folder" if kind == "folder" else "is not a checkpoint"
+    assert f"--ckpt_path {path} {expected}" in capsys.readouterr().err
 
 
 def test_a_new_fit_into_the_same_folder_replaces_best(tmp_path):

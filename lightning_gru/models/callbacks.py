@@ -173,17 +173,28 @@ class RandomStates(Callback):
 
 
 class WholeEpochCheckpoint(ModelCheckpoint):
-    """A ``ModelCheckpoint`` that, saving at the end of training epochs, skips an epoch cut short.
+    """A ``ModelCheckpoint`` that saves nothing of an epoch cut short.
 
     ``max_time`` or ``max_steps`` can stop a fit in the middle of an epoch, and Lightning still
-    runs the epoch-end hooks: a checkpoint of that partial epoch would resume at the next epoch
-    and skip the rest of this one. The latest checkpoint stays that of the last whole epoch,
-    from which a resumed fit repeats the cut one exactly.
+    runs the epoch-end hooks, and validates the cut epoch when ``max_time`` (or any callback
+    setting ``trainer.should_stop``) stopped it: a checkpoint of that partial epoch would resume
+    at the next epoch and skip the rest of this one, and a best checkpoint of it would hold
+    weights the resumed fit never has. The checkpoints stay those of whole epochs (and of
+    validations inside an epoch, with ``val_check_interval``), from which a resumed fit repeats
+    the cut one exactly.
     """
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        total = trainer.num_training_batches
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
-        if math.isfinite(total) and done < total:
-            return
-        super().on_train_epoch_end(trainer, pl_module)
+        if not _epoch_cut_short(trainer):
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not (trainer.should_stop and _epoch_cut_short(trainer)):
+            super().on_validation_end(trainer, pl_module)
+
+
+def _epoch_cut_short(trainer: L.Trainer) -> bool:
+    """Whether the current training epoch ran fewer batches than it has."""
+    total = trainer.num_training_batches
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+    return math.isfinite(total) and done < total

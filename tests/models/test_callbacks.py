@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import lightning as L
 import pytest
 import torch
 
 from lightning_gru.data import SineWaveDataModule
 from lightning_gru.models import Forecaster, LearningCurves, PredictionWriter
+from lightning_gru.models.callbacks import WholeEpochCheckpoint
 from lightning_gru.models.figures import log_table, plot_history
 
 
@@ -81,3 +83,39 @@ def test_plot_history_panels():
     fig = plot_history(history, "title")
     assert [ax.get_title() for ax in fig.axes] == ["acc", "loss"]
     assert [line.get_label() for line in fig.axes[1].lines] == ["train", "val"]
+
+
+class StopAtBatch(L.Callback):
+    """Stops the fit after batch ``batch`` of epoch ``epoch``, as ``max_time`` does."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            trainer.should_stop = True
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_whole_epoch_checkpoints_skip_an_epoch_cut_short(tmp_path, make_trainer, every):
+    """Lightning validates the cut epoch (epoch 3); neither the best checkpoint (every
+    validation is a new best here: ``step``, ``max``), saved at the end of the training epoch
+    or, validating every other epoch, at the end of validation, nor the latest takes it."""
+    one_file = {"enable_version_counter": False}  # as the lightning-gru command sets them
+    best = WholeEpochCheckpoint(tmp_path, "best", monitor="step", mode="max", **one_file)
+    last = WholeEpochCheckpoint(tmp_path, "last", save_on_train_epoch_end=True, **one_file)
+    trainer = make_trainer(
+        max_epochs=5,
+        limit_train_batches=4,
+        check_val_every_n_epoch=every,
+        callbacks=[StopAtBatch(3, 1), best, last],
+        enable_checkpointing=True,
+    )
+    trainer.fit(
+        Forecaster(hidden_size=4), SineWaveDataModule(num_points=200, seq_len=10, batch_size=2)
+    )
+    assert trainer.global_step == 14  # stopped inside epoch 3
+    expected = {"best": (2, 12) if every == 1 else (1, 8), "last": (2, 12)}
+    for name, (epoch, step) in expected.items():
+        saved = torch.load(tmp_path / f"{name}.ckpt", weights_only=False)
+        assert (saved["epoch"], saved["global_step"]) == (epoch, step)
