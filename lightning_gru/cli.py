@@ -111,6 +111,7 @@ class LightningGRUCLI(LightningCLI):
         # averaging) reach the parser's defaults, and copying a lazy instance creates it, which
         # would start a stray W&B run.
         defaults = {
+            "devices": 1,  # the data modules' batch samplers are not rank-aware (no DDP)
             "logger": {
                 "class_path": "lightning.pytorch.loggers.WandbLogger",
                 "init_args": {"project": WANDB_PROJECT, "save_dir": "runs"},

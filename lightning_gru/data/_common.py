@@ -115,6 +115,20 @@ def read_local(source: str, kind: str, load: Callable[[], T]) -> T:
         raise DataFileError(message) from error
 
 
+def check_one_process(datamodule: Any) -> None:
+    """A ``DataConfigError`` when ``datamodule``'s Trainer runs several processes (DDP): the
+    package's batch samplers are not rank-aware, every process would train on every batch, and
+    Lightning cannot shard them (it fails with a traceback per process)."""
+    trainer = getattr(datamodule, "trainer", None)
+    processes = getattr(trainer, "world_size", 1) if trainer is not None else 1
+    if processes > 1:
+        raise DataConfigError(
+            f"{type(datamodule).__name__} runs in one process, got {processes} (devices x "
+            "nodes): its batch samplers are not rank-aware, so every process would train on "
+            "every batch; run on one device (--trainer.devices 1)"
+        )
+
+
 def existing_file(path: str | Path, what: str) -> Path:
     """``path`` as a ``Path``; ``FileNotFoundError`` naming it and ``what`` if it is no file."""
     path = Path(path).expanduser()

@@ -27,6 +27,7 @@ from lightning_gru.data._common import (
     check_at_least,
     check_fraction,
     check_limit,
+    check_one_process,
     existing_file,
     fetch,
     load_local_files,
@@ -177,6 +178,7 @@ class IMDbDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Split, build the vocabulary and encode (``fit``/``validate``/``test``); ``predict``
         only checks the predict inputs: it runs before Lightning restores the vocabulary."""
+        check_one_process(self)
         if stage == "predict":
             self._predict_inputs()
         elif self.train_dataset is None:

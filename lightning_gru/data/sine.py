@@ -16,6 +16,7 @@ from lightning_gru.data._common import (
     DataFileError,
     check_at_least,
     check_fraction,
+    check_one_process,
     existing_file,
 )
 from lightning_gru.data.samplers import ShuffledBatchSampler, at_trainer_epoch
@@ -157,6 +158,7 @@ class SineWaveDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Load or generate the series and cut the windows."""
+        check_one_process(self)
         if self.series is not None:
             return
         if self.data_file is not None:

@@ -23,6 +23,7 @@ from lightning_gru.data._common import (
     check_at_least,
     check_fraction,
     check_limit,
+    check_one_process,
     existing_file,
     fetch,
     load_local_files,
@@ -152,6 +153,7 @@ class TimeMachineDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Build the vocabulary and the corpora; ``predict`` only checks the prefixes (it runs
         before Lightning restores the vocabulary from a checkpoint)."""
+        check_one_process(self)
         if stage == "predict":
             self._prefixes()
         elif self.train_corpus is None:

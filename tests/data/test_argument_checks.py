@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from lightning_gru.data import IMDbDataModule, SineWaveDataModule, TimeMachineDataModule
@@ -25,3 +27,14 @@ def test_a_count_below_its_minimum_is_refused_at_construction(data_class, name, 
     with pytest.raises(ValueError, match=f"^{name} must be >= {minimum}, got {minimum - 1}$"):
         data_class(**{name: minimum - 1})
     data_class(**{name: minimum})  # the minimum itself is taken
+
+
+@pytest.mark.parametrize("data_class", [IMDbDataModule, SineWaveDataModule, TimeMachineDataModule])
+@pytest.mark.parametrize("stage", ["fit", "predict"])
+def test_several_processes_are_refused_in_setup(data_class, stage):
+    """Their batch samplers are not rank-aware: under DDP every process would train on every
+    batch (and Lightning, failing to shard them, printed a traceback per process)."""
+    data = data_class()
+    data.trainer = SimpleNamespace(world_size=2)
+    with pytest.raises(ValueError, match=f"{data_class.__name__} runs in one process, got 2"):
+        data.setup(stage)
