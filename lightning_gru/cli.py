@@ -218,6 +218,12 @@ class LightningGRUCLI(LightningCLI):
                 f"checkpoint of `fit` (a path, or best or last for the files in "
                 f"checkpoint.dirpath{f' {dirpath}' if dirpath else ''})"
             )
+        if config.get("trainer.enable_checkpointing") is False:
+            self.parser.error(
+                "trainer.enable_checkpointing false: the command's checkpoint callbacks write "
+                "best.ckpt and last.ckpt; to save neither, pass --checkpoint.save_top_k 0 "
+                "--last_checkpoint.save_top_k 0"
+            )
         top_k = config.get("checkpoint.save_top_k")
         if top_k not in (0, 1) and "{" not in str(config.get("checkpoint.filename")):
             self.parser.error(

@@ -629,6 +629,19 @@ def test_several_best_checkpoints_in_one_file_are_refused(tmp_path, top_k, capsy
     assert names == ["epoch=0.ckpt", "epoch=1.ckpt", "last.ckpt"]
 
 
+def test_checkpointing_off_says_how(tmp_path, capsys):
+    """Lightning would refuse it with "remove ModelCheckpoint from the callbacks", which a
+    command line cannot do; two options save nothing."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([*args, "--trainer.enable_checkpointing", "false"])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "--checkpoint.save_top_k 0 --last_checkpoint.save_top_k 0" in message
+    run_cli([*args, "--checkpoint.save_top_k", "0", "--last_checkpoint.save_top_k", "0"])
+    assert not list((tmp_path / "runs" / "debug" / "checkpoints").glob("*.ckpt"))
+
+
 def test_a_checkpoint_folder_under_home_is_found_by_name(tmp_path, monkeypatch):
     """``~`` in a recipe's checkpoint.dirpath (YAML does not expand it; ModelCheckpoint does)."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
