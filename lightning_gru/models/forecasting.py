@@ -180,6 +180,11 @@ class Forecaster(L.LightningModule):
         """Read ``context`` (B, N, I), start from ``target[:, :1]``, predict ``target[:, 1:]``;
         the prediction and its MSE."""
         target = batch["target"]  # (B, N_target, I)
+        if target.dim() != 3 or target.shape[1] < 2:
+            raise ValueError(
+                "a roll-out batch needs a target of (batch, points >= 2, features): the first "
+                f"point starts the roll-out, the rest are scored; got {tuple(target.shape)}"
+            )
         prediction = self.net.rollout(batch["context"], target[:, :1], steps=target.shape[1] - 1)
         return prediction, F.mse_loss(prediction, target[:, 1:])
 

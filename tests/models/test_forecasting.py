@@ -76,6 +76,15 @@ def test_val_rollout_mse_rolls_out_over_the_validation_points(make_trainer):
     assert "val_loss" in results[0]
 
 
+@pytest.mark.parametrize("points", [0, 1])
+def test_a_rollout_target_without_points_to_score_is_refused(points):
+    """Not an MSE of nothing (NaN, silently)."""
+    model = Forecaster(hidden_size=4)
+    batch = {"context": torch.randn(1, 30, 1), "target": torch.randn(1, points, 1)}
+    with pytest.raises(ValueError, match=f"points >= 2, features\\): .* got \\(1, {points}, 1\\)"):
+        model.test_step(batch, 0)
+
+
 @pytest.mark.parametrize("encoder", ["gru", "mlp"])
 def test_training_lowers_the_loss(make_trainer, encoder):
     torch.manual_seed(0)
