@@ -355,9 +355,20 @@ class GRULayerFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dh_n):
-        if torch.is_grad_enabled():  # create_graph=True
+        # create_graph=True, or gradients batched by vmap (is_grads_batched, jacobian and
+        # hessian with vectorize=True), which hold no memory of their own for the kernel
+        if torch.is_grad_enabled() or _batched(dy) or _batched(dh_n):
             return _differentiable_backward(ctx, dy, dh_n)
         return _kernel_backward(ctx, dy, dh_n)
+
+
+_is_batched = torch._C._functorch.is_batchedtensor
+_is_legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", _is_batched)
+
+
+def _batched(grad: Tensor | None) -> bool:
+    """Whether ``grad`` is batched by ``torch.func.vmap`` or by autograd's own vmap."""
+    return grad is not None and (_is_batched(grad) or _is_legacy_batched(grad))
 
 
 def _saved(ctx) -> tuple[Tensor, Tensor, list, Tensor | None]:

@@ -87,6 +87,11 @@ class GRU(torch.nn.GRU):
                 raise TypeError(
                     f"PackedSequence batch_sizes must be integers, got dtype {batch_sizes.dtype}"
                 )
+            if batch_sizes.dim() != 1:  # (torch fails on it with a TypeError too)
+                raise TypeError(
+                    "PackedSequence batch_sizes must be 1-D, one size per step, got shape "
+                    f"{tuple(batch_sizes.shape)}"
+                )
             max_batch_size = int(batch_sizes[0])
             is_batched = True
         else:

@@ -148,6 +148,30 @@ def test_second_order_gradient_is_right_or_refused(reset_after: bool) -> None:
             assert_close(a, e, torch.float64, "second-order gradient")
 
 
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_batched_gradients_like_torch(reset_after: bool) -> None:
+    """Autograd's vmap over the backward (``is_grads_batched``, ``jacobian`` and ``hessian``
+    with ``vectorize=True``) hands the backward batched gradients, which have no memory for the
+    kernel to read: the reference's backward runs instead, with the oracle's results."""
+    case = Case(num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    x = make_inputs(case).x.detach()
+    directions = torch.randn(3, *oracle(x)[0].shape, dtype=x.dtype)
+    results = []
+    for module in (oracle, ours):
+        leaf = x.clone().requires_grad_()
+        (batched,) = torch.autograd.grad(module(leaf)[0], leaf, directions, is_grads_batched=True)
+        jacobian = torch.autograd.functional.jacobian(
+            lambda t, m=module: m(t)[1], x[:, :1], vectorize=True
+        )
+        hessian = torch.autograd.functional.hessian(
+            lambda t, m=module: m(t)[1].square().sum(), x[:2, :1], vectorize=True
+        )
+        results.append((batched, jacobian, hessian))
+    for name, a, e in zip(("batched", "jacobian", "hessian"), *results, strict=True):
+        assert_close(a, e, torch.float64, name)
+
+
 class _CheckpointedGRU(GRU):
     """Our GRU under ``torch.utils.checkpoint``: what its forward saves is dropped and
     recomputed in the backward."""

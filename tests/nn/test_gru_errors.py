@@ -327,6 +327,16 @@ def test_float_batch_sizes_raise_type_error_like_torch() -> None:
         GRU(3, 4, backend="cython")(packed)
 
 
+def test_batch_sizes_of_more_than_one_dimension_raise_type_error_like_torch() -> None:
+    from torch.nn.utils.rnn import PackedSequence
+
+    packed = PackedSequence(torch.randn(4, 3), torch.tensor([[2, 2]]), None, None)
+    with pytest.raises(TypeError):
+        torch.nn.GRU(3, 4)(packed)
+    with pytest.raises(TypeError, match=r"batch_sizes must be 1-D, .* got shape \(1, 2\)"):
+        GRU(3, 4, backend="cython")(packed)
+
+
 # --- weights and states the kernel cannot take: raise like torch, never read out of bounds -----
 
 _WRONG_ARGS_SCRIPT = """
