@@ -187,6 +187,8 @@ def test_a_downloaded_text_is_used_offline_once_the_server_is_gone(
         return dm
 
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    for variable in ("NO_PROXY", "no_proxy"):  # a proxy of the environment must not take it
+        monkeypatch.setenv(variable, "127.0.0.1,localhost")
     with serving(timemachine_file.parent) as server:
         url = f"{server}/{timemachine_file.name}"
         online = load(url)
