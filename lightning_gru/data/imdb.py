@@ -502,14 +502,19 @@ def _load_acl_tree(root: Path, split: str, cache_dir: str | None) -> tuple[Any, 
 
 def _read_reviews(files: list[tuple[str, int, int, int]]) -> Iterator[dict[str, Any]]:
     for path, label, _, _ in files:
-        try:
-            with open(path, encoding="utf-8", newline="") as f:  # the exact text, as in the parquet
-                text = f.read()
-        except UnicodeDecodeError as err:
-            raise DataFileError(
-                f"{path}: cannot be read as UTF-8 text: UnicodeDecodeError: {err}"
-            ) from err
-        yield {"text": text, "label": label}
+        # the exact text, as in the parquet (no newline translation)
+        yield {"text": _utf8_text(path, "utf-8", newline=""), "label": label}
+
+
+def _utf8_text(path: str | Path, encoding: str, newline: str | None = None) -> str:
+    """The text of ``path``; a ``DataFileError`` naming it when it is not UTF-8."""
+    try:
+        with open(path, encoding=encoding, newline=newline) as f:
+            return f.read()
+    except UnicodeDecodeError as err:
+        raise DataFileError(
+            f"{path}: cannot be read as UTF-8 text: UnicodeDecodeError: {err}"
+        ) from err
 
 
 def _review_order(path: Path) -> tuple:
@@ -551,11 +556,7 @@ def _check_reviews(dataset: Any, source: str) -> None:
 
 def _read_lines(path: Path) -> list[str]:
     """The lines of a predict file; a blank line is an error (it would be dropped silently)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: drop a BOM (Notepad's)
-    except UnicodeDecodeError as err:
-        raise DataFileError(f"{path}: cannot be read as UTF-8 text: {err}") from err
-    lines = text.split("\n")
+    lines = _utf8_text(path, "utf-8-sig").split("\n")  # -sig: drop a BOM (Notepad's)
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
     for number, line in enumerate(lines, start=1):
