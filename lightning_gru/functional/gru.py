@@ -219,6 +219,8 @@ def _torch_gru(
     input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after, has_biases,
     dropout, training,
 ):  # fmt: skip
+    if batch_sizes is not None:  # torch's GRU trusts them (empty ones crash the interpreter)
+        _check_batch_sizes(batch_sizes, input.size(0))
     if reset_after:
         if batch_sizes is None:
             return torch._VF.gru(
@@ -238,7 +240,6 @@ def _torch_gru(
             input, hx, per_direction, num_layers=num_layers, bidirectional=bidirectional,
             reset_after=False, dropout=dropout, training=training,
         )  # fmt: skip
-    _check_batch_sizes(batch_sizes, input.size(0))  # pad_packed_sequence trusts them
     padded, lengths = pad_packed_sequence(PackedSequence(input, batch_sizes))  # (T, B, I)
     output, h_n = reference_gru(
         padded, hx, per_direction, num_layers=num_layers, bidirectional=bidirectional,

@@ -15,7 +15,9 @@ import textwrap
 import pytest
 import torch
 from _gru_helpers import RESET_AFTER, Case, assert_close, make_inputs, make_pair, run
+from torch.nn.utils.rnn import PackedSequence
 
+from lightning_gru.functional import gru
 from lightning_gru.nn import GRU
 
 L, D, H, I = 2, 2, 4, 3  # noqa: E741 -- the modules of the bad-input cases: GRU(3, 4, 2, bi)
@@ -155,6 +157,8 @@ MALFORMED_PACKED = [
     pytest.param(12, [3, 3, 3], id="batch-sizes-sum-fewer-than-rows"),
     pytest.param(6, [1, 2, 3], id="increasing-batch-sizes"),
     pytest.param(6, [3, -1, 4], id="negative-batch-size"),
+    # nonincreasing, fewer rows than the data: only the check of negative sizes catches it
+    pytest.param(6, [3, 2, -1], id="negative-last-batch-size"),
     pytest.param(6, [3, 3, 0], id="trailing-zero-batch-size"),  # accepted by both
 ]
 
@@ -220,8 +224,6 @@ def test_a_packed_sequence_without_rows_gives_empty_results_like_torch(
 @pytest.mark.parametrize("backend", ["cython", "auto"])
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
 def test_weights_without_hidden_units_give_empty_results_like_torch(reset_after, backend) -> None:
-    from lightning_gru.functional import gru
-
     weights = [torch.randn(0, 3), torch.randn(0, 0), torch.randn(0), torch.randn(0)]
     weights = [w.requires_grad_() for w in weights]
     x = torch.randn(5, 2, 3, requires_grad=True)
@@ -335,6 +337,25 @@ def test_batch_sizes_of_more_than_one_dimension_raise_type_error_like_torch() ->
         torch.nn.GRU(3, 4)(packed)
     with pytest.raises(TypeError, match=r"batch_sizes must be 1-D, .* got shape \(1, 2\)"):
         GRU(3, 4, backend="cython")(packed)
+
+
+def test_boolean_batch_sizes_are_refused() -> None:
+    """A bool tensor converts to 0/1 sizes: refused like a float one, never read as sizes."""
+    packed = PackedSequence(torch.randn(2, 3), torch.tensor([True, True]), None, None)
+    with pytest.raises(RuntimeError, match="batch_sizes must be an integer tensor, got dtype"):
+        GRU(3, 4, backend="cython")(packed)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("backend", ["cython", "torch"])
+def test_functional_gru_refuses_empty_batch_sizes(backend: str, reset_after: bool) -> None:
+    """A RuntimeError from every path (torch's own GRU, called with them, crashes the
+    interpreter: ``gru`` checks them before it)."""
+    weights = torch.nn.GRU(3, 4)._flat_weights
+    with pytest.raises(RuntimeError, match="batch_sizes must be a non-empty 1-D tensor"):
+        gru(torch.randn(2, 3), torch.zeros(1, 1, 4), weights,
+            batch_sizes=torch.zeros(0, dtype=torch.int64), reset_after=reset_after,
+            backend=backend)  # fmt: skip
 
 
 # --- weights and states the kernel cannot take: raise like torch, never read out of bounds -----
