@@ -1,5 +1,6 @@
 """Large kernel buffers are advised to use transparent huge pages (Linux)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,8 +14,13 @@ THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def test_a_region_without_a_whole_page_is_not_advised() -> None:
-    buffer = torch.empty(16)
+    """Only the whole pages inside a region are advised (its start rounded up, its end down)."""
+    page = os.sysconf("SC_PAGESIZE") if hasattr(os, "sysconf") else 4096
+    buffer = torch.empty(4 * page // 4)  # four pages of float32
+    aligned = (buffer.data_ptr() + page - 1) // page * page  # a page boundary inside it
     assert _ext.advise_huge_pages(buffer.data_ptr() + 4, 32) is False
+    assert _ext.advise_huge_pages(aligned, page // 2) is False  # from a boundary, half a page
+    assert _ext.advise_huge_pages(aligned + 4, page) is False  # up to a boundary, under a page
 
 
 @pytest.mark.skipif(

@@ -32,6 +32,9 @@ PATHS = [
     pytest.param((NEVER, NEVER, NEVER, 1, 0, 0), id="one-block+register-blocks"),
     # the register-block build with too few rows to pack the recurrent weight: BLAS per step
     pytest.param((NEVER, 0, NEVER, 1, NEVER, NEVER), id="register-blocks-unpacked"),
+    # the weight gradients on the register blocks with their rows split across the threads
+    # (with AVX2 only small ones go to the blocks, and no default threshold splits those)
+    pytest.param((0, NEVER, NEVER, 1, 0, 0), id="blocks+small-weight-gradients-split"),
 ]
 LAYOUTS = [
     pytest.param(Case(T=6, B=9, I=5, H=12, layout="packed"), id="packed-unsorted"),
@@ -60,17 +63,20 @@ LAYOUTS = [
     # 168 rows, 16 and 20 columns: weight gradients summed 128 rows at a time, split across
     # the threads where the thresholds are zero
     pytest.param(Case(T=12, B=14, I=20, H=16, bidirectional=True), id="168-rows-H16"),
+    # 49 rows over all steps split across two threads in whole blocks of 8 rows: 32 and 17
+    pytest.param(Case(T=7, B=7, I=16, H=11), id="49-rows"),
 ]
 
 
 @pytest.fixture
 def kernel_tuning():
-    """Set the kernel's thresholds for one test and two threads; restore both afterwards."""
+    """``tune(values, num_threads=2)`` sets the kernel's thresholds and torch's thread count for
+    one test; both are restored afterwards."""
     saved, threads = _gru.set_tuning(), torch.get_num_threads()
     keep_n = _cython.KEEP_N_MAX_FLOATS
-    torch.set_num_threads(2)
 
-    def tune(values):
+    def tune(values, num_threads=2):
+        torch.set_num_threads(num_threads)
         _gru.set_tuning(*values)
         _cython.KEEP_N_MAX_FLOATS = values[5]
 
@@ -87,6 +93,40 @@ def kernel_tuning():
 def test_every_kernel_path_matches_the_oracle(kernel_tuning, path, case, reset_after, dtype):
     kernel_tuning(path)
     case = case.with_(reset_after=reset_after)
+    oracle, ours = make_pair(case, dtype)
+    check_parity(oracle, ours, case, make_inputs(case, dtype), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize(
+    "threads",
+    [
+        # the blocks after the first add their bias-gradient sums into the first one's
+        pytest.param(3, id="3-threads"),
+        pytest.param(4, id="4-threads"),
+        # more threads than MAX_THREADS (64): at most that many thread blocks and row chunks
+        pytest.param(72, id="72-threads"),
+    ],
+)
+def test_more_than_two_threads(kernel_tuning, threads, reset_after, dtype):
+    """Machines with more cores split a call into more thread blocks than the two that every
+    other test here uses."""
+    kernel_tuning((0, NEVER, 0, 0, 0, 0), threads)
+    case = Case(T=5, B=threads if threads > 64 else 9, I=4, H=12, layout="packed")
+    case = case.with_(reset_after=reset_after)
+    oracle, ours = make_pair(case, dtype)
+    check_parity(oracle, ours, case, make_inputs(case, dtype), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["dense", "packed"])
+def test_kept_n_with_thread_blocks(kernel_tuning, layout, dtype):
+    """A reset_after forward split into thread blocks that keeps n for the backward, each block
+    at its own rows (a call small enough to keep n by default is too small to split, and the
+    PATHS that split recompute n)."""
+    kernel_tuning((0, NEVER, 0, 0, 0, NEVER))
+    case = Case(T=6, B=9, I=5, H=12, layout=layout)
     oracle, ours = make_pair(case, dtype)
     check_parity(oracle, ours, case, make_inputs(case, dtype), dtype)
 
