@@ -3,13 +3,14 @@ checkpoint state and predicting without training data."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from _data_fixtures import make_reviews, write_acl_tree, write_splits
 
 from lightning_gru.data import DataFileError, IMDbDataModule, SourceUnreachableError, tokenize
-from lightning_gru.data.imdb import TOKENIZER, collate_reviews
+from lightning_gru.data.imdb import TOKENIZER, _stratified_split, collate_reviews
 
 
 def make_dm(data_dir, cache_dir, **kwargs) -> IMDbDataModule:
@@ -384,3 +385,13 @@ def test_a_review_without_tokens_becomes_unk(tmp_path, cache_dir):
 def test_a_val_fraction_that_leaves_no_training_review_is_refused(parquet_dir, cache_dir):
     with pytest.raises(ValueError, match="val_fraction=0.99 leaves no training review"):
         make_dm(parquet_dir, cache_dir, val_fraction=0.99)
+
+
+def test_the_validation_split_is_drawn_at_random_within_each_label():
+    labels = np.repeat([0, 1], 20)
+    splits = [_stratified_split(labels, 0.25, seed)[1] for seed in (0, 1)]
+    for val in splits:
+        assert np.bincount(labels[val]).tolist() == [5, 5]  # stratified
+    assert not np.array_equal(splits[0], splits[1])  # the seed draws them
+    first_rows = np.r_[0:5, 20:25]
+    assert not all(np.array_equal(val, first_rows) for val in splits)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.demos.boring_classes import BoringModel
 
 from lightning_gru.data import SineWaveDataModule
 from lightning_gru.models import Forecaster, LearningCurves, PredictionWriter
-from lightning_gru.models.callbacks import WholeEpochCheckpoint
+from lightning_gru.models.callbacks import RandomStates, WholeEpochCheckpoint
 from lightning_gru.models.figures import log_table, plot_history
 
 
@@ -119,3 +122,36 @@ def test_whole_epoch_checkpoints_skip_an_epoch_cut_short(tmp_path, make_trainer,
     for name, (epoch, step) in expected.items():
         saved = torch.load(tmp_path / f"{name}.ckpt", weights_only=False)
         assert (saved["epoch"], saved["global_step"]) == (epoch, step)
+
+
+def test_random_states_restore_pythons_generator():
+    callback = RandomStates()
+    state = callback.state_dict()
+    first = random.random()
+    callback.load_state_dict(state)
+    assert random.random() == first
+
+
+def test_prediction_writer_starts_a_fresh_partial_file(tmp_path):
+    """What a failed predict left in ``<file>.partial`` does not end up in the next one's file."""
+    output = tmp_path / "predictions.jsonl"
+    writer = PredictionWriter(str(output), print_predictions=False)
+    trainer = SimpleNamespace(is_global_zero=True)
+    writer.on_predict_start(trainer, None)
+    writer.partial_path.write_text('{"stale": 1}\n', encoding="utf-8")  # a predict that failed
+    writer.on_predict_start(trainer, None)  # the next predict
+    writer.write_on_batch_end(trainer, None, [{"text": "a", "label": "pos"}], None, None, 0, 0)
+    writer.on_predict_end(trainer, None)
+    assert output.read_text(encoding="utf-8") == '{"text": "a", "label": "pos"}\n'
+
+
+def test_a_validation_inside_an_epoch_that_goes_on_is_checkpointed(tmp_path, make_trainer):
+    """``val_check_interval`` validates in the middle of an epoch that is not stopped: that
+    checkpoint is written (only an epoch cut short by a stop saves nothing)."""
+    checkpoint = WholeEpochCheckpoint(dirpath=tmp_path / "ckpt", filename="{step}", save_top_k=-1)
+    trainer = make_trainer(
+        callbacks=[checkpoint], enable_checkpointing=True, limit_train_batches=4,
+        limit_val_batches=1, val_check_interval=2, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(BoringModel())
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["step=2.ckpt", "step=4.ckpt"]

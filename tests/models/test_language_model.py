@@ -330,3 +330,53 @@ def test_a_vocabulary_larger_than_the_model_is_refused(tmp_path, make_trainer, s
     run = getattr(make_trainer(fast_dev_run=True), stage)
     with pytest.raises(ValueError, match=f"vocab_size=3 is smaller .* {data.vocab_size} tokens"):
         run(LanguageModel(3, hidden_size=4), datamodule=data)
+
+
+VOCAB = 5  # a vocabulary for the small models below
+
+
+def test_a_shorter_batch_does_not_continue_the_carried_state():
+    """With carry_state, a batch of another size (a short last batch) starts from zero instead
+    of feeding the previous batch's (B, H) state to the encoder."""
+    torch.manual_seed(0)
+    model = LanguageModel(vocab_size=VOCAB, hidden_size=4, carry_state=True)
+    X = torch.randint(0, VOCAB, (4, 6))
+    model.training_step((X, X), 0)  # carries a state of batch size 4
+    short = X[:2]
+    loss = model.training_step((short, short), 1)
+    model._state["train"] = None
+    assert torch.allclose(loss, model.training_step((short, short), 1))
+
+
+def test_every_validation_epoch_starts_from_a_zero_state():
+    """With carry_state, the state carried through one validation is not where the next
+    validation starts: the same batch gives the same loss in both."""
+    torch.manual_seed(0)
+    model = LanguageModel(vocab_size=VOCAB, hidden_size=4, carry_state=True).eval()
+    X = torch.randint(0, VOCAB, (4, 6))
+    losses = []
+    for _ in range(2):
+        model.on_validation_epoch_start()
+        losses.append(model.validation_step((X, X), 0))
+    torch.testing.assert_close(losses[0], losses[1])
+
+
+class WordTokenizer:
+    """Words of ``' a b c d'``, joined by spaces."""
+
+    separator = " "
+    words = ["<unk>", "a", "b", "c", "d"]
+
+    def encode(self, text: str) -> list[int]:
+        return [self.words.index(w) if w in self.words else 0 for w in text.split()]
+
+    def decode(self, ids: list[int]) -> str:
+        return " ".join(self.words[i] for i in ids)
+
+
+def test_generate_puts_one_separator_after_a_prefix_that_ends_with_it():
+    torch.manual_seed(0)
+    model = LanguageModel(vocab_size=VOCAB, hidden_size=4)
+    text = model.generate("a b ", 3, WordTokenizer())
+    assert text.startswith("a b ") and "  " not in text
+    assert len(text.split(" ")) == 5  # two prefix words, three generated ones

@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 from torch.utils.data import DataLoader
 
 from lightning_gru.models import SentimentClassifier, SentimentNet, load_word_vectors
+from lightning_gru.models._common import Throughput, check_vocab_size
 from lightning_gru.models.sentiment import pad_packed_rows, pool_outputs, pool_packed
 
 VOCAB = {"<pad>": 0, "<unk>": 1, "good": 2, "bad": 3, "film": 4, "the": 5}
@@ -305,3 +306,44 @@ def test_the_vocabulary_is_checked_once_a_checkpoint_restored_it(tmp_path, make_
     run(SentimentClassifier(len(VOCAB), embedding_dim=4, hidden_size=4), datamodule=data,
         ckpt_path=tmp_path / "m.ckpt")  # fmt: skip
     assert data.vocab_size == len(VOCAB)
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_an_empty_review_is_read_as_its_first_padding_token(packed):
+    torch.manual_seed(0)
+    net = SentimentNet(20, 4, "gru", hidden_size=5, packed=packed).eval()
+    ids = torch.tensor([[3, 4, 5], [0, 0, 0]])
+    logits = net(ids, torch.tensor([3, 0]))
+    torch.testing.assert_close(logits, net(ids, torch.tensor([3, 1])))
+
+
+def test_load_word_vectors_refuses_a_one_number_vector_after_the_first(tmp_path):
+    """A line of one number is skipped as a word2vec header only before any vector was read;
+    later, a known token with one number is a vector of the wrong size."""
+    path = tmp_path / "vectors.txt"
+    path.write_text("good 1 2 3\nbad 4\n", encoding="utf-8")
+    weight = torch.zeros(3, 3)
+    with pytest.raises(ValueError, match="'bad' has 1 numbers, expected 3"):
+        load_word_vectors(path, {"good": 1, "bad": 2}, weight, progress=False)
+
+
+@pytest.mark.parametrize("data_vocab", [5, 6])
+def test_a_vocabulary_one_token_larger_than_the_model_is_refused(data_vocab):
+    data = SimpleNamespace(vocab=object(), vocab_size=data_vocab)
+    module = SimpleNamespace(
+        _trainer=SimpleNamespace(datamodule=data), hparams=SimpleNamespace(vocab_size=5)
+    )
+    if data_vocab == 5:
+        check_vocab_size(module)  # the same size is fine
+    else:
+        with pytest.raises(ValueError, match="vocab_size=5 is smaller than the data"):
+            check_vocab_size(module)
+
+
+def test_a_stop_without_a_start_counts_nothing():
+    clock = Throughput()
+    clock.start()
+    clock.stop(10)
+    seconds = clock.seconds
+    clock.stop(10)  # no start since the last stop: ignored
+    assert (clock.items, clock.seconds) == (10, seconds)

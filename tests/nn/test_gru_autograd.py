@@ -13,6 +13,7 @@ from _gru_helpers import (
     RESET_AFTER,
     Case,
     assert_close,
+    check_parity,
     make_inputs,
     make_pair,
     outputs_and_grads,
@@ -405,3 +406,36 @@ def test_gradients_of_an_unused_output_or_a_broadcast_value(loss: str, layout: s
         grads[name] = [leaves.x.grad, leaves.h0.grad, *(p.grad for p in module.parameters())]
     for actual, expected in zip(grads["ours"], grads["torch"], strict=True):
         assert_close(actual, expected, torch.float64, f"{loss}, {layout}")
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_gradient_reaches_h0_when_only_h0_requires_grad(reset_after: bool) -> None:
+    """Frozen weights and an input without gradient: h0 alone still gets its gradient (the
+    kernel's Function must be recorded whenever any of its inputs requires grad)."""
+    case = Case(num_layers=2, bidirectional=True, reset_after=reset_after)
+    oracle, ours = make_pair(case)
+    for module in (oracle, ours):
+        module.requires_grad_(False)
+    inputs = make_inputs(case)
+    inputs.x.requires_grad_(False)
+    check_parity(oracle, ours, case, inputs, torch.float64)
+
+
+@pytest.mark.parametrize("layout", ["dense", "packed"])
+def test_output_gradient_with_a_row_stride_wider_than_the_output(layout: str) -> None:
+    """The gradient of ``torch.cat([out, extra], -1)`` reaches ``out`` as a narrowed view whose
+    rows are farther apart than ``D * H``: the kernel must read it with its real row stride."""
+    case = Case(bidirectional=True, layout=layout)
+    oracle, ours = make_pair(case)
+    inputs = make_inputs(case)
+    grads = []
+    for module in (oracle, ours):
+        leaves = inputs.clone_leaves()
+        out, h_n = module(*leaves.module_args(case))
+        out = out.data if layout == "packed" else out
+        wide = torch.cat([out, torch.ones_like(out)], dim=-1)
+        weight = torch.linspace(-1, 1, wide.numel(), dtype=wide.dtype).view_as(wide)
+        (wide * weight).sum().backward()
+        grads.append([leaves.x.grad, leaves.h0.grad, *(p.grad for p in module.parameters())])
+    for expected, actual in zip(*grads, strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)

@@ -15,6 +15,7 @@ import warnings
 import pytest
 import torch
 from _gru_helpers import RESET_AFTER, Case, assert_close, check_parity, make_inputs, make_pair, run
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.autograd import forward_ad
 from torch.func import functional_call
 
@@ -397,6 +398,28 @@ def test_dropout_in_training(reset_after: bool, layout: str) -> None:
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_dropout_one_between_layers_matches_torch(reset_after: bool) -> None:
+    """dropout=1.0 is a valid probability (torch.nn.GRU accepts it): every output of the layers
+    below the last is zeroed, so the result is deterministic and equals the oracle's."""
+    case = Case(num_layers=2, reset_after=reset_after)
+    oracle, ours = make_pair(case, dropout=1.0)
+    check_parity(oracle, ours, case, make_inputs(case), torch.float64)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_dropout_between_layers_keeps_the_lower_layers_in_the_graph(reset_after: bool) -> None:
+    """Through the dropout between layers, the output's gradient reaches the first layer."""
+    case = Case(num_layers=2, reset_after=reset_after)
+    _, ours = make_pair(case, dropout=0.5)
+    torch.manual_seed(0)
+    out, _ = ours(make_inputs(case).x)
+    out.sum().backward()
+    for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+        grad = getattr(ours, name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
 # --- parametrizations and torch.compile ------------------------------------------------------
 
 
@@ -647,7 +670,6 @@ def test_dispatch_modes_and_fake_tensors_run_torch_gru() -> None:
     flops), a forced ``cython`` refuses them, and nothing fake stays in a cache."""
     import threading
 
-    from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
 
     ours = GRU(8, 16)
@@ -668,3 +690,16 @@ def test_dispatch_modes_and_fake_tensors_run_torch_gru() -> None:
     with FlopCounterMode(display=False) as counter:
         ours(x)
     assert counter.get_total_flops() > 0
+
+
+def test_a_default_state_made_under_fake_tensor_mode_is_not_cached() -> None:
+    """The zero initial state built under FakeTensorMode is a fake tensor: cached, it would be
+    handed to later real calls of the same shape (an unusual one here, not cached before)."""
+    torch.manual_seed(0)
+    ours, oracle = GRU(3, 13), torch.nn.GRU(3, 13)
+    oracle.load_state_dict(ours.state_dict())
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        ours(torch.empty(4, 11, 3))
+    x = torch.randn(4, 11, 3)
+    for actual, expected in zip(ours(x), oracle(x), strict=True):
+        torch.testing.assert_close(actual, expected)

@@ -225,6 +225,28 @@ def test_torch_backend_on_cpu(reset_after: bool) -> None:
     check_parity(oracle, ours, case, make_inputs(case), torch.float64)
 
 
+def test_torch_backend_without_biases_cho_cell() -> None:
+    """``backend="torch"``, ``reset_after=False`` and ``bias=False``: the flat weights, two per
+    layer and direction, are grouped for the reference GRU."""
+    case = Case(num_layers=2, bidirectional=True, bias=False, layout="packed", reset_after=False)
+    oracle, ours = make_pair(case, backend="torch")
+    check_parity(oracle, ours, case, make_inputs(case), torch.float64)
+
+
+@pytest.mark.parametrize("with_h0", [True, False], ids=["h0", "noh0"])
+def test_unbatched_input_with_batch_first(with_h0: bool) -> None:
+    """An unbatched ``(T, I)`` input to a ``batch_first`` module, as ``torch.nn.GRU`` takes it."""
+    case = Case(T=5, layout="batch_first", num_layers=2, bidirectional=True)
+    oracle, ours = make_pair(case)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(case.T, case.I, generator=gen, dtype=torch.float64)
+    args = (x, torch.randn(2 * case.D, case.H, generator=gen, dtype=torch.float64))
+    args = args if with_h0 else args[:1]
+    for actual, expected in zip(ours(*args), oracle(*args), strict=True):
+        assert actual.shape == expected.shape
+        torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_reset_after_false_differs_from_torch_cell() -> None:
     """The two cells must really differ (guards against a flag that is ignored)."""
     case = Case(num_layers=1, reset_after=False)
