@@ -23,6 +23,7 @@ from _gru_helpers import (
     run,
 )
 
+from lightning_gru.functional import gru
 from lightning_gru.nn import GRU
 
 
@@ -215,6 +216,28 @@ def test_auto_backend_on_cpu_matches_cython(reset_after: bool) -> None:
     inputs = make_inputs(case)
     for a, b in zip(run(auto, case, inputs), run(cython, case, inputs), strict=True):
         assert_close(a, b, torch.float64, "auto vs cython")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_functional_gru_without_input_features(dtype: torch.dtype) -> None:
+    """Weights of zero input features (``torch.nn.GRU`` refuses ``input_size=0``, its functional
+    form takes them): the input projection is a product of depth 0, whose result the kernel
+    must zero (the buffer it writes to is not), so the gates hold the biases alone."""
+    torch.manual_seed(0)
+    H, x, h0 = 4, torch.randn(5, 3, 0, dtype=dtype), torch.randn(1, 3, 4, dtype=dtype)
+    weights = [torch.randn(*shape, dtype=dtype) for shape in ((3 * H, 0), (3 * H, H), (12,), (12,))]
+    for w in weights:
+        w.requires_grad_()
+    expected = torch._VF.gru(x, h0, weights, True, 1, 0.0, False, False, False)
+    expected_grads = torch.autograd.grad(expected[0].sum(), weights[1:])
+    for _ in range(3):  # the kernel's buffers in memory that held NaN
+        torch.full((5 * 3 * 3 * H,), float("nan"), dtype=dtype).sum()
+        actual = gru(x, h0, weights, backend="cython")
+        for a, e in zip(actual, expected, strict=True):
+            assert_close(a, e, dtype, "output and h_n")
+        grads = torch.autograd.grad(actual[0].sum(), weights[1:])
+        for a, e in zip(grads, expected_grads, strict=True):
+            assert_close(a, e, dtype, "weight gradients")
 
 
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
