@@ -319,10 +319,11 @@ def test_huge_weights_give_finite_gradients_like_torch(reset_after: bool) -> Non
     assert torch.isfinite(grads[1]).all()
 
 
-def test_float_batch_sizes_raise_type_error_like_torch() -> None:
-    from torch.nn.utils.rnn import PackedSequence
-
-    packed = PackedSequence(torch.randn(6, 3), torch.tensor([3.0, 2.0, 1.0]), None, None)
+@pytest.mark.parametrize(
+    "sizes", [[3.0, 2.0, 1.0], [3 + 0j, 2 + 0j, 1 + 0j]], ids=["float", "complex"]
+)
+def test_float_batch_sizes_raise_type_error_like_torch(sizes: list) -> None:
+    packed = PackedSequence(torch.randn(6, 3), torch.tensor(sizes), None, None)
     with pytest.raises(TypeError):
         torch.nn.GRU(3, 4)(packed)
     with pytest.raises(TypeError, match="batch_sizes must be integers"):
