@@ -15,9 +15,12 @@ import warnings
 import pytest
 import torch
 from _gru_helpers import RESET_AFTER, Case, assert_close, check_parity, make_inputs, make_pair, run
+from torch import Tensor
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.autograd import forward_ad
 from torch.func import functional_call
+from torch.nn.utils.rnn import pack_padded_sequence
+from torch.utils._pytree import tree_map
 
 from lightning_gru.nn import GRU
 
@@ -690,6 +693,66 @@ def test_dispatch_modes_and_fake_tensors_run_torch_gru() -> None:
     with FlopCounterMode(display=False) as counter:
         ours(x)
     assert counter.get_total_flops() > 0
+
+
+class _StoragelessTensor(torch.Tensor):
+    """A tensor subclass without memory of its own, as ``DTensor``: its values live in ``elem``
+    and every operation runs on those."""
+
+    @staticmethod
+    def __new__(cls, elem: Tensor) -> "_StoragelessTensor":
+        return Tensor._make_wrapper_subclass(cls, elem.shape, dtype=elem.dtype, device=elem.device)
+
+    def __init__(self, elem: Tensor) -> None:
+        self.elem = elem
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        def unwrap(t):
+            return t.elem if isinstance(t, _StoragelessTensor) else t
+
+        out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs or {}))
+        return tree_map(lambda t: cls(t) if isinstance(t, Tensor) else t, out)
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_a_tensor_subclass_without_storage_runs_torch_operations(reset_after: bool) -> None:
+    """The kernel would read the address of memory that such a tensor does not have (a
+    segmentation fault): ``auto`` runs torch's operations on it, which it dispatches."""
+    ours = GRU(3, 4, num_layers=2, reset_after=reset_after)
+    x = torch.randn(5, 2, 3)
+    output, h_n = ours(_StoragelessTensor(x))
+    assert type(output) is _StoragelessTensor
+    expected = ours(x)
+    assert_close(output.elem, expected[0], torch.float32, "output")
+    assert_close(h_n.elem, expected[1], torch.float32, "h_n")
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_dropout_between_layers_is_the_same_on_both_backends(reset_after, packed) -> None:
+    """With one seed, the kernel's layers and torch's (``backend="torch"``: torch's GRU, or the
+    reference for Cho's cell) drop the same outputs: both are in training mode. (The reference
+    runs a packed input padded, so there its dropout draws other numbers: applied, not equal.)"""
+    torch.manual_seed(0)
+    on_torch = GRU(3, 8, num_layers=3, dropout=0.5, bidirectional=True, reset_after=reset_after,
+                   backend="torch")  # fmt: skip
+    on_kernel = GRU(3, 8, num_layers=3, dropout=0.5, bidirectional=True,
+                    reset_after=reset_after, backend="cython")  # fmt: skip
+    on_kernel.load_state_dict(on_torch.state_dict())
+    x = torch.randn(6, 4, 3)
+    if packed:
+        x = pack_padded_sequence(x, torch.tensor([6, 3, 5, 1]), enforce_sorted=False)
+    results = []
+    for module in (on_torch, on_kernel):
+        torch.manual_seed(1)
+        output = module(x)[0]
+        results.append(output.data if packed else output)
+    if reset_after or not packed:
+        assert_close(results[0], results[1], torch.float32, "the same dropout")
+    on_torch.eval()
+    output = on_torch(x)[0]
+    assert not torch.allclose(results[0], output.data if packed else output)  # dropout applied
 
 
 def test_a_default_state_made_under_fake_tensor_mode_is_not_cached() -> None:
