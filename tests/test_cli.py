@@ -21,8 +21,16 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from models._fixtures import one_thread  # noqa: F401  (autouse: tests/models/_fixtures.py)
 
-from lightning_gru.cli import ArgumentValueError, cli_main, run_cli, wandb_has_credentials
-from lightning_gru.data import SourceUnreachableError
+import lightning_gru.data.imdb as imdb
+from lightning_gru.cli import (
+    ArgumentValueError,
+    _check_checkpoint_file,
+    _model_options_given,
+    cli_main,
+    run_cli,
+    wandb_has_credentials,
+)
+from lightning_gru.data import DataFileError, SourceUnreachableError
 from lightning_gru.models.callbacks import WholeEpochCheckpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -768,3 +776,134 @@ def test_has_test_split():
     assert _has_test_split("lightning_gru.data.SineWaveDataModule")
     assert _has_test_split("lightning_gru.data.IMDbDataModule")
     assert _has_test_split("SineWaveDataModule") and _has_test_split(None)  # unknown: let it run
+
+
+# --- the command's defaults and checks (found untested by mutation testing) ---------------------
+
+
+def printed_config(capsys, args: list[str]) -> dict:
+    with pytest.raises(SystemExit):
+        run_cli(["fit", "--model", "Forecaster", "--data", "SineWaveDataModule", *args,
+                 "--print_config"])  # fmt: skip
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_the_command_defaults(capsys):
+    """The command's defaults (the recipes override several, so no other test sees them):
+    devices, the W&B logger's project and folder, the seed, the checkpoint callbacks."""
+    config = printed_config(capsys, [])
+    assert config["seed_everything"] == 42
+    trainer = config["trainer"]
+    assert trainer["devices"] == 1
+    assert trainer["logger"]["class_path"] == "lightning.pytorch.loggers.WandbLogger"
+    assert trainer["logger"]["init_args"]["project"] == "lightning-gru"
+    assert trainer["logger"]["init_args"]["save_dir"] == "runs"
+    best, last = config["checkpoint"], config["last_checkpoint"]
+    assert (best["monitor"], best["mode"], best["filename"]) == ("val_loss", "min", "best")
+    assert (best["save_top_k"], best["save_last"]) == (1, False)
+    assert best["enable_version_counter"] is False
+    assert (last["filename"], last["monitor"], last["save_top_k"]) == ("last", None, 1)
+    assert last["save_on_train_epoch_end"] is True and last["enable_version_counter"] is False
+
+
+class _Refused(Exception):
+    pass
+
+
+class _Parser:
+    def error(self, message):
+        raise _Refused(message)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy-pickle"])
+def test_a_checkpoint_in_either_torch_format_is_accepted(tmp_path, legacy):
+    """Guards against: a checkpoint that ``torch.save`` wrote in its legacy (pickle) format refused
+    as "not a checkpoint"."""
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {}}, path, _use_new_zipfile_serialization=not legacy)
+    _check_checkpoint_file(_Parser(), str(path))  # no error
+    path.write_bytes(b"weights\n")
+    with pytest.raises(_Refused, match="is not a checkpoint"):
+        _check_checkpoint_file(_Parser(), str(path))
+
+
+def debug_fit(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "fit", "--config", str(RECIPES / "debug.yaml"), "--trainer.logger", "false",
+        "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "1", *extra,
+    ]  # fmt: skip
+
+
+def test_without_a_logger_or_a_checkpoint_folder_no_config_is_written(tmp_path, monkeypatch):
+    """Guards against: the config written to Lightning's log folder, the working directory, when
+    there is no logger and no checkpoint folder."""
+    monkeypatch.chdir(tmp_path)
+    run_cli(
+        debug_fit(tmp_path, "--checkpoint.dirpath", "null", "--checkpoint.save_top_k", "0",
+                  "--last_checkpoint.save_top_k", "0")
+    )  # fmt: skip
+    assert not list(tmp_path.rglob("config*.yaml"))
+
+
+def test_a_second_fit_into_the_same_checkpoint_folder_replaces_its_config(tmp_path):
+    """Guards against: ``overwrite`` off: a second fit without a logger into the same checkpoint
+    folder fails on the config.yaml of the first."""
+    args = debug_fit(tmp_path, "--checkpoint.dirpath", str(tmp_path / "ckpt"))
+    run_cli(args)
+    run_cli([*args, "--model.init_args.hidden_size", "5"])
+    saved = yaml.safe_load((tmp_path / "ckpt" / "config.yaml").read_text())
+    assert saved["model"]["init_args"]["hidden_size"] == 5
+
+
+def test_fit_from_best_without_the_file_is_refused(tmp_path, capsys):
+    """Guards against: ``fit --ckpt_path best`` with no best.ckpt in the folder let through to
+    Lightning (which would start from untrained weights or fail with a traceback)."""
+    args = debug_fit(tmp_path, "--checkpoint.dirpath", str(tmp_path / "empty"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([*args, "--ckpt_path", "best"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--ckpt_path best: there is no" in err and "when `fit` validates" in err
+
+
+def test_model_options_are_noted_in_both_spellings():
+    """Guards against: ``--model.init_args.X`` noted as ``model.init_args.init_args.X`` (so the
+    value typed on the command line would lose to the checkpoint's)."""
+    args = ["--model.init_args.hidden_size", "4", "--model.num_generate=5",
+            "--model.class_path", "X", "--model.help", "--data.batch_size", "2"]  # fmt: skip
+    assert _model_options_given(args) == [
+        "model.init_args.hidden_size",
+        "model.init_args.num_generate",
+    ]
+
+
+def test_a_data_file_error_keeps_its_class(tmp_path):
+    """Guards against: a ``DataFileError`` of the vocabulary link (a ValueError subclass) re-raised
+    as an ``ArgumentValueError``, so a script catching ``DataFileError`` would miss it."""
+    (tmp_path / "empty.txt").write_text("")
+    args = ["fit", "--config", str(RECIPES / "language_model" / "timemachine-gru.yaml"),
+            "--trainer.logger", "false", "--checkpoint.dirpath", str(tmp_path / "ckpt"),
+            "--data.data_file", str(tmp_path / "empty.txt"),
+            "--data.cache_dir", str(tmp_path / "hf")]  # fmt: skip
+    with pytest.raises(DataFileError, match="no rows") as info:
+        run_cli(args)
+    assert not isinstance(info.value, ArgumentValueError)
+
+
+def test_the_class_names_flow_from_the_data_module_into_the_model(tmp_path, monkeypatch):
+    """Guards against: the ``data.class_names`` -> ``model.class_names`` link dropped (the model's
+    default hides it while both say neg/pos)."""
+    rows = [(f"a good film {i}", 1) for i in range(8)] + [(f"a bad film {i}", 0) for i in range(8)]
+    (tmp_path / "imdb").mkdir()
+    for split in ("train", "test"):
+        frame = pd.DataFrame(rows, columns=["text", "label"])
+        frame.to_parquet(tmp_path / "imdb" / f"{split}.parquet")
+    monkeypatch.setattr(imdb, "CLASS_NAMES", ("bad", "good"))
+    cli = run_cli(
+        ["fit", "--config", str(RECIPES / "sentiment" / "imdb-gru.yaml"),
+         "--data.data_dir", str(tmp_path / "imdb"), "--data.cache_dir", str(tmp_path / "hf"),
+         "--trainer.logger", "false", "--checkpoint.dirpath", str(tmp_path / "ckpt"),
+         "--trainer.max_epochs", "0", "--trainer.enable_progress_bar", "false"]
+    )  # fmt: skip
+    assert cli.model.class_names == ["bad", "good"]
+    assert cli.model.hparams.vocab_size == cli.datamodule.vocab_size

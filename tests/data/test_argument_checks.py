@@ -6,7 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from lightning_gru.data import IMDbDataModule, SineWaveDataModule, TimeMachineDataModule
+from lightning_gru.data import (
+    IMDbDataModule,
+    SineWaveDataModule,
+    TimeMachineDataModule,
+)
+from lightning_gru.data._common import read_local
 
 COUNTS = [
     (SineWaveDataModule, "num_points", 1),
@@ -38,3 +43,28 @@ def test_several_processes_are_refused_in_setup(data_class, stage):
     data.trainer = SimpleNamespace(world_size=2)
     with pytest.raises(ValueError, match=f"{data_class.__name__} runs in one process, got 2"):
         data.setup(stage)
+
+
+def test_read_local_lets_file_system_errors_through_unchanged():
+    """Guards against: an ``OSError`` translated into a ``DataFileError``."""
+
+    def load():
+        raise PermissionError(13, "Permission denied", "/data/train.parquet")
+
+    with pytest.raises(PermissionError):
+        read_local("train.parquet", "parquet files", load)
+
+
+def test_a_folder_given_as_data_file_is_refused_by_name(tmp_path):
+    """Guards against: ``existing_file`` checks ``exists`` instead of ``is_file``."""
+    with pytest.raises(FileNotFoundError, match="does not exist or is not a file"):
+        SineWaveDataModule(data_file=str(tmp_path)).setup()
+
+
+def test_a_data_file_under_home_is_found(tmp_path, monkeypatch):
+    """Guards against: ``existing_file`` without ``expanduser``."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "series.csv").write_text("\n".join(str(v) for v in range(100)))
+    dm = SineWaveDataModule(data_file="~/series.csv", seq_len=5)
+    dm.setup()
+    assert dm.series.tolist() == list(range(100))

@@ -9,7 +9,12 @@ import pytest
 import torch
 from _data_fixtures import make_reviews, write_acl_tree, write_splits
 
-from lightning_gru.data import DataFileError, IMDbDataModule, SourceUnreachableError, tokenize
+from lightning_gru.data import (
+    DataFileError,
+    IMDbDataModule,
+    SourceUnreachableError,
+    tokenize,
+)
 from lightning_gru.data.imdb import TOKENIZER, _stratified_split, collate_reviews
 
 
@@ -395,3 +400,73 @@ def test_the_validation_split_is_drawn_at_random_within_each_label():
     assert not np.array_equal(splits[0], splits[1])  # the seed draws them
     first_rows = np.r_[0:5, 20:25]
     assert not all(np.array_equal(val, first_rows) for val in splits)
+
+
+def test_the_validation_share_of_each_label_is_rounded():
+    """Guards against: ``int`` instead of ``round``: 15 * 0.1 is 1.5000000000000002, 2 reviews
+    per label."""
+    labels = np.repeat([0, 1], 15)
+    _, val = _stratified_split(labels, 0.1, 0)
+    assert np.bincount(labels[val]).tolist() == [2, 2]
+
+
+def make_imdb(data_dir, cache_dir, **kwargs) -> IMDbDataModule:
+    dm = IMDbDataModule(data_dir=str(data_dir), cache_dir=cache_dir, batch_size=8, **kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def test_a_checkpoint_with_other_settings_re_encodes_the_splits(parquet_dir, cache_dir):
+    """Guards against: splits encoded with the old ``max_length`` kept after ``load_state_dict``."""
+    dm = make_imdb(parquet_dir, cache_dir, max_length=9)
+    state = {**dm.state_dict(), "max_length": 4}
+    dm.load_state_dict(state)
+    lengths = [len(b["input_ids"][0]) for b in dm.test_dataloader()]
+    assert max(lengths) == 4
+
+
+def test_the_checkpoint_class_names_are_restored():
+    """Guards against: ``class_names`` not restored from the checkpoint."""
+    dm = IMDbDataModule()
+    vocab = {"idx_to_token": ["<pad>", "<unk>", "good"], "unk_token": "<unk>"}
+    dm.load_state_dict(
+        {"tokenizer": TOKENIZER, "lowercase": True, "max_length": 400, "vocab": vocab,
+         "class_names": ["bad", "good"]}
+    )  # fmt: skip
+    assert dm.class_names == ["bad", "good"]
+
+
+def test_a_checkpoint_of_another_tokenizer_is_refused():
+    """Guards against: the tokenizer check dropped."""
+    vocab = {"idx_to_token": ["<pad>", "<unk>"], "unk_token": "<unk>"}
+    state = {"tokenizer": "imdb-words-v0", "lowercase": True, "max_length": 4, "vocab": vocab}
+    with pytest.raises(ValueError, match="tokenizer 'imdb-words-v0' is not"):
+        IMDbDataModule().load_state_dict(state)
+
+
+def test_the_training_batch_order_follows_the_seed(parquet_dir, cache_dir):
+    """Guards against: the training sampler not given ``seed`` (the split alone followed it)."""
+
+    def batches(seed):
+        dm = make_imdb(parquet_dir, cache_dir, seed=seed, val_fraction=0.0)
+        return [b["input_ids"].tolist() for b in dm.train_dataloader()]
+
+    assert batches(1) == batches(1) != batches(2)
+
+
+def test_a_hub_dataset_without_a_test_split_is_named(tmp_path, cache_dir):
+    """Guards against: the check for missing hub splits dropped (a KeyError later)."""
+    folder = tmp_path / "snapshot" / "plain_text"
+    folder.mkdir(parents=True)
+    make_reviews(3).to_parquet(folder / "train-00000-of-00001.parquet", index=False)
+    dm = IMDbDataModule(dataset_name=str(folder.parent), cache_dir=cache_dir)
+    with pytest.raises(ValueError, match=r"has no \['test'\] split"):
+        dm.prepare_data()
+
+
+def test_validation_batches_are_sorted_by_length_and_fixed(parquet_dir, cache_dir):
+    """Guards against: the validation sampler shuffled."""
+    dm = make_imdb(parquet_dir, cache_dir, val_fraction=0.5)
+    passes = [[b["lengths"].tolist() for b in dm.val_dataloader()] for _ in range(2)]
+    flat = [n for b in passes[0] for n in b]
+    assert passes[0] == passes[1] and flat == sorted(flat)

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_gru.data import SineWaveDataModule, generate_sine_series, load_series
+from lightning_gru.data import (
+    DataConfigError,
+    SineWaveDataModule,
+    generate_sine_series,
+    load_series,
+)
 
 
 def recipe_series() -> np.ndarray:
@@ -178,3 +183,32 @@ def test_validation_rolls_out_over_the_validation_points(sliding):
     assert torch.equal(rollout["target"][0, :, 0], y[start:800])
     long_windows = make_dm(sliding=True, seq_len=200).val_dataloader()  # no window fits in 80
     assert len(long_windows) == 1 and next(iter(long_windows[0]))["target"].shape == (1, 80, 1)
+
+
+def test_a_series_with_one_test_point_is_refused():
+    """Guards against: one test point accepted (the roll-out needs a start and a target)."""
+    with pytest.raises(DataConfigError, match=r"1 test points \(need 2\)"):
+        SineWaveDataModule(num_points=100, train_fraction=0.99, seq_len=5).setup()
+
+
+def test_two_validation_points_are_rolled_out():
+    """Guards against: a roll-out over exactly two validation points left out."""
+    dm = SineWaveDataModule(num_points=50, sliding=True, val_fraction=0.05, seq_len=5)
+    dm.setup()
+    assert dm.n_train - dm.val_start == 2
+    (rollout,) = dm.val_dataloader()
+    assert next(iter(rollout))["target"].shape == (1, 2, 1)
+
+
+def test_a_line_of_spaces_in_a_series_is_skipped(tmp_path):
+    """Guards against: a line holding only spaces taken as a value (an error)."""
+    path = tmp_path / "series.csv"
+    path.write_text("value\n0.5\n   \n1.5\n")
+    assert load_series(path).tolist() == [0.5, 1.5]
+
+
+def test_a_noise_free_series_is_the_sine():
+    """Guards against: ``noise_std=0`` refused."""
+    assert np.array_equal(
+        generate_sine_series(50, noise_std=0.0), np.sin(np.linspace(0, 10 * np.pi, 50))
+    )

@@ -9,11 +9,19 @@ import functools
 import http.server
 import re
 import threading
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
-from lightning_gru.data import SourceUnreachableError, TimeMachineDataModule
+from lightning_gru.data import (
+    DataConfigError,
+    IMDbDataModule,
+    SourceUnreachableError,
+    SubsequenceBatchSampler,
+    TimeMachineDataModule,
+)
 
 
 def d2l_corpus(path, token: str = "char") -> tuple[list[str], list[str]]:
@@ -206,3 +214,121 @@ def test_unreachable_url_says_how_to_load_a_local_file(tmp_path):
     message = str(err.value)
     assert "timemachine.txt" in message and "data_file=" in message
     assert "HF_HUB_OFFLINE=1" in message
+
+
+def test_random_partition_offsets_cover_0_to_num_steps_minus_1():
+    """Random offsets in [0, num_steps) (d2l's ``randint(0, num_steps - 1)``):
+    none dropped, none added, none ignored."""
+    sampler = SubsequenceBatchSampler(100, 2, 4, "random", seed=0)
+    offsets = {int(np.array(batches).min()) % 4 for batches in (list(sampler) for _ in range(60))}
+    assert offsets == {0, 1, 2, 3}
+
+
+def test_sequential_partition_offsets_cover_0_to_num_steps():
+    """Sequential offsets in [0, num_steps]."""
+    sampler = SubsequenceBatchSampler(100, 2, 4, "sequential", seed=0)
+    offsets = {list(sampler)[0][0] for _ in range(80)}
+    assert offsets == {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize(
+    "num_tokens, batch_size, num_steps, partition, shuffle, expected",
+    [
+        (100, 1, 5, "random", True, 19),  # the least favourable offset 4: (100 - 4 - 1) // 5
+        (21, 1, 7, "sequential", False, 2),  # the last token is only a target: 20 // 7
+        (21, 1, 7, "random", False, 2),
+    ],
+)
+def test_every_epoch_has_the_batches_of_the_least_favourable_offset(
+    num_tokens, batch_size, num_steps, partition, shuffle, expected
+):
+    """Guards against a random offset up to num_steps, and the last token counted as an input."""
+    sampler = SubsequenceBatchSampler(num_tokens, batch_size, num_steps, partition, shuffle)
+    assert len(sampler) == expected
+    for _ in range(20):
+        batches = list(sampler)
+        assert len(batches) == expected
+        assert max(s for b in batches for s in b) + num_steps < num_tokens  # targets fit
+
+
+def test_random_partition_visits_subsequences_in_random_order():
+    """Guards against: the random partition's subsequences in corpus order."""
+    starts = np.array(list(SubsequenceBatchSampler(1000, 4, 7, "random", seed=0))).ravel()
+    assert (np.diff(starts) != 7).any()
+
+
+def make_tm(path, **kwargs) -> TimeMachineDataModule:
+    kwargs = {"batch_size": 4, "num_steps": 5, **kwargs}
+    dm = TimeMachineDataModule(data_file=str(path), **kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def test_the_validation_tail_is_the_rounded_fraction(timemachine_file):
+    """Guards against: ``int`` instead of ``round`` for the validation tokens."""
+    dm = make_tm(timemachine_file, max_tokens=-1, val_fraction=0.1)
+    n = len(dm.train_corpus) + len(dm.val_corpus)
+    fraction = next(f for f in (0.11, 0.13, 0.17, 0.19, 0.23) if (n * f) % 1 > 0.5)
+    dm = make_tm(timemachine_file, max_tokens=-1, val_fraction=fraction)
+    assert len(dm.val_corpus) == round(n * fraction) == int(n * fraction) + 1
+
+
+def test_a_checkpoint_of_the_other_token_kind_re_encodes_the_corpora(timemachine_file):
+    """Guards against: the checkpoint's token kind not restored, or corpora of the old kind kept."""
+    dm = make_tm(timemachine_file, max_tokens=-1)
+    words = make_tm(timemachine_file, max_tokens=-1, token="word")
+    dm.load_state_dict(words.state_dict())
+    assert dm.token == "word" and dm.separator == " "
+    X, _ = next(iter(dm.val_dataloader()))
+    assert X[0].tolist() == words.val_corpus[:5].tolist()
+    # the same vocabulary with another token kind: the corpora are built again, of words
+    chars = make_tm(timemachine_file, max_tokens=-1)
+    chars.load_state_dict({"token": "word", "vocab": chars.vocab.state_dict()})
+    chars.setup("fit")
+    assert len(chars.train_corpus) == len(words.train_corpus)
+
+
+def test_an_empty_predict_prefix_is_refused_in_setup():
+    """Guards against: the empty-prefix check dropped (setup would accept it)."""
+    dm = TimeMachineDataModule(predict_prefixes=["time", ""])
+    with pytest.raises(DataConfigError, match="empty prefix"):
+        dm.setup("predict")
+
+
+def test_a_restored_vocabulary_survives_building_the_corpora(timemachine_file):
+    """Guards against: ``_build`` replaces a checkpoint's vocabulary with one from the text."""
+    dm = TimeMachineDataModule(data_file=str(timemachine_file), batch_size=2, num_steps=3)
+    tokens = ["<unk>", " ", *"etaoinshrdlcumwfgypbvkjxqz"]
+    dm.load_state_dict({"token": "char", "vocab": {"idx_to_token": tokens, "unk_token": "<unk>"}})
+    dm.setup("fit")
+    assert dm.vocab.idx_to_token == tokens
+    assert dm.decode(dm.train_corpus[:3].tolist()) == "the"
+
+
+def test_the_training_loader_starts_at_the_epoch_the_trainer_starts_next(timemachine_file):
+    """Guards against: the training sampler not set to the trainer's epoch (a resumed fit
+    would replay epoch 0's batches where a DataLoader with workers starts before
+    ``set_epoch``)."""
+    dm = make_tm(timemachine_file)
+    epochs = [[x.tolist() for x, _ in dm.train_dataloader()] for _ in range(1)]
+    sampler = SubsequenceBatchSampler(len(dm.train_corpus), 4, 5, "random", seed=42)
+    third = [list(sampler) for _ in range(3)][2]
+    progress = SimpleNamespace(current=SimpleNamespace(processed=2))
+    dm.trainer = SimpleNamespace(
+        fit_loop=SimpleNamespace(epoch_progress=progress), world_size=1, predicting=False
+    )
+    resumed = [x[:, 0].tolist() for x, _ in dm.train_dataloader()]
+    assert resumed == [[int(dm.train_corpus[s]) for s in b] for b in third]
+    assert resumed != [[row[0] for row in x] for x in epochs[0]]
+
+
+def test_prepare_data_reads_nothing_while_predicting(tmp_path):
+    """Guards against: ``prepare_data`` reads the text while predicting, where the
+    vocabulary comes from the checkpoint and the text may be absent."""
+    predicting = SimpleNamespace(predicting=True, world_size=1)
+    dm = TimeMachineDataModule(data_file=str(tmp_path / "absent.txt"))
+    dm.trainer = predicting
+    dm.prepare_data()
+    imdb = IMDbDataModule(data_dir=str(tmp_path / "absent"))
+    imdb.trainer = predicting
+    imdb.prepare_data()

@@ -278,3 +278,43 @@ def test_a_resumed_fit_gets_the_batches_of_the_uninterrupted_one(tmp_path, num_w
     resumed = fit(3, str(tmp_path / f"{saved}.ckpt"))
     assert first + resumed == uninterrupted
     assert resumed[: len(first)] != first  # epoch 1's batches differ from epoch 0's
+
+
+def test_vocabularies_with_other_unk_tokens_differ():
+    """Guards against: ``__eq__`` without the ``unk_token`` comparison."""
+    tokens = [("a", 2)]
+    assert Vocab(tokens, ["<pad>", "<unk>"], "<pad>") != Vocab(tokens, ["<pad>", "<unk>"], "<unk>")
+
+
+def test_a_repeated_reserved_token_is_named():
+    """Guards against: the check for repeated reserved tokens dropped (a later, vaguer error
+    remains)."""
+    with pytest.raises(ValueError, match="reserved_tokens repeat a token"):
+        Vocab([("a", 1)], reserved_tokens=["<unk>", "<pad>", "<unk>"])
+
+
+def test_drop_last_keeps_a_full_last_batch():
+    """Guards against: ``len(batches[-1]) <= size`` drops a last batch that is full."""
+    for shuffle in (False, True):
+        sampler = BucketBatchSampler([3, 1, 2, 4], 2, drop_last=True, shuffle=shuffle)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == 2
+        assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]
+
+
+def test_bucketed_batches_are_shuffled_not_in_length_order():
+    """Guards against: the batches of a pass left in length order (only the examples shuffled)."""
+    lengths = np.arange(200)
+    for seed in range(3):
+        batches = list(BucketBatchSampler(lengths, 10, bucket_batches=20, seed=seed))
+        longest = [max(lengths[b]) for b in batches]
+        assert longest != sorted(longest)
+
+
+def test_evaluation_order_breaks_length_ties_by_index():
+    """Guards against: an unstable sort: equal lengths must keep index order (a reproducible,
+    documented evaluation order)."""
+    lengths = np.arange(300) % 3
+    batches = list(BucketBatchSampler(lengths, 50, shuffle=False))
+    flat = [i for b in batches for i in b]
+    assert flat == sorted(range(300), key=lambda i: (lengths[i], i))
