@@ -310,7 +310,7 @@ def test_the_training_loader_starts_at_the_epoch_the_trainer_starts_next(timemac
     would replay epoch 0's batches where a DataLoader with workers starts before
     ``set_epoch``)."""
     dm = make_tm(timemachine_file)
-    epochs = [[x.tolist() for x, _ in dm.train_dataloader()] for _ in range(1)]
+    first_epoch = [x.tolist() for x, _ in dm.train_dataloader()]
     sampler = SubsequenceBatchSampler(len(dm.train_corpus), 4, 5, "random", seed=42)
     third = [list(sampler) for _ in range(3)][2]
     progress = SimpleNamespace(current=SimpleNamespace(processed=2))
@@ -319,7 +319,7 @@ def test_the_training_loader_starts_at_the_epoch_the_trainer_starts_next(timemac
     )
     resumed = [x[:, 0].tolist() for x, _ in dm.train_dataloader()]
     assert resumed == [[int(dm.train_corpus[s]) for s in b] for b in third]
-    assert resumed != [[row[0] for row in x] for x in epochs[0]]
+    assert resumed != [[row[0] for row in x] for x in first_epoch]
 
 
 def test_prepare_data_reads_nothing_while_predicting(tmp_path):
