@@ -617,7 +617,7 @@ def test_mid_epoch_last_checkpoints_are_refused(tmp_path, option, capsys):
     )
 
 
-@pytest.mark.parametrize("top_k", ["3", "-1"])
+@pytest.mark.parametrize("top_k", ["2", "3", "-1"])
 def test_several_best_checkpoints_in_one_file_are_refused(tmp_path, top_k, capsys):
     """Each would overwrite best.ckpt, which would then hold the latest epoch, not the best."""
     args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
