@@ -410,15 +410,9 @@ def test_the_validation_share_of_each_label_is_rounded():
     assert np.bincount(labels[val]).tolist() == [2, 2]
 
 
-def make_imdb(data_dir, cache_dir, **kwargs) -> IMDbDataModule:
-    dm = IMDbDataModule(data_dir=str(data_dir), cache_dir=cache_dir, batch_size=8, **kwargs)
-    dm.setup("fit")
-    return dm
-
-
 def test_a_checkpoint_with_other_settings_re_encodes_the_splits(parquet_dir, cache_dir):
     """Guards against: splits encoded with the old ``max_length`` kept after ``load_state_dict``."""
-    dm = make_imdb(parquet_dir, cache_dir, max_length=9)
+    dm = make_dm(parquet_dir, cache_dir, max_length=9)
     state = {**dm.state_dict(), "max_length": 4}
     dm.load_state_dict(state)
     lengths = [len(b["input_ids"][0]) for b in dm.test_dataloader()]
@@ -448,7 +442,7 @@ def test_the_training_batch_order_follows_the_seed(parquet_dir, cache_dir):
     """Guards against: the training sampler not given ``seed`` (the split alone followed it)."""
 
     def batches(seed):
-        dm = make_imdb(parquet_dir, cache_dir, seed=seed, val_fraction=0.0)
+        dm = make_dm(parquet_dir, cache_dir, seed=seed, val_fraction=0.0)
         return [b["input_ids"].tolist() for b in dm.train_dataloader()]
 
     assert batches(1) == batches(1) != batches(2)
@@ -466,7 +460,7 @@ def test_a_hub_dataset_without_a_test_split_is_named(tmp_path, cache_dir):
 
 def test_validation_batches_are_sorted_by_length_and_fixed(parquet_dir, cache_dir):
     """Guards against: the validation sampler shuffled."""
-    dm = make_imdb(parquet_dir, cache_dir, val_fraction=0.5)
+    dm = make_dm(parquet_dir, cache_dir, val_fraction=0.5)
     passes = [[b["lengths"].tolist() for b in dm.val_dataloader()] for _ in range(2)]
     flat = [n for b in passes[0] for n in b]
     assert passes[0] == passes[1] and flat == sorted(flat)

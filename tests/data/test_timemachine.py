@@ -257,32 +257,25 @@ def test_random_partition_visits_subsequences_in_random_order():
     assert (np.diff(starts) != 7).any()
 
 
-def make_tm(path, **kwargs) -> TimeMachineDataModule:
-    kwargs = {"batch_size": 4, "num_steps": 5, **kwargs}
-    dm = TimeMachineDataModule(data_file=str(path), **kwargs)
-    dm.setup("fit")
-    return dm
-
-
 def test_the_validation_tail_is_the_rounded_fraction(timemachine_file):
     """Guards against: ``int`` instead of ``round`` for the validation tokens."""
-    dm = make_tm(timemachine_file, max_tokens=-1, val_fraction=0.1)
+    dm = make_dm(timemachine_file, max_tokens=-1, val_fraction=0.1)
     n = len(dm.train_corpus) + len(dm.val_corpus)
     fraction = next(f for f in (0.11, 0.13, 0.17, 0.19, 0.23) if (n * f) % 1 > 0.5)
-    dm = make_tm(timemachine_file, max_tokens=-1, val_fraction=fraction)
+    dm = make_dm(timemachine_file, max_tokens=-1, val_fraction=fraction)
     assert len(dm.val_corpus) == round(n * fraction) == int(n * fraction) + 1
 
 
 def test_a_checkpoint_of_the_other_token_kind_re_encodes_the_corpora(timemachine_file):
     """Guards against: the checkpoint's token kind not restored, or corpora of the old kind kept."""
-    dm = make_tm(timemachine_file, max_tokens=-1)
-    words = make_tm(timemachine_file, max_tokens=-1, token="word")
+    dm = make_dm(timemachine_file, max_tokens=-1)
+    words = make_dm(timemachine_file, max_tokens=-1, token="word")
     dm.load_state_dict(words.state_dict())
     assert dm.token == "word" and dm.separator == " "
     X, _ = next(iter(dm.val_dataloader()))
     assert X[0].tolist() == words.val_corpus[:5].tolist()
     # the same vocabulary with another token kind: the corpora are built again, of words
-    chars = make_tm(timemachine_file, max_tokens=-1)
+    chars = make_dm(timemachine_file, max_tokens=-1)
     chars.load_state_dict({"token": "word", "vocab": chars.vocab.state_dict()})
     chars.setup("fit")
     assert len(chars.train_corpus) == len(words.train_corpus)
@@ -309,7 +302,7 @@ def test_the_training_loader_starts_at_the_epoch_the_trainer_starts_next(timemac
     """Guards against: the training sampler not set to the trainer's epoch (a resumed fit
     would replay epoch 0's batches where a DataLoader with workers starts before
     ``set_epoch``)."""
-    dm = make_tm(timemachine_file)
+    dm = make_dm(timemachine_file)
     first_epoch = [x.tolist() for x, _ in dm.train_dataloader()]
     sampler = SubsequenceBatchSampler(len(dm.train_corpus), 4, 5, "random", seed=42)
     third = [list(sampler) for _ in range(3)][2]
