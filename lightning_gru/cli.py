@@ -71,7 +71,8 @@ _SUMMARY = "Sentiment, language-model and forecasting experiments with a fast GR
 
 class ArgumentValueError(ValueError):
     """A value of the command's configuration that the model, the data module, the Trainer or a
-    callback refused when the command built it (``--data.init_args.batch_size 0``); the
+    callback refused when the command built it (``--data.init_args.batch_size 0``), or that
+    the model's optimizer or scheduler refused (named first: ``model.optimizer: ...``); the
     message is theirs. The console script prints it in one line, as argparse does a value of
     the wrong type."""
 
@@ -244,12 +245,27 @@ class LightningGRUCLI(LightningCLI):
                 f"{config.data.class_path} has no test split; `validate` evaluates its "
                 "held-out text"
             )
+        trained_on = (self._checkpoint_state("datamodule_hyper_parameters") or {}).get(
+            "_class_path"
+        )
+        if _other_experiment(trained_on, config.get("data.class_path")):
+            # Lightning has taken the model's class from the checkpoint: it would meet batches
+            # of another shape and fail deep inside its forward
+            model = (self._checkpoint_state("hyper_parameters") or {}).get("_class_path", "")
+            self.parser.error(
+                f"--ckpt_path {ckpt_path} holds a {model.rpartition('.')[2] or 'model'} trained "
+                f"on {trained_on}, which cannot read the batches of {config.data.class_path}: "
+                "give the configuration it was trained with (its config.yaml, in the run's log "
+                "folder or beside its checkpoints)"
+            )
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         for logger in self.trainer.loggers:  # wandb warns about a save_dir that does not exist
             if isinstance(logger, WandbLogger) and logger.save_dir:
                 Path(logger.save_dir).mkdir(parents=True, exist_ok=True)
+        if self.subcommand == "fit":
+            _check_optimizer(self.model)
 
     def _vocab_size(self, encode: Any) -> int:
         """The vocabulary size of the data module of ``encode``; when the command starts from a
@@ -260,12 +276,18 @@ class LightningGRUCLI(LightningCLI):
             data.load_state_dict(state)
         return data.vocab_size
 
-    def _checkpoint_state(self, key: str) -> dict[str, Any] | None:
+    def _checkpoint_state(self, key: str) -> Any:
+        """``key`` of the checkpoint file that ``--ckpt_path`` names (read once), or None."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or not Path(ckpt_path).is_file():
             return None
-        return torch.load(ckpt_path, map_location="cpu", weights_only=True).get(key)
+        if getattr(self, "_checkpoint", (None,))[0] != ckpt_path:
+            self._checkpoint = (
+                ckpt_path,
+                torch.load(ckpt_path, map_location="cpu", weights_only=True),
+            )
+        return self._checkpoint[1].get(key)
 
 
 class BestCheckpoint(WholeEpochCheckpoint):
@@ -321,12 +343,46 @@ def _model_options_given(args: Any) -> list[str]:
     return keys
 
 
+def _check_optimizer(model: LightningModule) -> None:
+    """Build the model's ``optimizer`` and ``lr_scheduler`` (this package's models take them
+    as arguments) once, so that a value they refuse (a negative learning rate) ends the
+    command before the fit starts, in one line rather than a traceback from inside it."""
+    optimizer, scheduler = getattr(model, "optimizer", None), getattr(model, "lr_scheduler", None)
+    if not callable(optimizer):
+        return
+    name = "optimizer"
+    try:
+        built = optimizer(model.parameters())
+        if callable(scheduler):
+            name = "lr_scheduler"
+            scheduler(built)
+    except ValueError as err:
+        raise ArgumentValueError(f"model.{name}: {err}") from err
+
+
+def _other_experiment(trained_on: str | None, data: str | None) -> bool:
+    """Whether ``trained_on`` and ``data`` are two of this package's data modules, neither a
+    subclass of the other (a model of one cannot read the other's batches). A user's own data
+    module is let through: it may well produce the same batches."""
+    classes = [_import_class(path) for path in (trained_on, data)]
+    if any(c is None or not c.__module__.startswith("lightning_gru.") for c in classes):
+        return False
+    return not (issubclass(classes[0], classes[1]) or issubclass(classes[1], classes[0]))
+
+
+def _import_class(class_path: str | None) -> type | None:
+    """The class that ``class_path`` (``package.module.Name``) names, or None."""
+    module, _, name = (class_path or "").rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name, None) if module else None
+    except ImportError:
+        return None
+    return found if isinstance(found, type) else None
+
+
 def _has_test_split(class_path: str | None) -> bool:
     """Whether the data module ``class_path`` defines ``test_dataloader`` (True if unknown)."""
-    module, _, name = (class_path or "").rpartition(".")
-    if not module:
-        return True
-    data_class = getattr(importlib.import_module(module), name, None)
+    data_class = _import_class(class_path)
     default = LightningDataModule.test_dataloader
     return data_class is None or getattr(data_class, "test_dataloader", default) is not default
 
@@ -370,7 +426,8 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
             raise SystemExit(128 + signal.SIGTERM) from err
         _finish_wandb(exit_code=err.code if isinstance(err, SystemExit) and err.code else 1)
         cause = err.__cause__
-        if isinstance(err, ValueError) and isinstance(cause, (OSError, ValueError)):
+        wrapped = isinstance(err, ValueError) and not isinstance(err, ArgumentValueError)
+        if wrapped and isinstance(cause, (OSError, ValueError)):
             # an error of a class that jsonargparse built (a model or data module refusing an
             # argument; a data module's file missing, unreadable or unreachable while its
             # vocabulary is linked to the model), wrapped in a ValueError that repeats the

@@ -769,6 +769,66 @@ def test_argument_values_a_class_refuses_end_the_command_in_one_line(tmp_path):
         assert str(exit_info.value.code).startswith(f"lightning-gru: error: {message}")
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--model.optimizer.init_args.lr", "-1"], "model.optimizer: Invalid learning rate: -1.0"),
+        (
+            ["--model.lr_scheduler", "torch.optim.lr_scheduler.OneCycleLR",
+             "--model.lr_scheduler.max_lr", "0.1"],
+            "model.lr_scheduler: You must define either total_steps",
+        ),
+    ],
+)  # fmt: skip
+def test_an_optimizer_argument_refused_ends_fit_before_it_starts(tmp_path, option, message):
+    """Guards against: the optimizer built at the start of the fit only, whose refusal of a
+    value came as a traceback from inside Lightning's loop."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", False), *option]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(args)
+    assert str(exit_info.value.code).startswith(f"lightning-gru: error: {message}")
+    assert not (tmp_path / "runs" / "d").exists()  # no epoch ran, nothing was logged
+    with pytest.raises(ArgumentValueError, match=f"^{message}") as info:
+        run_cli(args)
+    assert type(info.value.__cause__) is ValueError  # the optimizer's own error
+
+
+@pytest.mark.parametrize("subcommand", ["fit", "validate"])
+def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, text_file, subcommand, capsys):
+    """Lightning takes the model's class from the checkpoint; a sine forecaster would meet the
+    time machine's token ids and fail inside its GRU with a dtype error."""
+    run_cli(["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "sine", False)])
+    checkpoint = tmp_path / "runs" / "sine" / "checkpoints" / "last.ckpt"
+    recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
+    args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([subcommand, *args, "--ckpt_path", str(checkpoint)])
+    assert exit_info.value.code == 2
+    assert (
+        f"--ckpt_path {checkpoint} holds a Forecaster trained on "
+        "lightning_gru.data.SineWaveDataModule, which cannot read the batches of "
+        "lightning_gru.data.TimeMachineDataModule: give the configuration it was trained with"
+    ) in " ".join(capsys.readouterr().err.split())
+
+
+def test_other_experiment(monkeypatch):
+    """Two of the package's data modules; a subclass, or a user's own module, is let through."""
+    import lightning_gru.data
+    from lightning_gru.cli import _other_experiment
+    from lightning_gru.data import SineWaveDataModule
+
+    longer_sine = type("LongerSine", (SineWaveDataModule,), {"__module__": "lightning_gru.data"})
+    monkeypatch.setattr(lightning_gru.data, "LongerSine", longer_sine, raising=False)
+    sine, tm = "lightning_gru.data.SineWaveDataModule", "lightning_gru.data.TimeMachineDataModule"
+    assert _other_experiment(sine, tm) and _other_experiment(tm, sine)
+    assert not _other_experiment(sine, sine)
+    assert not _other_experiment(sine, "lightning_gru.data.LongerSine")
+    assert not _other_experiment("lightning_gru.data.LongerSine", sine)
+    assert not _other_experiment(sine, f"{__name__}.SineOfMyOwn")  # not importable: unknown
+    assert not _other_experiment(sine, "tests.test_cli.written_predictions")  # not a class
+    assert not _other_experiment(None, sine) and not _other_experiment(sine, None)
+
+
 def test_has_test_split():
     from lightning_gru.cli import _has_test_split
 
