@@ -1,6 +1,7 @@
 # lightning-gru developer commands. Every target installs what it needs first.
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
+CONSTRAINTS ?= constraints.txt
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
@@ -10,7 +11,7 @@ EXT_CONFIG  := debug$(LIGHTNING_GRU_DEBUG)-noomp$(LIGHTNING_GRU_NO_OPENMP)-porta
 EXT_STAMP   := $(VENV)/.ext-built-$(EXT_CONFIG)
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow demo bench lint format clean
+.PHONY: install test test-slow test-lowest demo bench lint format clean
 
 install: $(EXT_STAMP)
 
@@ -18,10 +19,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Dependencies: reinstalled only when the project metadata or the pins change.
-$(STAMP): pyproject.toml constraints.txt | $(PY)
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt "torch==2.13.0" "setuptools>=77" "Cython>=3"
-	$(PIP) install --quiet -c constraints.txt --no-build-isolation -e ".[dev]"
+	$(PIP) install --quiet -c $(CONSTRAINTS) "torch==2.13.0" "setuptools>=77" "Cython>=3"
+	$(PIP) install --quiet -c $(CONSTRAINTS) --no-build-isolation -e ".[dev]"
 	touch $@
 # (and whenever the package is missing from the environment, whatever the stamp says)
 ifeq ($(wildcard $(VENV)/lib/python*/site-packages/lightning_gru-*.dist-info),)
@@ -43,6 +44,12 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# The tests with every dependency at the lowest version pyproject.toml allows, in a second
+# environment; the kernel it rebuilds in place is rebuilt for .venv at its next target.
+test-lowest:
+	$(MAKE) test VENV=.venv-lowest CONSTRAINTS=constraints-lowest.txt
+	rm -f .venv/.ext-built*
 
 demo: install
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m lightning_gru.demo
