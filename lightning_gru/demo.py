@@ -30,9 +30,22 @@ def run_recipe(name: str, extra: list[str]) -> tuple[float, Path]:
     return float(test.trainer.callback_metrics["test_mse"]), Path(best).parent
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an int above zero (Lightning reads ``max_epochs -1`` as no end)."""
+    value = int(text)  # a ValueError reads "invalid int value: 'x'"
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {text!r}")
+    return value
+
+
+positive_int.__name__ = "int"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipes' 100")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=None, help="override the recipes' 100"
+    )
     options = parser.parse_args(argv)
     extra = [] if options.epochs is None else ["--trainer.max_epochs", str(options.epochs)]
 
