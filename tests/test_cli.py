@@ -320,6 +320,29 @@ def test_weight_averaging_saves_the_average_and_starts_no_other_wandb_run(tmp_pa
     assert all(torch.equal(model[k], averaged[k]) for k in averaged)
 
 
+def test_the_wandb_folder_exists_when_the_run_starts(tmp_path, monkeypatch):
+    """wandb looks for the git repository of the run's folder when the run starts, and warns
+    "git root ... does not exist" when the folder is not there yet (wandb 0.16 wrote such a
+    run to the system's temporary folder instead)."""
+    import functools
+
+    import wandb
+
+    class RunStarted(Exception):
+        pass
+
+    @functools.wraps(wandb.init)  # jsonargparse reads (and caches) wandb.init's signature
+    def init_spy(*args, **kwargs):
+        raise RunStarted(Path(kwargs["dir"]))
+
+    monkeypatch.setattr(wandb, "init", init_spy)
+    recipe = ["--config", str(RECIPES / "forecasting" / "sine-gru.yaml")]
+    with pytest.raises(RunStarted) as started:
+        run_cli(["fit", *recipe, *common(tmp_path, "sine"), "--data.num_points", "300"])
+    (folder,) = started.value.args
+    assert folder == tmp_path / "runs" / "sine" and folder.is_dir()
+
+
 @needs_wandb_reader
 def test_sentiment_fit_test_predict(tmp_path, imdb_dir, capsys):
     recipe = ["--config", str(RECIPES / "sentiment" / "imdb-gru.yaml")]

@@ -5,16 +5,26 @@ from __future__ import annotations
 import json
 import random
 from types import SimpleNamespace
+from unittest.mock import Mock
 
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.demos.boring_classes import BoringModel
+from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
 
 from lightning_gru.data import SineWaveDataModule
 from lightning_gru.models import Forecaster, LearningCurves, PredictionWriter
 from lightning_gru.models.callbacks import RandomStates, WholeEpochCheckpoint
-from lightning_gru.models.figures import log_table, plot_history
+from lightning_gru.models.figures import (
+    figure_dir,
+    log_figure,
+    log_table,
+    plot_confusion_matrix,
+    plot_forecast,
+    plot_history,
+)
 
 
 def test_learning_curves_record_every_epoch_and_survive_a_checkpoint(tmp_path, make_trainer):
@@ -86,6 +96,123 @@ def test_plot_history_panels():
     fig = plot_history(history, "title")
     assert [ax.get_title() for ax in fig.axes] == ["acc", "loss"]
     assert [line.get_label() for line in fig.axes[1].lines] == ["train", "val"]
+
+
+def loggers_trainer(tmp_path, dirpath=None) -> SimpleNamespace:
+    """A Trainer as the figure helpers read it: a W&B-like and a TensorBoard-like logger (mocks
+    of the methods they call) and a CSV-like one, which takes the files only."""
+    wandb_like = Mock(spec=["log_image", "log_table"])
+    tensorboard_like = SimpleNamespace(experiment=Mock(spec=["add_figure", "add_text"]))
+    return SimpleNamespace(
+        checkpoint_callback=SimpleNamespace(dirpath=dirpath),
+        log_dir=str(tmp_path / "logs"),
+        default_root_dir=str(tmp_path),
+        loggers=[wandb_like, tensorboard_like, SimpleNamespace(experiment=object())],
+        global_step=7,
+    )
+
+
+def test_figures_go_to_the_checkpoint_folder_else_the_log_folder(tmp_path):
+    trainer = loggers_trainer(tmp_path, dirpath=str(tmp_path / "ckpt"))
+    assert figure_dir(trainer) == tmp_path / "ckpt" and (tmp_path / "ckpt").is_dir()
+    trainer.checkpoint_callback = None  # no checkpointing
+    assert figure_dir(trainer) == tmp_path / "logs" and (tmp_path / "logs").is_dir()
+
+
+def test_log_figure_saves_a_png_and_logs_it_to_wandb_and_tensorboard(tmp_path):
+    trainer = loggers_trainer(tmp_path, dirpath=str(tmp_path / "ckpt"))
+    fig = plot_history({"train_loss": [(0, 1.0)]})
+    path = log_figure(trainer, "learning_curves", fig)
+    assert path == tmp_path / "ckpt" / "learning_curves.png"
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.info["dpi"] == pytest.approx((120, 120), abs=0.1)
+    wandb_like, tensorboard_like, _ = trainer.loggers
+    wandb_like.log_image.assert_called_once_with(key="learning_curves", images=[fig], step=7)
+    tensorboard_like.experiment.add_figure.assert_called_once_with(
+        "learning_curves", fig, global_step=7
+    )
+
+
+def test_log_figure_and_log_table_do_nothing_on_other_ranks(tmp_path, monkeypatch):
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    trainer = loggers_trainer(tmp_path, dirpath=str(tmp_path / "ckpt"))
+    assert log_figure(trainer, "forecast", plot_history({})) is None
+    assert log_table(trainer, "generated_text", ["text"], [["a"]]) is None
+    assert not (tmp_path / "ckpt").exists()
+    assert trainer.loggers[0].method_calls == trainer.loggers[1].experiment.method_calls == []
+
+
+def test_log_table_logs_every_row_to_wandb_and_tensorboard(tmp_path):
+    trainer = loggers_trainer(tmp_path)
+    rows = [("the time", "the time machine"), ("he", "he said")]
+    path = log_table(trainer, "generated_text", ("prefix", "text"), rows)
+    markdown = (
+        "| prefix | text |\n| --- | --- |\n| the time | the time machine |\n| he | he said |\n"
+    )
+    assert path == tmp_path / "logs" / "generated_text.md"
+    assert path.read_text() == markdown
+    wandb_like, tensorboard_like, _ = trainer.loggers
+    wandb_like.log_table.assert_called_once_with(
+        key="generated_text", columns=["prefix", "text"], data=[list(row) for row in rows]
+    )
+    tensorboard_like.experiment.add_text.assert_called_once_with(
+        "generated_text", markdown.rstrip("\n"), global_step=7
+    )
+
+
+def test_plot_history_draws_each_metric_as_its_panel_needs():
+    """A metric's name is all after the stage (``val_rollout_mse``: ``rollout_mse``); keys
+    without a stage (``epoch``) are no metric; losses, perplexities and MSEs on a log scale."""
+    long = [(epoch, 1.0 / (epoch + 1)) for epoch in range(30)]
+    history = {
+        "epoch": [(0, 0.0)],
+        "val_rollout_mse": [(0, 0.5), (1, 0.25)],
+        "train_ppl": long,
+        "val_ppl": [(9, 0.2), (19, 0.1)],
+        "val_acc": [(0, 0.5), (1, 0.75)],
+        "train_loss": long,
+    }
+    fig = plot_history(history, "Forecaster")
+    axes = {ax.get_title(): ax for ax in fig.axes}
+    assert list(axes) == ["acc", "loss", "ppl", "rollout_mse"]
+    assert {name: ax.get_yscale() for name, ax in axes.items()} == {
+        "acc": "linear", "loss": "log", "ppl": "log", "rollout_mse": "log",
+    }  # fmt: skip
+    assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)
+    assert [t.get_text() for t in axes["ppl"].get_legend().get_texts()] == ["train", "val"]
+    train, val = axes["ppl"].lines
+    assert (train.get_marker(), val.get_marker()) == ("None", ".")  # 30 points: a plain line
+    assert list(val.get_xdata()) == [9, 19]
+    assert fig.get_suptitle() == "Forecaster"
+
+
+def test_plot_forecast_places_the_roll_out_after_the_context():
+    """Context at t = 0..4, truth from t = 5 (where the roll-out starts), roll-out from t = 6."""
+    fig = plot_forecast(torch.zeros(5), torch.ones(4, 1), torch.full((1, 3, 1), 2.0), "GRU")
+    (ax,) = fig.axes
+    context, truth, rollout, start = ax.lines
+    assert list(context.get_xdata()) == [0, 1, 2, 3, 4]
+    assert list(truth.get_xdata()) == [5, 6, 7, 8]
+    assert list(rollout.get_xdata()) == [6, 7, 8] and list(rollout.get_ydata()) == [2.0] * 3
+    assert list(start.get_xdata()) == [5, 5]  # the dotted line where the roll-out starts
+    assert ax.get_title() == "GRU"
+
+
+def test_plot_confusion_matrix_rows_are_the_true_classes():
+    matrix = torch.tensor([[5, 1], [2, 7]])  # true neg: 5 right, 1 called pos
+    fig = plot_confusion_matrix(matrix, ["neg", "pos"], "val, accuracy 0.8")
+    ax, colorbar = fig.axes
+    assert (ax.images[0].get_array() == matrix.numpy()).all()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["neg", "pos"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["neg", "pos"]
+    # the count of each cell at (column, row), white where it is above half the maximum
+    cells = {(t.get_position(), t.get_text(), t.get_color()) for t in ax.texts}
+    assert cells == {
+        ((0, 0), "5", "white"), ((1, 0), "1", "black"),
+        ((0, 1), "2", "black"), ((1, 1), "7", "white"),
+    }  # fmt: skip
+    assert (ax.get_ylabel(), ax.get_title()) == ("true", "val, accuracy 0.8")
+    assert colorbar.get_label() == "<colorbar>"
 
 
 class StopAtBatch(L.Callback):
