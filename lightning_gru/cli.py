@@ -56,6 +56,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
 from lightning_gru.data import DataConfigError, DataFileError, SourceUnreachableError
+from lightning_gru.models import Forecaster, LanguageModel, SentimentClassifier
 from lightning_gru.models.callbacks import (
     LearningCurves,
     PredictionWriter,
@@ -344,12 +345,13 @@ def _model_options_given(args: Any) -> list[str]:
 
 
 def _check_optimizer(model: LightningModule) -> None:
-    """Build the model's ``optimizer`` and ``lr_scheduler`` (this package's models take them
-    as arguments) once, so that a value they refuse (a negative learning rate) ends the
-    command before the fit starts, in one line rather than a traceback from inside it."""
-    optimizer, scheduler = getattr(model, "optimizer", None), getattr(model, "lr_scheduler", None)
-    if not callable(optimizer):
+    """Build the ``optimizer`` and ``lr_scheduler`` of this package's models (arguments of
+    theirs) once, so that a value they refuse (a negative learning rate) ends the command
+    before the fit starts, in one line rather than a traceback from inside it. Other models
+    are left alone: what their attributes of these names are is theirs to say."""
+    if not isinstance(model, Forecaster | LanguageModel | SentimentClassifier):
         return
+    optimizer, scheduler = model.optimizer, model.lr_scheduler
     name = "optimizer"
     try:
         built = optimizer(model.parameters())

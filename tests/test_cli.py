@@ -816,6 +816,26 @@ def test_an_optimizer_argument_refused_ends_fit_before_it_starts(tmp_path, optio
     assert type(info.value.__cause__) is ValueError  # the optimizer's own error
 
 
+def test_only_this_packages_models_have_their_optimizer_built_before_fit():
+    """Another model's ``optimizer`` attribute may be anything: it is not called."""
+    from functools import partial
+
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from lightning_gru.cli import _check_optimizer
+    from lightning_gru.models import Forecaster
+
+    def refuses(*args):
+        raise ValueError("not for the command to call")
+
+    other = BoringModel()
+    other.optimizer = other.lr_scheduler = refuses
+    _check_optimizer(other)
+    with pytest.raises(ArgumentValueError, match="^model.optimizer: Invalid learning rate"):
+        _check_optimizer(Forecaster(optimizer=partial(torch.optim.SGD, lr=-0.5)))
+    _check_optimizer(Forecaster(optimizer=partial(torch.optim.SGD, lr=0.5)))  # no error
+
+
 @pytest.mark.parametrize("subcommand", ["fit", "validate"])
 def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, text_file, subcommand, capsys):
     """Lightning takes the model's class from the checkpoint; a sine forecaster would meet the
