@@ -31,6 +31,7 @@ offline (an existing ``WANDB_MODE`` wins) and can be uploaded later with ``wandb
 """
 
 import importlib
+import inspect
 import netrc
 import os
 import signal
@@ -184,8 +185,43 @@ class LightningGRUCLI(LightningCLI):
         if path is not None and path.is_file():
             config.ckpt_path = str(path)
         _check_checkpoint_file(parser, config.get("ckpt_path"))  # Lightning reads it next
+        self._check_checkpoint_arguments(config)
         given = _model_options_given(sys.argv[1:] if args is None else args)
         self._model_options = {key: config[key] for key in given if key in config}
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's, which reads the model's class and arguments from the checkpoint, and
+        also for a checkpoint saved from Python (``Trainer.fit`` in a script), whose arguments
+        come without a class (Lightning would fail on them): they are the configured model's,
+        which ``_check_checkpoint_arguments`` has checked."""
+        subcommand = self.config.get("subcommand")
+        arguments = self._checkpoint_state("hyper_parameters")
+        class_path = self.config[subcommand].get("model.class_path") if subcommand else None
+        if not arguments or "_class_path" in arguments or class_path is None:
+            super()._parse_ckpt_path()
+            return
+        init_args = {k: v for k, v in arguments.items() if k != "_instantiator"}
+        model = {"class_path": class_path, "init_args": init_args}
+        self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
+    def _check_checkpoint_arguments(self, config: Any) -> None:
+        """Refuse a checkpoint saved from Python (its model arguments, without the class that
+        the command's checkpoints name) whose arguments the configured model does not take:
+        Lightning would stop on them with a dump of the parser's attempts."""
+        arguments = self._checkpoint_state("hyper_parameters")
+        model_class = _import_class(config.get("model.class_path"))
+        if not arguments or "_class_path" in arguments or model_class is None:
+            return
+        parameters = inspect.signature(model_class).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return
+        unknown = sorted(set(arguments) - set(parameters) - {"_instantiator"})
+        if unknown:
+            self.parser.error(
+                f"--ckpt_path {config.ckpt_path} holds the arguments of another model: "
+                f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} no argument of "
+                f"{model_class.__name__}; pass --model with the class it was saved from"
+            )
 
     def before_instantiate_classes(self) -> None:
         """Put the model options of the command line back over the checkpoint's

@@ -854,6 +854,51 @@ def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, text_file, subc
     ) in " ".join(capsys.readouterr().err.split())
 
 
+@pytest.fixture
+def python_checkpoint(tmp_path) -> Path:
+    """A forecaster's checkpoint saved from Python (``Trainer.fit`` in a script), whose model
+    arguments come without the class that the command's checkpoints name."""
+    import lightning as L
+
+    from lightning_gru.data import SineWaveDataModule
+    from lightning_gru.models import Forecaster
+
+    trainer = L.Trainer(
+        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(Forecaster(hidden_size=16), SineWaveDataModule(num_points=300, seq_len=10))
+    path = tmp_path / "from-python.ckpt"
+    trainer.save_checkpoint(path)
+    assert "_class_path" not in torch.load(path, weights_only=True)["hyper_parameters"]
+    return path
+
+
+def test_a_checkpoint_saved_from_python_is_evaluated_with_its_arguments(
+    tmp_path, python_checkpoint
+):
+    """Guards against: Lightning's "Parsing of ckpt_path hyperparameters failed!" on model
+    arguments without a class; the recipe's hidden_size 8 yields to the checkpoint's 16."""
+    args = ["--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
+    cli = run_cli(["validate", *args, "--ckpt_path", str(python_checkpoint)])
+    assert cli.model.hparams.hidden_size == 16
+    assert "val_loss" in cli.trainer.callback_metrics
+
+
+def test_a_checkpoint_saved_from_python_of_another_model_is_refused(
+    tmp_path, text_file, python_checkpoint, capsys
+):
+    recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
+    args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["validate", *args, "--ckpt_path", str(python_checkpoint)])
+    assert exit_info.value.code == 2
+    assert (
+        f"--ckpt_path {python_checkpoint} holds the arguments of another model: input_size, "
+        "mlp_hidden_sizes are no argument of LanguageModel; pass --model with the class"
+    ) in " ".join(capsys.readouterr().err.split())
+
+
 def test_other_experiment(monkeypatch):
     """Two of the package's data modules; a subclass, or a user's own module, is let through."""
     import lightning_gru.data
