@@ -68,3 +68,23 @@ def test_a_data_file_under_home_is_found(tmp_path, monkeypatch):
     dm = SineWaveDataModule(data_file="~/series.csv", seq_len=5)
     dm.setup()
     assert dm.series.tolist() == list(range(100))
+
+
+def test_an_unknown_token_kind_or_partition_is_refused():
+    """From Python (the command's types refuse them before): not a silent default."""
+    from lightning_gru.data.timemachine import SubsequenceBatchSampler
+
+    with pytest.raises(ValueError, match="token must be one of .*, got 'byte'"):
+        TimeMachineDataModule(token="byte")
+    with pytest.raises(ValueError, match="partition must be one of .*, got 'shuffled'"):
+        TimeMachineDataModule(partition="shuffled")
+    with pytest.raises(ValueError, match="partition must be one of .*, got 'shuffled'"):
+        SubsequenceBatchSampler(100, 2, 5, partition="shuffled")
+
+
+@pytest.mark.parametrize(("batch_size", "bucket_batches"), [(0, 1), (1, 0)])
+def test_the_bucket_sampler_refuses_empty_batches(batch_size, bucket_batches):
+    from lightning_gru.data.samplers import BucketBatchSampler
+
+    with pytest.raises(ValueError, match=r"batch_size \(\d\) and bucket_batches must be >= 1"):
+        BucketBatchSampler([3, 1, 2], batch_size, bucket_batches=bucket_batches)

@@ -195,6 +195,9 @@ def bad_frame(**changes) -> pd.DataFrame:
             id="label-str",
         ),
         pytest.param(bad_frame(text=(5, "  ")), "row 5 has an empty text", id="empty-text"),
+        pytest.param(
+            make_reviews(3).assign(text=range(6)), "column 'text' must hold strings", id="text-int"
+        ),
     ],
 )
 def test_bad_files_name_the_file_and_the_problem(tmp_path, cache_dir, train, message):
@@ -238,6 +241,14 @@ def test_missing_or_ambiguous_split_files(tmp_path, imdb_frames, cache_dir):
         IMDbDataModule(data_dir=str(folder), cache_dir=cache_dir).prepare_data()
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         IMDbDataModule(data_dir=str(tmp_path / "nowhere")).prepare_data()
+
+
+def test_an_aclimdb_folder_without_reviews_is_named(tmp_path, imdb_frames, cache_dir):
+    root = write_acl_tree(tmp_path / "aclImdb", *imdb_frames)
+    for review in (root / "test" / "neg").iterdir():
+        review.unlink()
+    with pytest.raises(FileNotFoundError, match=r"aclImdb folder .*test/neg' has no \.txt"):
+        IMDbDataModule(data_dir=str(root), cache_dir=cache_dir).prepare_data()
 
 
 @pytest.mark.parametrize(
@@ -310,6 +321,10 @@ def test_predict_inputs_are_checked(tmp_path):
         IMDbDataModule(predict_file=str(blank)).setup("predict")
     with pytest.raises(FileNotFoundError, match="predict_file"):
         IMDbDataModule(predict_file=str(tmp_path / "none.txt")).setup("predict")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"empty\.txt: the file has no reviews"):
+        IMDbDataModule(predict_file=str(empty)).setup("predict")
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("caf\u00e9 good\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1\.txt: cannot be read as UTF-8 text"):

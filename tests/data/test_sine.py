@@ -202,6 +202,15 @@ def test_a_series_with_one_test_point_is_refused():
         SineWaveDataModule(num_points=100, train_fraction=0.99, seq_len=5).setup()
 
 
+@pytest.mark.parametrize("sliding", [False, True], ids=["chunks", "sliding"])
+def test_a_validation_share_that_leaves_no_training_window_is_refused(sliding):
+    """32 training points: a 0.9 share leaves 3 for training, less than one 10-step window
+    (its target one step further)."""
+    data = SineWaveDataModule(num_points=40, seq_len=10, val_fraction=0.9, sliding=sliding)
+    with pytest.raises(DataConfigError, match="val_fraction=0.9 leaves no training window"):
+        data.setup("fit")
+
+
 def test_two_validation_points_are_rolled_out():
     """Guards against: a roll-out over exactly two validation points left out."""
     dm = SineWaveDataModule(num_points=50, sliding=True, val_fraction=0.05, seq_len=5)

@@ -64,6 +64,15 @@ def test_vocab_state_dict_round_trip_and_errors():
         Vocab([], reserved_tokens=["<pad>"])
     with pytest.raises(ValueError, match="no room"):
         Vocab([], reserved_tokens=["<pad>", "<unk>"], max_size=1)
+    # a checkpoint's vocabulary that lists a token twice would map it to its second id only
+    with pytest.raises(ValueError, match="cannot list a token twice"):
+        Vocab.from_state_dict({"idx_to_token": ["<unk>", "a", "a"], "unk_token": "<unk>"})
+
+
+def test_vocab_repr_shows_its_size_and_first_tokens():
+    assert repr(Vocab([("a", 2), ("b", 1)])) == "Vocab(size=3, tokens=['<unk>', 'a', 'b'])"
+    many = Vocab([(str(i), 10 - i) for i in range(9)])
+    assert repr(many) == "Vocab(size=10, tokens=['<unk>', '0', '1', '2', '3', '4', ...])"
 
 
 # -- BucketBatchSampler ---------------------------------------------------------------------

@@ -77,6 +77,14 @@ def test_mlp_layers():
     assert mlp(torch.randn(2, 20, 1)).shape == (2, 20, 1)
 
 
+def test_mlp_dropout_follows_each_hidden_layer():
+    mlp = MLP(1, (32, 16), 1, dropout=0.25)
+    kinds = [type(m) for m in mlp.layers]
+    assert kinds == [nn.Linear, nn.ReLU, nn.Dropout] * 2 + [nn.Linear]
+    assert all(m.p == 0.25 for m in mlp.layers if isinstance(m, nn.Dropout))
+    assert not any(isinstance(m, nn.Dropout) for m in MLP(1, (32, 16), 1).layers)
+
+
 @pytest.mark.parametrize("dropout", [-0.1, 1.5, float("nan")])
 def test_a_dropout_outside_zero_to_one_is_refused_even_where_unused(dropout):
     """One layer and no hidden layer use no dropout, but a typo there is still a typo."""

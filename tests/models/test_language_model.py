@@ -380,3 +380,21 @@ def test_generate_puts_one_separator_after_a_prefix_that_ends_with_it():
     text = model.generate("a b ", 3, WordTokenizer())
     assert text.startswith("a b ") and "  " not in text
     assert len(text.split(" ")) == 5  # two prefix words, three generated ones
+
+
+def test_testing_reports_what_validating_does_on_the_same_batches(make_trainer):
+    """The test stage (a data module with a test split, or test loaders from Python) carries
+    the state as validation does and starts every run from a zero state: two runs, the same
+    numbers."""
+    torch.manual_seed(0)
+    model = LanguageModel(V, hidden_size=4, carry_state=True, num_generate=3)
+    batches = DataLoader(ToyText("sequential").batches, batch_size=None)
+    trainer = make_trainer()
+    (validated,) = trainer.validate(model, batches, verbose=False)
+    for _ in range(2):
+        (tested,) = trainer.test(model, batches, verbose=False)
+        assert tested == {"test_loss": validated["val_loss"], "test_ppl": validated["val_ppl"]}
+
+
+def test_generating_no_tokens_gives_the_prefix_back():
+    assert LanguageModel(V, hidden_size=4).generate("ab c", 0, ToyText()) == "ab c"

@@ -177,6 +177,19 @@ def test_load_word_vectors(tmp_path):
         load_word_vectors(path, VOCAB, torch.zeros(len(VOCAB), 2), progress=False)
 
 
+def test_a_word2vec_header_whose_count_is_a_known_token_is_skipped(tmp_path):
+    """IMDb's vocabulary holds numbers ("10", as in "10/10"): the header "10 3" is no vector
+    of the token "10" with one number, and a later line of that token is read."""
+    path = tmp_path / "vectors.txt"
+    path.write_text("10 3\ngood 1 2 3\n10 4 5 6\n")
+    weight = torch.zeros(3, 3)
+    assert load_word_vectors(path, {"<pad>": 0, "10": 1, "good": 2}, weight, progress=False) == 2
+    torch.testing.assert_close(weight[1], torch.tensor([4.0, 5.0, 6.0]))
+    path.write_text("good 1 2 3\n10 3\n")  # after a vector it is a short vector, not a header
+    with pytest.raises(ValueError, match="'10' has 1 numbers, expected 3"):
+        load_word_vectors(path, {"<pad>": 0, "10": 1, "good": 2}, weight, progress=False)
+
+
 def test_load_word_vectors_reads_tokens_with_spaces(tmp_path):
     """glove.840B has tokens such as ". . ."; their lines are no vectors of the wrong size."""
     path = tmp_path / "vectors.txt"
