@@ -915,6 +915,7 @@ def test_other_experiment(monkeypatch):
     assert not _other_experiment(sine, f"{__name__}.SineOfMyOwn")  # not importable: unknown
     assert not _other_experiment(sine, "tests.test_cli.written_predictions")  # not a class
     assert not _other_experiment(None, sine) and not _other_experiment(sine, None)
+    assert not _other_experiment(sine, "no_such_package.data.Sine")  # cannot be imported
 
 
 def test_has_test_split():

@@ -479,3 +479,12 @@ def test_validation_batches_are_sorted_by_length_and_fixed(parquet_dir, cache_di
     passes = [[b["lengths"].tolist() for b in dm.val_dataloader()] for _ in range(2)]
     flat = [n for b in passes[0] for n in b]
     assert passes[0] == passes[1] and flat == sorted(flat)
+
+
+def test_a_state_saved_before_the_vocabulary_is_built_restores_nothing():
+    """A checkpoint written before ``setup`` (``Trainer.save_checkpoint`` of a fresh run)."""
+    empty = IMDbDataModule().state_dict()
+    assert empty == {}
+    data = IMDbDataModule(lowercase=False)
+    data.load_state_dict(empty)
+    assert data.vocab is None and data.lowercase is False

@@ -325,3 +325,12 @@ def test_prepare_data_reads_nothing_while_predicting(tmp_path):
     imdb = IMDbDataModule(data_dir=str(tmp_path / "absent"))
     imdb.trainer = predicting
     imdb.prepare_data()
+
+
+def test_a_state_saved_before_the_vocabulary_is_built_restores_nothing():
+    """A checkpoint written before ``setup`` (``Trainer.save_checkpoint`` of a fresh run)."""
+    empty = TimeMachineDataModule().state_dict()
+    assert empty == {}
+    data = TimeMachineDataModule(token="word")
+    data.load_state_dict(empty)
+    assert data.vocab is None and data.token == "word"
