@@ -195,27 +195,34 @@ class LightningGRUCLI(LightningCLI):
         come without a class (Lightning would fail on them): they are the configured model's,
         which ``_check_checkpoint_arguments`` has checked."""
         subcommand = self.config.get("subcommand")
-        arguments = self._checkpoint_state("hyper_parameters")
+        arguments = self._arguments_saved_from_python()
         class_path = self.config[subcommand].get("model.class_path") if subcommand else None
-        if not arguments or "_class_path" in arguments or class_path is None:
+        if arguments is None or class_path is None:
             super()._parse_ckpt_path()
             return
-        init_args = {k: v for k, v in arguments.items() if k != "_instantiator"}
-        model = {"class_path": class_path, "init_args": init_args}
+        model = {"class_path": class_path, "init_args": arguments}
         self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
+    def _arguments_saved_from_python(self) -> dict[str, Any] | None:
+        """The model arguments of a ``--ckpt_path`` saved from Python: without the class that
+        the command's checkpoints name (None for those, and without a checkpoint)."""
+        arguments = self._checkpoint_state("hyper_parameters")
+        if not arguments or "_class_path" in arguments:
+            return None
+        return {k: v for k, v in arguments.items() if k != "_instantiator"}
 
     def _check_checkpoint_arguments(self, config: Any) -> None:
         """Refuse a checkpoint saved from Python (its model arguments, without the class that
         the command's checkpoints name) whose arguments the configured model does not take:
         Lightning would stop on them with a dump of the parser's attempts."""
-        arguments = self._checkpoint_state("hyper_parameters")
+        arguments = self._arguments_saved_from_python()
         model_class = _import_class(config.get("model.class_path"))
-        if not arguments or "_class_path" in arguments or model_class is None:
+        if arguments is None or model_class is None:
             return
         parameters = inspect.signature(model_class).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             return
-        unknown = sorted(set(arguments) - set(parameters) - {"_instantiator"})
+        unknown = sorted(set(arguments) - set(parameters))
         if unknown:
             self.parser.error(
                 f"--ckpt_path {config.ckpt_path} holds the arguments of another model: "
