@@ -4,6 +4,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,3 +26,24 @@ def script(monkeypatch):
         return module
 
     return load
+
+
+@pytest.fixture
+def make_trainer(tmp_path):
+    """``make_trainer(**overrides)``: a CPU Trainer with no logger, progress bar or summary."""
+
+    def make(**overrides) -> L.Trainer:
+        options = dict(
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            default_root_dir=tmp_path,
+            max_epochs=1,
+        )
+        options.update(overrides)
+        return L.Trainer(**options)
+
+    return make

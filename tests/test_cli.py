@@ -855,18 +855,13 @@ def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, text_file, subc
 
 
 @pytest.fixture
-def python_checkpoint(tmp_path) -> Path:
+def python_checkpoint(tmp_path, make_trainer) -> Path:
     """A forecaster's checkpoint saved from Python (``Trainer.fit`` in a script), whose model
     arguments come without the class that the command's checkpoints name."""
-    import lightning as L
-
     from lightning_gru.data import SineWaveDataModule
     from lightning_gru.models import Forecaster
 
-    trainer = L.Trainer(
-        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
+    trainer = make_trainer(max_steps=1)
     trainer.fit(Forecaster(hidden_size=16), SineWaveDataModule(num_points=300, seq_len=10))
     path = tmp_path / "from-python.ckpt"
     trainer.save_checkpoint(path)
