@@ -452,6 +452,15 @@ def _finish_wandb(exit_code: int) -> None:
         wandb.finish(exit_code=exit_code)
 
 
+def _exit_status(err: BaseException) -> int:
+    """The status the interpreter exits with when ``err`` ends it."""
+    if not isinstance(err, SystemExit):
+        return 1
+    if err.code is None:
+        return 0
+    return err.code if isinstance(err.code, int) else 1  # a message: printed, status 1
+
+
 def run_cli(args: ArgsType = None) -> LightningGRUCLI:
     """Run the command with ``args`` (a list as on the command line; ``None`` reads
     ``sys.argv``) and return the CLI, whose ``trainer``, ``model`` and ``datamodule`` tests can
@@ -469,7 +478,7 @@ def run_cli(args: ArgsType = None) -> LightningGRUCLI:
             # would tell a shell or a scheduler that the run finished: 128 + 15, as a shell says
             _finish_wandb(exit_code=128 + signal.SIGTERM)
             raise SystemExit(128 + signal.SIGTERM) from err
-        _finish_wandb(exit_code=err.code if isinstance(err, SystemExit) and err.code else 1)
+        _finish_wandb(exit_code=_exit_status(err))
         cause = err.__cause__
         wrapped = isinstance(err, ValueError) and not isinstance(err, ArgumentValueError)
         if wrapped and isinstance(cause, (OSError, ValueError)):

@@ -508,6 +508,34 @@ def test_sigterm_ends_the_command_with_status_143(tmp_path):
     assert last.exists()  # the last whole epoch stays saved
 
 
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        pytest.param(SystemExit("stopped by a callback"), 1, id="message"),
+        pytest.param(SystemExit(3), 3, id="code"),
+        pytest.param(SystemExit(), 0, id="no-code"),
+        pytest.param(RuntimeError("boom"), 1, id="exception"),
+    ],
+)
+def test_the_wandb_run_ends_with_the_commands_exit_status(monkeypatch, error, status):
+    """``wandb.finish`` takes an integer: a ``sys.exit("message")`` is status 1, as in Python."""
+    import wandb
+
+    import lightning_gru.cli as cli
+
+    finished = []
+    monkeypatch.setattr(wandb, "run", object())
+    monkeypatch.setattr(wandb, "finish", lambda exit_code: finished.append(exit_code))
+
+    def fails(args):
+        raise error
+
+    monkeypatch.setattr(cli, "LightningGRUCLI", fails)
+    with pytest.raises(type(error)):
+        run_cli(["fit"])
+    assert finished == [status]
+
+
 def test_python_dash_m_runs_the_command():
     out = subprocess.run(
         [
