@@ -256,11 +256,13 @@ class LanguageModel(VocabularyCheck, L.LightningModule):
                 and optionally ``separator``, the text between two tokens (a
                 :class:`~lightning_gru.data.TimeMachineDataModule`: nothing between
                 characters, a space between words); ``None`` uses the data module of the
-                Trainer this model is attached to.
+                Trainer this model is attached to. A tokenizer with a ``vocab_size`` smaller
+                than the model's limits the prediction to its tokens (the ids below it).
         """
         tokenizer = tokenizer if tokenizer is not None else self._datamodule()
         if not hasattr(tokenizer, "encode"):
             raise ValueError("generate needs a tokenizer (a data module with encode and decode)")
+        known = getattr(tokenizer, "vocab_size", None)  # the model's spare units have no text
         prefix_ids = tokenizer.encode(prefix)
         if not prefix_ids:
             raise ValueError(f"generate needs a prefix of at least one token, got {prefix!r}")
@@ -270,7 +272,7 @@ class LanguageModel(VocabularyCheck, L.LightningModule):
             logits, state = self(torch.tensor([prefix_ids], device=self.device))  # (1, T)
             out: list[int] = []
             for _ in range(num_tokens):
-                next_id = int(logits[0, -1].argmax())
+                next_id = int(logits[0, -1, :known].argmax())
                 out.append(next_id)
                 logits, state = self(torch.tensor([[next_id]], device=self.device), state)
         finally:

@@ -396,5 +396,19 @@ def test_testing_reports_what_validating_does_on_the_same_batches(make_trainer):
         assert tested == {"test_loss": validated["val_loss"], "test_ppl": validated["val_ppl"]}
 
 
+def test_a_model_with_spare_output_units_generates_the_tokenizers_tokens_only():
+    """The vocabulary check lets a model have more units than the data has tokens; the ids
+    past the tokenizer's have no text, so generation predicts among the tokenizer's."""
+
+    class SizedToyText(ToyText):
+        vocab_size = V
+
+    model = LanguageModel(V + 3, hidden_size=4)
+    with torch.no_grad():
+        model.net.head.bias[V:] = 100.0  # the spare units would win every argmax
+    text = model.generate("ab", 4, SizedToyText())
+    assert len(text) == 6 and set(text) <= set(" abcd")
+
+
 def test_generating_no_tokens_gives_the_prefix_back():
     assert LanguageModel(V, hidden_size=4).generate("ab c", 0, ToyText()) == "ab c"
