@@ -107,7 +107,20 @@ class ConfigToLoggers(SaveConfigCallback):
 
 
 class LightningGRUCLI(LightningCLI):
-    """LightningCLI with the checkpoint, curve and prediction callbacks and the data links."""
+    """LightningCLI with the checkpoint, curve and prediction callbacks and the data links.
+
+    ``run=False`` builds the model, the data module and the Trainer from the arguments (no
+    subcommand) and runs nothing, for a script to use them.
+
+    Example:
+        >>> cli = LightningGRUCLI(args=["--model", "Forecaster", "--data", "SineWaveDataModule",
+        ...     "--model.hidden_size", "8", "--trainer.max_epochs", "3",
+        ...     "--trainer.logger", "false"], run=False)
+        >>> type(cli.model).__name__, cli.model.hparams.hidden_size, cli.trainer.max_epochs
+        ('Forecaster', 8, 3)
+        >>> type(cli.datamodule).__name__, [type(c).__name__ for c in cli.trainer.callbacks][:3]
+        ('SineWaveDataModule', ['LearningCurves', 'PredictionWriter', 'RandomStates'])
+    """
 
     def __init__(self, args: ArgsType = None, **kwargs: Any) -> None:
         # A class_path dict rather than a `lazy_instance`: deep copies of the model (weight
@@ -126,6 +139,8 @@ class LightningGRUCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("auto_configure_optimizers", False)  # the models take `optimizer`
         kwargs.setdefault("parser_kwargs", {"prog": "lightning-gru", "description": _SUMMARY})
+        if "WANDB_MODE" not in os.environ and not wandb_has_credentials():
+            os.environ["WANDB_MODE"] = "offline"
         super().__init__(None, None, args=args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -236,10 +251,10 @@ class LightningGRUCLI(LightningCLI):
         data module without the split: these would otherwise run, print numbers of no
         meaning, and overwrite the predictions of a trained model."""
         subcommand = self.config.get("subcommand")
-        config = self.config[subcommand]
+        config = self.config[subcommand] if subcommand else self.config  # None: run=False
         for key, value in getattr(self, "_model_options", {}).items():
             config[key] = value
-        evaluating = subcommand != "fit"
+        evaluating = subcommand not in ("fit", None)
         ckpt_path = config.get("ckpt_path")
         dirpath = config.get("checkpoint.dirpath")
         path = _named_checkpoint(config)  # still a name here: parse_arguments found no file
@@ -464,9 +479,24 @@ def _exit_status(err: BaseException) -> int:
 def run_cli(args: ArgsType = None) -> LightningGRUCLI:
     """Run the command with ``args`` (a list as on the command line; ``None`` reads
     ``sys.argv``) and return the CLI, whose ``trainer``, ``model`` and ``datamodule`` tests can
-    inspect. W&B goes offline unless it has credentials or ``WANDB_MODE`` is set."""
-    if "WANDB_MODE" not in os.environ and not wandb_has_credentials():
-        os.environ["WANDB_MODE"] = "offline"
+    inspect. W&B goes offline unless it has credentials or ``WANDB_MODE`` is set.
+
+    Example:
+        >>> import os, shutil, tempfile
+        >>> from lightning_gru.recipes import recipes_dir
+        >>> folder = tempfile.mkdtemp()  # the debug recipe for one epoch, written here:
+        >>> cli = run_cli(["fit", "--config", str(recipes_dir() / "debug.yaml"),
+        ...     "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+        ...     "--trainer.logger.save_dir", folder, "--checkpoint.dirpath", folder])
+        >>> cli.trainer.current_epoch, cli.trainer.global_step, sorted(os.listdir(folder))
+        (1, 3, ['best.ckpt', 'last.ckpt', 'learning_curves.png', 'version_0'])
+        >>> shutil.rmtree(folder)
+        >>> run_cli(["fit", "--model", "Forecaster", "--data", "SineWaveDataModule",
+        ...     "--data.batch_size", "0", "--trainer.logger", "false"])  # a value refused
+        Traceback (most recent call last):
+            ...
+        lightning_gru.cli.ArgumentValueError: batch_size must be >= 1, got 0
+    """
     try:
         with warnings.catch_warnings():
             if args is not None:  # a script's own sys.argv is not the command's
@@ -498,7 +528,15 @@ def cli_main(args: ArgsType = None) -> None:
     """The ``lightning-gru`` console script (and ``python -m lightning_gru``). A data source
     that cannot be reached, a missing file, a data file that cannot be used, data too short for
     the batches or nothing to predict, or an argument value that a class refuses ends it with
-    that one message, not a traceback."""
+    that one message, not a traceback.
+
+    Example:
+        >>> cli_main(["fit", "--model", "Forecaster", "--data", "SineWaveDataModule",
+        ...     "--data.batch_size", "0", "--trainer.logger", "false"])
+        Traceback (most recent call last):
+            ...
+        SystemExit: lightning-gru: error: batch_size must be >= 1, got 0
+    """
     try:
         run_cli(args)
     except (

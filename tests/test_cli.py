@@ -24,6 +24,7 @@ from models._fixtures import one_thread  # noqa: F401  (autouse: tests/models/_f
 import lightning_gru.data.imdb as imdb
 from lightning_gru.cli import (
     ArgumentValueError,
+    LightningGRUCLI,
     _check_checkpoint_file,
     _model_options_given,
     cli_main,
@@ -506,6 +507,17 @@ def test_sigterm_ends_the_command_with_status_143(tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr.decode()[-2000:]
     assert last.exists()  # the last whole epoch stays saved
+
+
+def test_run_false_builds_the_classes_for_a_script(tmp_path):
+    """LightningCLI's ``run=False`` (arguments without a subcommand): the model, the data
+    module and the Trainer, with the command's callbacks, for a script to run."""
+    args = ["--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "s", wandb=False)]
+    cli = LightningGRUCLI(args=[*args, "--model.init_args.hidden_size", "6"], run=False)
+    assert cli.subcommand is None and cli.model.hparams.hidden_size == 6
+    assert any(isinstance(c, WholeEpochCheckpoint) for c in cli.trainer.callbacks)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    assert (tmp_path / "runs" / "s" / "checkpoints" / "last.ckpt").is_file()
 
 
 @pytest.mark.parametrize(

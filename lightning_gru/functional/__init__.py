@@ -1,6 +1,5 @@
 """Functional GRU: ``gru()`` runs the Cython kernel on CPU and torch's GRU elsewhere."""
 
-from lightning_gru.functional._cython import GRULayerFunction
 from lightning_gru.functional.gru import BACKENDS, gru, kernel_supports, resolve_backend
 
-__all__ = ["BACKENDS", "GRULayerFunction", "gru", "kernel_supports", "resolve_backend"]
+__all__ = ["BACKENDS", "gru", "kernel_supports", "resolve_backend"]

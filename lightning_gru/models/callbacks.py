@@ -27,6 +27,24 @@ class LearningCurves(Callback):
     Args:
         names: metric names to follow, without the stage prefix (``loss`` follows
             ``train_loss`` and ``val_loss``); the ones a model does not log are skipped.
+
+    Example:
+        >>> import os
+        >>> import tempfile
+        >>> import lightning as L
+        >>> from lightning_gru.data import SineWaveDataModule
+        >>> from lightning_gru.models import Forecaster
+        >>> root = tempfile.mkdtemp()
+        >>> curves = LearningCurves()
+        >>> trainer = L.Trainer(max_epochs=2, callbacks=[curves], accelerator="cpu",
+        ...     default_root_dir=root, logger=False, enable_checkpointing=False,
+        ...     enable_progress_bar=False, enable_model_summary=False)
+        >>> data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8)
+        >>> trainer.fit(Forecaster(hidden_size=4), data)
+        >>> {key: [epoch for epoch, _ in points] for key, points in curves.history.items()}
+        {'train_loss': [0, 1], 'val_loss': [0, 1], 'val_rollout_mse': [0, 1]}
+        >>> os.listdir(root)
+        ['learning_curves.png']
     """
 
     def __init__(self, names: tuple[str, ...] = ("loss", "acc", "ppl", "rollout_mse")) -> None:
@@ -69,7 +87,8 @@ class PredictionWriter(BasePredictionWriter):
 
     The lines go to ``<output_file>.partial`` first, which replaces the file when the whole
     prediction has run: a ``predict`` that fails leaves the earlier predictions as they were
-    (and what it wrote before failing in the ``.partial`` file).
+    (and what it wrote before failing in the ``.partial`` file). The file's path is printed to
+    standard error at the end (standard output has the predictions only).
 
     Args:
         output_file: the JSON-lines file; ``None`` writes ``predictions.jsonl`` next to the
@@ -77,6 +96,24 @@ class PredictionWriter(BasePredictionWriter):
         print_predictions: also print each prediction to standard output (a line of more
             than ``PRINT_MAX_CHARS`` characters, such as a forecast with its whole context,
             shortened; the file has it whole).
+
+    Example:
+        >>> import json
+        >>> import os
+        >>> import tempfile
+        >>> import lightning as L
+        >>> from lightning_gru.data import SineWaveDataModule
+        >>> from lightning_gru.models import Forecaster
+        >>> output_file = os.path.join(tempfile.mkdtemp(), "predictions.jsonl")
+        >>> writer = PredictionWriter(output_file, print_predictions=False)
+        >>> trainer = L.Trainer(callbacks=[writer], accelerator="cpu", logger=False,
+        ...     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+        >>> data = SineWaveDataModule(num_points=100, seq_len=5)  # 20 test points
+        >>> _ = trainer.predict(Forecaster(hidden_size=4), data)
+        >>> with open(output_file, encoding="utf-8") as f:
+        ...     rows = [json.loads(line) for line in f]
+        >>> len(rows), sorted(rows[0]), torch.tensor(rows[0]["prediction"]).shape
+        (1, ['context', 'prediction', 'target'], torch.Size([1, 19, 1]))
     """
 
     PRINT_MAX_CHARS = 300
@@ -127,7 +164,7 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and self.path is not None:
             self.partial_path.replace(self.path)
-            print(f"predictions written to {self.path}")
+            print(f"predictions written to {self.path}", file=sys.stderr)  # stdout: the rows
 
 
 def _plain(value: Any) -> Any:

@@ -209,7 +209,7 @@ def test_grad_modes(reset_after: bool, mode, layout: str) -> None:
 def test_calls_that_record_no_graph_skip_the_autograd_function(mode, monkeypatch) -> None:
     """Inference, and a call where nothing requires a gradient, run the kernel directly: the
     Function's apply costs ~15 us a call, a fifth of a small call (sine sizes, T = 1 steps)."""
-    from lightning_gru.functional import GRULayerFunction
+    from lightning_gru.functional._cython import GRULayerFunction
 
     case = Case(num_layers=2)
     oracle, ours = make_pair(case)
