@@ -110,13 +110,29 @@ class IMDbDataModule(L.LightningDataModule):
         num_proc: processes for tokenising; ``None`` tokenises in this process.
 
     Example:
-        >>> dm = IMDbDataModule(data_dir="../shared/data/imdb")  # doctest: +SKIP
-        >>> dm.prepare_data(); dm.setup("fit")  # doctest: +SKIP
-        >>> dm.vocab_size, len(dm.train_dataset), len(dm.val_dataset)  # doctest: +SKIP
-        (25000, 22500, 2500)
-        >>> batch = next(iter(dm.train_dataloader()))  # doctest: +SKIP
-        >>> sorted(batch), batch["input_ids"].dtype  # doctest: +SKIP
+        >>> import shutil, tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> rows = "text,label\\n" + "A dull film.,0\\nGreat fun!,1\\n" * 2  # 2 neg, 2 pos
+        >>> for split in ("train", "test"):
+        ...     _ = (folder / f"{split}.csv").write_text(rows)
+        >>> # the real data: data_dir="../shared/data/imdb", or None for the hub's stanfordnlp/imdb
+        >>> dm = IMDbDataModule(data_dir=str(folder), cache_dir=str(folder / "cache"),
+        ...     val_fraction=0.5, batch_size=2)
+        >>> dm.prepare_data(); dm.setup("fit")
+        >>> dm.vocab_size, len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)
+        (9, 2, 2, 4)
+        >>> dm.vocab.idx_to_token  # from the two training reviews, ties alphabetical
+        ['<pad>', '<unk>', '!', '.', 'a', 'dull', 'film', 'fun', 'great']
+        >>> batch = next(iter(dm.train_dataloader()))
+        >>> sorted(batch), batch["input_ids"].dtype
         (['input_ids', 'labels', 'lengths'], torch.int64)
+        >>> batch["input_ids"], batch["lengths"], batch["labels"]
+        (tensor([[8, 7, 2, 0],
+                [4, 5, 6, 3]]), tensor([3, 4]), tensor([1, 0]))
+        >>> dm.encode(["A great film?"])  # "?" is not in the vocabulary: <unk>
+        [[4, 8, 6, 1]]
+        >>> shutil.rmtree(folder)
     """
 
     pad_index = 0

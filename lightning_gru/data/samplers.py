@@ -20,6 +20,17 @@ class EpochBatchSampler(Sampler[list[int]]):
 
     Args:
         seed: the seed of every pass.
+
+    Example:
+        >>> sampler = ShuffledBatchSampler(10, batch_size=5, seed=0)  # a subclass
+        >>> first = list(sampler)  # epoch 0's order; the pass moves on to epoch 1
+        >>> sampler.epoch, list(sampler) == first
+        (1, False)
+        >>> sampler.set_epoch(0)  # as when resuming at epoch 0
+        >>> list(sampler) == first, list(ShuffledBatchSampler(10, 5, seed=0)) == first
+        (True, True)
+        >>> sampler.sampler is sampler  # where Lightning calls set_epoch
+        True
     """
 
     def __init__(self, seed: int = 42) -> None:

@@ -51,6 +51,17 @@ def load_series(path: str | Path) -> np.ndarray:
         FileNotFoundError: ``path`` is not a file.
         DataFileError: (a ValueError) naming the file and the line, for a line with several
             columns, a value that is not a finite number, or a file without values.
+
+    Example:
+        >>> import shutil, tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> path = folder / "series.csv"
+        >>> _ = path.write_text("temperature\\n1.5\\n\\n-2\\n3e-1\\n")  # a header, a blank line
+        >>> series = load_series(path)
+        >>> series.tolist(), series.dtype
+        ([1.5, -2.0, 0.3], dtype('float64'))
+        >>> shutil.rmtree(folder)
     """
     path = existing_file(path, "data_file")
     values: list[float] = []

@@ -90,15 +90,23 @@ class TimeMachineDataModule(L.LightningDataModule):
         cache_dir: the ``datasets`` cache folder; ``None`` uses ``HF_DATASETS_CACHE``.
 
     Example:
-        >>> dm = TimeMachineDataModule(data_file="../shared/data/timemachine/timemachine.txt")
-        >>> dm.setup("fit")  # doctest: +SKIP
-        >>> dm.vocab_size, len(dm.train_corpus), len(dm.val_corpus)  # doctest: +SKIP
-        (28, 10000, 17058)
-        >>> X, Y = next(iter(dm.train_dataloader()))  # doctest: +SKIP
-        >>> X.shape, bool((X[:, 1:] == Y[:, :-1]).all())  # doctest: +SKIP
-        (torch.Size([32, 35]), True)
-        >>> dm.decode(dm.encode("time traveller"))  # doctest: +SKIP
+        >>> import shutil, tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> path = folder / "timemachine.txt"
+        >>> _ = path.write_text("The Time Machine, by H. G. Wells\\n\\nThe Time Traveller\\n")
+        >>> # real text: data_file="../shared/data/timemachine/timemachine.txt"; None downloads it
+        >>> dm = TimeMachineDataModule(data_file=str(path), cache_dir=str(folder / "cache"),
+        ...     batch_size=2, num_steps=5)
+        >>> dm.setup("fit")
+        >>> dm.vocab_size, len(dm.train_corpus), len(dm.val_corpus)
+        (18, 42, 5)
+        >>> X, Y = next(iter(dm.train_dataloader()))
+        >>> X.shape, X.dtype, bool((X[:, 1:] == Y[:, :-1]).all())
+        (torch.Size([2, 5]), torch.int64, True)
+        >>> dm.decode(dm.encode("time traveller"))
         'time traveller'
+        >>> shutil.rmtree(folder)
     """
 
     def __init__(

@@ -329,6 +329,27 @@ class GRULayerFunction(torch.autograd.Function):
     ``torch.autograd.graph.saved_tensors_hooks``) the forward keeps nothing outside them: the
     buffer, with a copy of the states, goes through ``save_for_backward``, so that a checkpoint
     drops it and recomputes it for the backward.
+
+    Not public: it checks none of its arguments (``cython_gru`` checks them, then calls it once
+    per layer). Arguments that disagree, such as ``batch_sizes`` larger than ``B`` or a weight of
+    another shape or dtype, make the kernel read and write out of bounds.
+
+    Example:
+        >>> import torch
+        >>> ref = torch.nn.GRU(3, 4, bidirectional=True)  # its weights, direction by direction
+        >>> x = torch.randn(5, 2, 3, requires_grad=True)  # dense (T, B, I)
+        >>> h0 = torch.zeros(2, 2, 4)  # (D, B, H)
+        >>> batch_sizes = torch.full((5,), 2)  # int64, B rows at each of the T steps
+        >>> # x, h0, batch_sizes, reset_after, save_for_backward, then each direction's weights
+        >>> y, h_n = GRULayerFunction.apply(x, h0, batch_sizes, True, True, *ref._flat_weights)
+        >>> y.shape, h_n.shape
+        (torch.Size([5, 2, 8]), torch.Size([2, 2, 4]))
+        >>> expected, _ = ref(x, h0)
+        >>> torch.allclose(y, expected, atol=1e-6)
+        True
+        >>> dx = torch.autograd.grad(y.sum(), x)[0]  # the kernel's backward
+        >>> torch.allclose(dx, torch.autograd.grad(expected.sum(), x)[0], atol=1e-6)
+        True
     """
 
     @staticmethod

@@ -31,7 +31,18 @@ _KERNEL_DTYPES = (torch.float32, torch.float64)
 
 def kernel_supports(tensor: Tensor) -> bool:
     """Whether the Cython kernel can run on this tensor (CPU, float32 or float64). Warns, once,
-    when it could but the compiled kernel failed to import."""
+    when it could but the compiled kernel failed to import.
+
+    Example:
+        >>> import torch
+        >>> from lightning_gru.functional import kernel_supports
+        >>> [kernel_supports(torch.zeros(1, dtype=t)) for t in (torch.float32, torch.float64)]
+        [True, True]
+        >>> kernel_supports(torch.zeros(1, dtype=torch.bfloat16))  # torch's GRU runs it
+        False
+        >>> kernel_supports(torch.zeros(1, device="meta"))  # not a CPU tensor
+        False
+    """
     if tensor.is_cpu and tensor.dtype in _KERNEL_DTYPES:
         if kernel_available():
             return True
@@ -107,6 +118,24 @@ def resolve_backend(backend: str, tensor: Tensor) -> str:
         ValueError: for an unknown backend name, ``"cython"`` on a tensor the kernel cannot
             take (CUDA, or a dtype other than float32/float64), or ``"cython"`` under a
             ``torch.func`` transform, forward-mode AD, ``torch.jit.trace`` or ``torch.export``.
+
+    Example:
+        >>> import torch
+        >>> from lightning_gru.functional import resolve_backend
+        >>> x = torch.zeros(1)
+        >>> resolve_backend("auto", x), resolve_backend("auto", x.half())
+        ('cython', 'torch')
+        >>> with torch.autocast("cpu"):  # "auto" leaves autocast to torch's GRU
+        ...     resolve_backend("auto", x), resolve_backend("cython", x)
+        ('torch', 'cython')
+        >>> resolve_backend("cython", x.half())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: backend='cython' runs on CPU float32/float64 tensors only, got a cpu tensor ...
+        >>> resolve_backend("cuda", x)
+        Traceback (most recent call last):
+            ...
+        ValueError: backend must be one of ('auto', 'cython', 'torch'), got 'cuda'
     """
     if (backend == "auto" or backend == "cython") and kernel_supports(tensor):
         mode = torch_only_mode(tensor)

@@ -102,8 +102,8 @@ class Forecaster(L.LightningModule):
     next values of ``x``; the loss is their MSE (``train_loss``, ``val_loss``). A test or predict
     batch is ``{"context": (1, N_train, 1), "target": (1, N_test, 1)}``: the model reads the
     context, starts from ``target[:, :1]`` and predicts ``target[:, 1:]`` from its own outputs;
-    ``test_mse`` is the MSE of that roll-out. The last roll-out is kept in :attr:`forecast` and
-    drawn as ``forecast.png``. A validation batch of the same form (the validation points,
+    ``test_mse`` is the MSE of that roll-out. The last roll-out is kept in :attr:`forecast`;
+    a test draws it as ``forecast.png``. A validation batch of the same form (the validation points,
     after the series before them) gives ``val_rollout_mse``.
 
     Args:
@@ -118,6 +118,24 @@ class Forecaster(L.LightningModule):
         optimizer: builds the optimizer from the parameters.
         lr_scheduler: builds a learning-rate scheduler from the optimizer; ``None`` for none.
             A ``ReduceLROnPlateau`` watches ``val_rollout_mse``.
+
+    >>> import os
+    >>> import tempfile
+    >>> import lightning as L
+    >>> from lightning_gru.data import SineWaveDataModule
+    >>> data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8)  # 40 test points
+    >>> root = tempfile.mkdtemp()
+    >>> trainer = L.Trainer(max_epochs=1, accelerator="cpu", default_root_dir=root, logger=False,
+    ...     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    >>> model = Forecaster("gru", hidden_size=8)
+    >>> trainer.fit(model, data)
+    >>> sorted(trainer.callback_metrics)
+    ['train_loss', 'train_loss_epoch', 'train_loss_step', 'val_loss', 'val_rollout_mse']
+    >>> [result] = trainer.test(model, data, verbose=False)
+    >>> list(result), model.forecast["prediction"].shape
+    (['test_mse'], torch.Size([1, 39, 1]))
+    >>> sorted(os.listdir(root))
+    ['forecast.png']
     """
 
     def __init__(

@@ -136,6 +136,29 @@ class LanguageModel(VocabularyCheck, L.LightningModule):
         num_generate: tokens generated after each prefix (there and in ``predict``).
         optimizer: builds the optimizer from the parameters (d2l: SGD with ``lr=1``).
         lr_scheduler: builds a learning-rate scheduler from the optimizer; ``None`` for none.
+
+    >>> import os
+    >>> import tempfile
+    >>> import lightning as L
+    >>> from lightning_gru.data import TimeMachineDataModule
+    >>> root = tempfile.mkdtemp()
+    >>> text_file = os.path.join(root, "text.txt")
+    >>> with open(text_file, "w", encoding="utf-8") as f:
+    ...     _ = f.write("The Time Traveller (for so it will be convenient to speak of him)\\n" * 20)
+    >>> data = TimeMachineDataModule(text_file, batch_size=4, num_steps=10, cache_dir=root)
+    >>> _ = L.seed_everything(0, verbose=False)
+    >>> model = LanguageModel(vocab_size=data.vocab_size, hidden_size=16, num_generate=5)
+    >>> trainer = L.Trainer(max_epochs=1, limit_train_batches=2, accelerator="cpu",
+    ...     default_root_dir=root, logger=False, enable_checkpointing=False,
+    ...     enable_progress_bar=False, enable_model_summary=False)
+    >>> trainer.fit(model, data)
+    >>> sorted(trainer.callback_metrics)
+    ['train_loss_epoch', 'train_ppl', 'train_tokens_per_sec', 'val_loss', 'val_ppl']
+    >>> text = model.generate("time traveller", 10)  # 10 more characters
+    >>> len(text), text.startswith("time traveller")
+    (24, True)
+    >>> os.path.isfile(os.path.join(root, "generated_text.md"))
+    True
     """
 
     def __init__(

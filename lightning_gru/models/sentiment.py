@@ -243,6 +243,21 @@ def load_word_vectors(
 
     Raises:
         ValueError: a vector does not have ``E`` numbers.
+
+    >>> import os
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "vectors.txt")
+    >>> with open(path, "w", encoding="utf-8") as f:  # a word2vec header, then GloVe lines
+    ...     _ = f.write("3 2\\ngood 0.5 1.5\\nbad -1 -2\\nfilm 7 8\\n")
+    >>> weight = torch.zeros(4, 2)  # rows of <pad>, <unk>, good, bad
+    >>> vocab = {"<pad>": 0, "<unk>": 1, "good": 2, "bad": 3}
+    >>> load_word_vectors(path, vocab, weight, progress=False)  # "film" is not in the vocabulary
+    2
+    >>> weight
+    tensor([[ 0.0000,  0.0000],
+            [ 0.0000,  0.0000],
+            [ 0.5000,  1.5000],
+            [-1.0000, -2.0000]])
     """
     found, width = 0, weight.shape[1]
     with open(path, encoding="utf-8") as f, torch.no_grad():
@@ -304,6 +319,31 @@ class SentimentClassifier(VocabularyCheck, L.LightningModule):
         freeze_embedding: keep the embedding fixed during training.
         optimizer: builds the optimizer from the parameters.
         lr_scheduler: builds a learning-rate scheduler from the optimizer; ``None`` for none.
+
+    >>> import os
+    >>> import tempfile
+    >>> import lightning as L
+    >>> from lightning_gru.data import IMDbDataModule
+    >>> root = tempfile.mkdtemp()
+    >>> for split in ("train", "test"):  # 10 reviews each, with the columns text and label
+    ...     with open(os.path.join(root, f"{split}.csv"), "w", encoding="utf-8") as f:
+    ...         _ = f.write("text,label\\n" + "a dull film,0\\na great film!,1\\n" * 5)
+    >>> data = IMDbDataModule(root, val_fraction=0.2, batch_size=4, cache_dir=root,
+    ...     predict_texts=["What a great film!"])
+    >>> model = SentimentClassifier(vocab_size=data.vocab_size, embedding_dim=8, hidden_size=8)
+    >>> trainer = L.Trainer(max_epochs=1, accelerator="cpu", default_root_dir=root, logger=False,
+    ...     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    >>> trainer.fit(model, data)
+    >>> sorted(key for key in trainer.callback_metrics if key.startswith("val_"))
+    ['val_acc', 'val_f1', 'val_loss']
+    >>> [result] = trainer.test(model, data, verbose=False)
+    >>> sorted(result)
+    ['test_acc', 'test_f1', 'test_loss']
+    >>> [[review]] = trainer.predict(model, data)  # one batch of one review
+    >>> sorted(review), review["label"] in model.class_names
+    (['label', 'probability', 'text'], True)
+    >>> sorted(name for name in os.listdir(root) if name.endswith(".png"))
+    ['confusion_matrix_test.png', 'confusion_matrix_val.png']
     """
 
     def __init__(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 import torch
@@ -14,22 +12,8 @@ from lightning_gru.data import (
     ShuffledBatchSampler,
     SubsequenceBatchSampler,
     Vocab,
-    imdb,
-    samplers,
     sine,
-    timemachine,
-    vocab,
 )
-
-
-@pytest.mark.parametrize(
-    "module",
-    [pytest.param(m, id=m.__name__.rsplit(".", 1)[-1]) for m in (imdb, sine, timemachine, vocab)]
-    + [pytest.param(samplers, id="samplers")],
-)
-def test_docstring_examples_run(module):
-    failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert tried > 0 and failures == 0
 
 
 def test_package_exports_the_three_modules():

@@ -3,8 +3,6 @@ equations (independent of torch for the ``reset_after=False`` cell torch does no
 the semantics of ``lengths`` and dropout; then ``lightning_gru.functional.gru`` against it.
 """
 
-import doctest
-import importlib
 import math
 
 import pytest
@@ -266,21 +264,3 @@ def test_functional_gru_rejects_bad_arguments() -> None:
         gru(x, h0, weights[:3])
     with pytest.raises(ValueError, match="backend"):
         gru(x, h0, weights, backend="nope")
-
-
-# --- the examples in the docstrings run --------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "lightning_gru.functional.reference",
-        "lightning_gru.nn.reference",
-        "lightning_gru.functional.gru",
-        "lightning_gru.nn.gru",
-    ],
-)
-def test_doctests(module: str) -> None:
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
