@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,7 +71,8 @@ def load_local_files(
     """
     import datasets
 
-    patterns = [glob.escape(f) for f in files]
+    # absolute: datasets joins a relative pattern to the working folder unescaped
+    patterns = [glob.escape(os.path.abspath(f)) for f in files]
     return read_local(
         source or ", ".join(files),
         f"{builder} files",

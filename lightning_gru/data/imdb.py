@@ -277,6 +277,8 @@ class IMDbDataModule(L.LightningDataModule):
             >>> dm.encode(["Good, good good!", "<br />"])
             [[2, 1, 2, 2], [1]]
         """
+        if isinstance(texts, str):  # its characters would be encoded as reviews, one each
+            raise TypeError("encode takes a list of texts, got one str: pass [text]")
         vocab = self._vocab()
         limit = None if self.max_length == -1 else self.max_length
         encoded = []

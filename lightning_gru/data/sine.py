@@ -45,7 +45,8 @@ def generate_sine_series(
 def load_series(path: str | Path) -> np.ndarray:
     """Read a one-column CSV (one value per line, an optional header line) as float64.
 
-    Blank lines are skipped; a first line that is not a number is taken as the header.
+    Blank lines are skipped; a first line with a letter that is not a number (``value``, not
+    ``nan`` or ``1.2.3``) is taken as the header.
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
@@ -74,8 +75,8 @@ def load_series(path: str | Path) -> np.ndarray:
             try:
                 value = float(row[0])
             except ValueError:
-                if number == 1:
-                    continue  # the header
+                if number == 1 and any(c.isalpha() for c in row[0]):
+                    continue  # the header (a value such as 1.2.3 is refused below)
                 raise DataFileError(f"{path}: line {number}: {row[0]!r} is not a number") from None
             if not math.isfinite(value):
                 raise DataFileError(f"{path}: line {number}: {row[0]!r} is not a finite number")
@@ -100,7 +101,8 @@ class SineWaveDataModule(L.LightningDataModule):
     inside its last ``val_fraction`` of points, so no validation point is ever a training
     target. The validation points are also rolled out like the test split, from the series
     before them (``val_rollout_mse``, what the recipes tune and checkpoint on).
-    ``val_fraction=0`` trains on all windows and skips validation.
+    ``val_fraction=0`` trains on all windows and skips validation; one that holds out nothing to
+    validate (0.01 of 38 windows) is refused.
 
     Train and validation batches are tuples ``(x, y)`` of float32 (B, seq_len, 1); training
     batches are shuffled anew each epoch, in an order fixed by ``seed`` and the epoch (so a run
@@ -194,6 +196,12 @@ class SineWaveDataModule(L.LightningDataModule):
             cut = int(val_starts[0]) if n_val else n_train
         if len(train_starts) == 0:
             raise DataConfigError(f"val_fraction={self.val_fraction} leaves no training window")
+        if self.val_fraction > 0 and len(val_starts) == 0 and n_train - cut < 2:
+            raise DataConfigError(
+                f"val_fraction={self.val_fraction} of {n_train} training points leaves nothing to "
+                "validate (no window, and fewer than 2 points for the roll-out): raise it, or "
+                "pass val_fraction=0 to train without validation"
+            )
         self.series, self.n_train, self.val_start = series, n_train, cut
         self.train_dataset = self._windows(train_starts)
         self.val_dataset = self._windows(val_starts)

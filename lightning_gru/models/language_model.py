@@ -286,9 +286,21 @@ class LanguageModel(VocabularyCheck, L.LightningModule):
         if not hasattr(tokenizer, "encode"):
             raise ValueError("generate needs a tokenizer (a data module with encode and decode)")
         known = getattr(tokenizer, "vocab_size", None)  # the model's spare units have no text
+        if known is not None and known > self.hparams.vocab_size:
+            raise ValueError(
+                f"the tokenizer's vocabulary of {known} tokens is larger than the model's "
+                f"vocab_size={self.hparams.vocab_size}: generate with the tokenizer (data "
+                "module) the model was trained with"
+            )
         prefix_ids = tokenizer.encode(prefix)
         if not prefix_ids:
             raise ValueError(f"generate needs a prefix of at least one token, got {prefix!r}")
+        if max(prefix_ids) >= self.hparams.vocab_size:
+            raise ValueError(
+                f"the tokenizer gives {prefix!r} the id {max(prefix_ids)}, past the model's "
+                f"vocab_size={self.hparams.vocab_size}: generate with the tokenizer (data "
+                "module) the model was trained with"
+            )
         was_training = self.training
         self.eval()
         try:

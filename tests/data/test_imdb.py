@@ -75,6 +75,8 @@ def test_encode_matches_the_arrow_encoding_and_truncates(parquet_dir, cache_dir)
     assert [ids for ids, _ in encoded_rows(dm.test_dataset)] == dm.encode(texts)
     assert max(len(ids) for ids in dm.encode(texts)) == 12
     assert dm.encode(["Unseenword"]) == [[dm.unk_index]] and dm.encode([""]) == [[dm.unk_index]]
+    with pytest.raises(TypeError, match=r"a list of texts, got one str: pass \[text\]"):
+        dm.encode("a review")  # would be encoded character by character
 
 
 def test_vocab_limits_and_lowercase(parquet_dir, cache_dir):
@@ -127,6 +129,19 @@ def test_a_folder_name_with_glob_characters_is_read_literally(
     assert dm.vocab == reference.vocab
     assert encoded_rows(dm.train_dataset) == encoded_rows(reference.train_dataset)
     assert encoded_rows(dm.test_dataset) == encoded_rows(reference.test_dataset)
+
+
+def test_a_relative_folder_in_a_working_folder_with_glob_characters(
+    tmp_path, imdb_frames, parquet_dir, cache_dir, monkeypatch
+):
+    """``datasets`` joins a relative pattern to the working folder without escaping it."""
+    working = tmp_path / "run[1]"
+    write_splits(working / "imdb", "parquet", *imdb_frames)
+    monkeypatch.chdir(working)
+    dm = make_dm("imdb", cache_dir)
+    assert encoded_rows(dm.train_dataset) == encoded_rows(
+        make_dm(parquet_dir, cache_dir).train_dataset
+    )
 
 
 @pytest.mark.parametrize("how", ["dataset_name", "data_dir"])

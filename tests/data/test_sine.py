@@ -69,7 +69,7 @@ def test_sliding_windows_keep_validation_targets_out_of_training():
 )
 def test_training_points_are_the_rounded_fraction(num_points, train_fraction, n_train):
     """Rounded, as the other modules do: 0.29 * 100 is 28.999999999999996 in floating point."""
-    dm = make_dm(num_points=num_points, train_fraction=train_fraction, seq_len=5)
+    dm = make_dm(num_points=num_points, train_fraction=train_fraction, seq_len=5, val_fraction=0)
     batch = next(iter(dm.test_dataloader()))
     assert dm.n_train == n_train and batch["context"].shape == (1, n_train, 1)
     assert batch["target"].shape == (1, num_points - n_train, 1)
@@ -159,6 +159,7 @@ def test_a_noise_level_that_is_not_a_finite_number_at_least_zero_is_refused(nois
     "content, message",
     [
         pytest.param("value\n0.5\nabc\n", r"line 3: 'abc' is not a number", id="non-numeric"),
+        pytest.param("1.2.3\n4\n5\n", r"line 1: '1.2.3' is not a number", id="first-value"),
         pytest.param("0.5\n0.1,0.2\n", "line 2 has 2 columns", id="two-columns"),
         pytest.param("0.5\nnan\n", "line 2: 'nan' is not a finite number", id="nan"),
         pytest.param("value\n\n", "the series is empty", id="empty"),
@@ -209,6 +210,19 @@ def test_a_validation_share_that_leaves_no_training_window_is_refused(sliding):
     data = SineWaveDataModule(num_points=40, seq_len=10, val_fraction=0.9, sliding=sliding)
     with pytest.raises(DataConfigError, match="val_fraction=0.9 leaves no training window"):
         data.setup("fit")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"seq_len": 200, "val_fraction": 0.1}, id="chunks"),  # 0.1 of 3 windows
+        pytest.param({"sliding": True, "val_fraction": 0.001}, id="sliding"),  # 0.8 of a point
+    ],
+)
+def test_a_validation_share_that_holds_out_nothing_is_refused(options):
+    """Guards against: no validation at all, silently (no val_loss, no val_rollout_mse)."""
+    with pytest.raises(DataConfigError, match="leaves nothing to validate"):
+        SineWaveDataModule(**options).setup("fit")
 
 
 def test_two_validation_points_are_rolled_out():

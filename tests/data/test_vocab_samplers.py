@@ -260,7 +260,9 @@ def test_a_resumed_fit_gets_the_batches_of_the_uninterrupted_one(tmp_path, num_w
             max_epochs=max_epochs, callbacks=[record, last], logger=False,
             enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
         )  # fmt: skip
-        data = sine.SineWaveDataModule(num_points=120, batch_size=16, num_workers=num_workers)
+        data = sine.SineWaveDataModule(
+            num_points=120, batch_size=16, num_workers=num_workers, val_fraction=0
+        )  # four training windows, no validation
         trainer.fit(Forecaster(hidden_size=4), data, ckpt_path=ckpt_path)
         if ckpt_path is None:
             trainer.save_checkpoint(tmp_path / "after-fit.ckpt")

@@ -410,5 +410,23 @@ def test_a_model_with_spare_output_units_generates_the_tokenizers_tokens_only():
     assert len(text) == 6 and set(text) <= set(" abcd")
 
 
+def test_a_tokenizer_larger_than_the_model_is_refused():
+    """Its ids would fail in one_hot deep inside torch, or, below the model's size, give text
+    of another vocabulary."""
+
+    class LargerText(ToyText):
+        vocab_size = V + 1
+
+    with pytest.raises(ValueError, match=r"vocabulary of 6 tokens is larger than .*vocab_size=5"):
+        LanguageModel(V, hidden_size=4).generate("ab", 3, LargerText())
+
+    class UnsizedLargerText(ToyText):
+        def encode(self, text):
+            return [7]
+
+    with pytest.raises(ValueError, match=r"gives 'ab' the id 7, past the model's vocab_size=5"):
+        LanguageModel(V, hidden_size=4).generate("ab", 3, UnsizedLargerText())
+
+
 def test_generating_no_tokens_gives_the_prefix_back():
     assert LanguageModel(V, hidden_size=4).generate("ab c", 0, ToyText()) == "ab c"
