@@ -56,7 +56,14 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
-from lightning_gru.data import DataConfigError, DataFileError, SourceUnreachableError
+from lightning_gru.data import (
+    DataConfigError,
+    DataFileError,
+    IMDbDataModule,
+    SineWaveDataModule,
+    SourceUnreachableError,
+    TimeMachineDataModule,
+)
 from lightning_gru.models import Forecaster, LanguageModel, SentimentClassifier
 from lightning_gru.models.callbacks import (
     LearningCurves,
@@ -196,6 +203,12 @@ class LightningGRUCLI(LightningCLI):
         if subcommand is None:
             return
         config = self.config[subcommand]
+        filename = config.get("checkpoint.filename")
+        if config.get("ckpt_path") == "best" and filename not in (None, "best"):
+            parser.error(
+                f"--ckpt_path best names best.ckpt, which checkpoint.filename {filename!r} does "
+                "not write (an older fit's may be there): give the path of the checkpoint"
+            )
         path = _named_checkpoint(config)
         if path is not None and path.is_file():
             config.ckpt_path = str(path)
@@ -256,6 +269,17 @@ class LightningGRUCLI(LightningCLI):
             config[key] = value
         evaluating = subcommand not in ("fit", None)
         ckpt_path = config.get("ckpt_path")
+        restored = [
+            key
+            for key in getattr(self, "_model_options", {})
+            if key.split(".")[2] in ("optimizer", "lr_scheduler")
+        ]
+        if subcommand == "fit" and ckpt_path and restored:
+            self.parser.error(
+                f"--{restored[0]} with --ckpt_path {ckpt_path}: a resumed fit restores the "
+                "optimizer and the learning-rate scheduler from the checkpoint, their settings "
+                "included, so the value would not be used; start a new fit to change them"
+            )
         dirpath = config.get("checkpoint.dirpath")
         path = _named_checkpoint(config)  # still a name here: parse_arguments found no file
         if path is not None:
@@ -292,6 +316,10 @@ class LightningGRUCLI(LightningCLI):
                 "holding the latest, not the best; keep 1, or give checkpoint.filename a "
                 "pattern such as '{epoch}-{val_loss:.4f}' (--ckpt_path best then needs a path)"
             )
+        for option in ("check_val_every_n_epoch", "accumulate_grad_batches"):
+            value = config.get(f"trainer.{option}")
+            if value is not None and value < 1:  # Lightning's loops would divide by it
+                self.parser.error(f"trainer.{option} must be at least 1, got {value}")
         for option in ("every_n_train_steps", "train_time_interval"):
             if config.get(f"last_checkpoint.{option}"):
                 self.parser.error(
@@ -317,14 +345,70 @@ class LightningGRUCLI(LightningCLI):
                 "give the configuration it was trained with (its config.yaml, in the run's log "
                 "folder or beside its checkpoints)"
             )
+        model_class = _import_class(config.get("model.class_path"))
+        data_class = _import_class(config.get("data.class_path"))
+        reads = _data_module_of(model_class)
+        if reads is not None and _other_experiment(_class_path(reads), _class_path(data_class)):
+            self.parser.error(
+                f"{model_class.__name__} reads the batches of {reads.__name__}, not those of "
+                f"{data_class.__name__}: pass --data {reads.__name__}, or --model with the model "
+                f"of {data_class.__name__}'s experiment"
+            )
+
+    def _set_seed(self) -> None:
+        try:
+            super()._set_seed()
+        except ValueError as err:  # out of NumPy's bounds
+            raise ArgumentValueError(f"seed_everything: {err}") from err
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Lightning's, with a value that the Trainer's constructor refuses (a ValueError)
+        reported in one line."""
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except ValueError as err:
+            raise ArgumentValueError(f"trainer: {err}") from err
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
+        self._check_checkpoint_fits()
         for logger in self.trainer.loggers:  # wandb warns about a save_dir that does not exist
             if isinstance(logger, WandbLogger) and logger.save_dir:
                 Path(logger.save_dir).mkdir(parents=True, exist_ok=True)
         if self.subcommand == "fit":
             _check_optimizer(self.model)
+
+    def _check_checkpoint_fits(self) -> None:
+        """Refuse a model whose weights have other names or shapes than the checkpoint's (a
+        typed ``--model.hidden_size`` over the checkpoint's): Lightning would fail to load
+        them with a traceback, after building everything."""
+        saved = self._checkpoint_state("state_dict")
+        if not saved:
+            return
+        built = self.model.state_dict()
+        names = saved.keys() & built.keys()
+        if getattr(self.model, "strict_loading", True):
+            names = saved.keys() | built.keys()
+        differ = sorted(
+            name
+            for name in names
+            if name not in saved or name not in built or saved[name].shape != built[name].shape
+        )
+        if not differ:
+            return
+        name = differ[0]
+        shapes = [tuple(s[name].shape) if name in s else "no such weight" for s in (saved, built)]
+        typed = ", ".join(f"--{key}" for key in getattr(self, "_model_options", {}))
+        remedy = (
+            f"leave out {typed}, which the checkpoint's arguments fit"
+            if typed
+            else "give the configuration it was trained with"
+        )
+        raise ArgumentValueError(
+            f"--ckpt_path {self._checkpoint[0]} does not fit the model configured ({name}: "
+            f"{shapes[0]} in the checkpoint, {shapes[1]} in the model"
+            f"{f', and {len(differ) - 1} more' if len(differ) > 1 else ''}): {remedy}"
+        )
 
     def _vocab_size(self, encode: Any) -> int:
         """The vocabulary size of the data module of ``encode``; when the command starts from a
@@ -428,6 +512,23 @@ def _other_experiment(trained_on: str | None, data: str | None) -> bool:
     if any(c is None or not c.__module__.startswith("lightning_gru.") for c in classes):
         return False
     return not (issubclass(classes[0], classes[1]) or issubclass(classes[1], classes[0]))
+
+
+def _data_module_of(model_class: type | None) -> type | None:
+    """The data module whose batches this package's model ``model_class`` reads, or None."""
+    pairs = {
+        Forecaster: SineWaveDataModule,
+        LanguageModel: TimeMachineDataModule,
+        SentimentClassifier: IMDbDataModule,
+    }
+    found = [
+        data for model, data in pairs.items() if model_class and issubclass(model_class, model)
+    ]
+    return found[0] if found else None
+
+
+def _class_path(cls: type | None) -> str | None:
+    return None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _import_class(class_path: str | None) -> type | None:

@@ -1091,3 +1091,62 @@ def test_the_class_names_flow_from_the_data_module_into_the_model(tmp_path, monk
     )  # fmt: skip
     assert cli.model.class_names == ["bad", "good"]
     assert cli.model.hparams.vocab_size == cli.datamodule.vocab_size
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        pytest.param(["--trainer.accelerator", "foo"], "trainer: You selected an", id="acc"),
+        pytest.param(["--seed_everything", "-1"], "seed_everything: -1 is not in", id="seed"),
+    ],
+)
+def test_values_the_trainer_refuses_are_one_line(tmp_path, option, message):
+    """LightningCLI let the ValueErrors of the Trainer's constructor and of the seeding
+    through as tracebacks."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", wandb=False)]
+    with pytest.raises(ArgumentValueError, match=message):
+        run_cli([*args, *option])
+
+
+@pytest.mark.parametrize("option", ["check_val_every_n_epoch", "accumulate_grad_batches"])
+def test_a_trainer_count_below_one_is_refused(tmp_path, capsys, option):
+    """Lightning takes 0 and then divides by it in its loops (a ZeroDivisionError)."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", wandb=False)]
+    with pytest.raises(SystemExit):
+        run_cli([*args, f"--trainer.{option}", "0"])
+    assert f"trainer.{option} must be at least 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [(["--model", "LanguageModel"], "TimeMachineDataModule"), (["--data", "IMDbDataModule"], "")],
+    ids=["model", "data"],
+)
+def test_a_model_and_data_of_two_experiments_are_refused(tmp_path, capsys, option, expected):
+    """They failed inside the model's forward or in Lightning's loops, with a traceback."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", wandb=False)]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([*args, *option])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert " of SineWaveDataModule" in message or "not those of IMDbDataModule" in message
+    assert expected in message
+
+
+def test_a_fitted_model_checked_against_its_checkpoint(tmp_path, capsys):
+    """Over a checkpoint: a typed option changing the model's shape (Lightning failed loading
+    the weights, with a traceback), a typed optimizer option on a resumed fit (Lightning
+    restores the optimizer's settings: the value was silently not used), and `best` where
+    checkpoint.filename writes no best.ckpt (an older fit's was silently taken)."""
+    args = ["--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", wandb=False)]
+    run_cli(["fit", *args, "--trainer.max_epochs", "1"])
+    with pytest.raises(ArgumentValueError, match=r"does not fit the model configured .*"
+                       r"leave out --model.init_args.hidden_size"):  # fmt: skip
+        run_cli(["test", *args, "--ckpt_path", "best", "--model.init_args.hidden_size", "5"])
+    lr = ["--model.init_args.optimizer.init_args.lr", "0.5"]
+    with pytest.raises(SystemExit):
+        run_cli(["fit", *args, "--ckpt_path", "last", "--trainer.max_epochs", "2", *lr])
+    assert "a resumed fit restores the optimizer" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_cli(["test", *args, "--ckpt_path", "best", "--checkpoint.filename", "{epoch}"])
+    assert "which checkpoint.filename '{epoch}' does not write" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lightning_gru.models.figures import figure_dir, log_figure, plot_history
 
@@ -88,7 +89,7 @@ class PredictionWriter(BasePredictionWriter):
     The lines go to ``<output_file>.partial`` first, which replaces the file when the whole
     prediction has run: a ``predict`` that fails leaves the earlier predictions as they were
     (and what it wrote before failing in the ``.partial`` file). The file's path is printed to
-    standard error at the end (standard output has the predictions only).
+    standard error at the end.
 
     Args:
         output_file: the JSON-lines file; ``None`` writes ``predictions.jsonl`` next to the
@@ -155,6 +156,21 @@ class PredictionWriter(BasePredictionWriter):
             f.writelines(line + "\n" for line in lines)
         if self.print_predictions:
             sys.stdout.write("".join(self._shorten(line) + "\n" for line in lines))
+
+    def on_predict_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+        if trainer.received_sigterm and not trainer.predict_loop.batch_progress.is_last_batch:
+            # Lightning's fit and evaluation loops stop on SIGTERM, its predict loop does not:
+            # stop here, the earlier predictions file left as it was
+            raise SIGTERMException
 
     def _shorten(self, line: str) -> str:
         if len(line) <= self.PRINT_MAX_CHARS:

@@ -10,9 +10,12 @@ from unittest.mock import Mock
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.demos.boring_classes import BoringModel
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from lightning_gru.data import SineWaveDataModule
 from lightning_gru.models import Forecaster, LearningCurves, PredictionWriter
@@ -81,6 +84,24 @@ def test_a_prediction_that_fails_leaves_the_earlier_predictions(tmp_path, make_t
     trainer = make_trainer(callbacks=[PredictionWriter(output_file=str(output))])
     with pytest.raises(ValueError, match="failed after the batches"):
         trainer.predict(FailsAfterItsBatches(hidden_size=4), data)
+    assert output.read_text() == '{"earlier": 1}\n'
+    assert len((tmp_path / "predictions.jsonl.partial").read_text().splitlines()) == 1
+
+
+def test_sigterm_stops_a_prediction_and_leaves_the_earlier_predictions(tmp_path, make_trainer):
+    """Lightning's predict loop, unlike its fit and evaluation loops, ran on to the end."""
+    output = tmp_path / "predictions.jsonl"
+    output.write_text('{"earlier": 1}\n')
+
+    class Terminated(Callback):
+        def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            trainer._signal_connector.received_sigterm = True  # what Lightning's handler sets
+
+    series = torch.zeros(1, 30, 1)
+    batches = DataLoader([{"context": series, "target": series}] * 3, batch_size=None)
+    trainer = make_trainer(callbacks=[PredictionWriter(str(output)), Terminated()])
+    with pytest.raises(SIGTERMException):
+        trainer.predict(Forecaster(hidden_size=4), batches)
     assert output.read_text() == '{"earlier": 1}\n'
     assert len((tmp_path / "predictions.jsonl.partial").read_text().splitlines()) == 1
 
