@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -115,6 +116,19 @@ def read_local(source: str, kind: str, load: Callable[[], T]) -> T:
         else:
             message = f"{source}: cannot be read as {kind}: {type(root).__name__}: {root}"
         raise DataFileError(message) from error
+
+
+def warn_vocabulary_from_data(datamodule: Any) -> None:
+    """Warn, before ``predict`` builds a vocabulary from the training data (no checkpoint gave
+    one), that it is the model's only where both came from the same data and settings."""
+    if datamodule.vocab is None:
+        warnings.warn(
+            f"{type(datamodule).__name__} predicts with a vocabulary built from its training "
+            "data, no checkpoint having given one: the model's only if it was trained on the "
+            "same data with the same settings; pass ckpt_path= to Trainer.predict to use the "
+            "checkpoint's",
+            stacklevel=2,
+        )
 
 
 def check_one_process(datamodule: Any) -> None:

@@ -32,6 +32,7 @@ from lightning_gru.data._common import (
     fetch,
     load_local_files,
     read_local,
+    warn_vocabulary_from_data,
 )
 from lightning_gru.data.samplers import BucketBatchSampler, at_trainer_epoch
 from lightning_gru.data.vocab import Vocab
@@ -219,6 +220,7 @@ class IMDbDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         texts = self._predict_inputs()
+        warn_vocabulary_from_data(self)
         dataset = [
             {"input_ids": np.asarray(ids), "text": text}
             for ids, text in zip(self.encode(texts), texts, strict=True)

@@ -27,6 +27,7 @@ from lightning_gru.data._common import (
     existing_file,
     fetch,
     load_local_files,
+    warn_vocabulary_from_data,
 )
 from lightning_gru.data.samplers import EpochBatchSampler, at_trainer_epoch
 from lightning_gru.data.vocab import Vocab
@@ -176,6 +177,7 @@ class TimeMachineDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         prefixes = self._prefixes()
+        warn_vocabulary_from_data(self)
         for prefix in prefixes:  # the vocabulary is final here (a checkpoint's, restored)
             if not self.encode(prefix):
                 raise DataConfigError(

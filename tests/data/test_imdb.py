@@ -3,6 +3,8 @@ checkpoint state and predicting without training data."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -395,10 +397,17 @@ def test_checkpoint_carries_the_vocabulary_to_trainer_predict(tmp_path, parquet_
     texts = make_reviews(4)["text"].tolist()
     predict_dm = IMDbDataModule(cache_dir=cache_dir, predict_texts=texts, batch_size=3)
     restored = BagOfWords.load_from_checkpoint(ckpt)
-    predictions = L.Trainer(default_root_dir=tmp_path, **trainer_kwargs).predict(
-        restored, predict_dm, ckpt_path=ckpt
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictions = L.Trainer(default_root_dir=tmp_path, **trainer_kwargs).predict(
+            restored, predict_dm, ckpt_path=ckpt
+        )
     assert predict_dm.vocab == dm.vocab
+    assert not [w for w in caught if "vocabulary built from" in str(w.message)]
+    # without ckpt_path the module builds its vocabulary from the training data, and says so
+    rebuilt = IMDbDataModule(data_dir=str(parquet_dir), cache_dir=cache_dir, predict_texts=texts)
+    with pytest.warns(UserWarning, match="predicts with a vocabulary built from its training"):
+        L.Trainer(default_root_dir=tmp_path, **trainer_kwargs).predict(restored, rebuilt)
     # the same predictions as the trained model on the training module's encoding
     examples = [
         {"input_ids": ids, "text": t} for ids, t in zip(dm.encode(texts), texts, strict=True)

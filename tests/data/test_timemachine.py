@@ -9,6 +9,7 @@ import functools
 import http.server
 import re
 import threading
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -107,6 +108,17 @@ def test_encode_decode_and_state_dict_round_trip(tmp_path, timemachine_file):
     fresh.setup("predict")
     assert fresh.vocab == dm.vocab and fresh.encode("time") == dm.encode("time")
     assert list(fresh.predict_dataloader()) == [{"prefix": ["time "]}, {"prefix": ["the"]}]
+
+
+def test_predicting_without_a_checkpoints_vocabulary_says_so(timemachine_file):
+    """The vocabulary it builds is the model's only if the model was trained on that text."""
+    dm = TimeMachineDataModule(data_file=str(timemachine_file), predict_prefixes=["time"])
+    dm.setup("predict")
+    with pytest.warns(UserWarning, match="predicts with a vocabulary built from its training"):
+        assert list(dm.predict_dataloader()) == [{"prefix": ["time"]}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dm.predict_dataloader()  # its vocabulary now: no warning
 
 
 def test_a_predict_prefix_without_tokens_is_refused_before_predicting(timemachine_file):
