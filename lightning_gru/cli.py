@@ -274,6 +274,16 @@ class LightningGRUCLI(LightningCLI):
             for key in getattr(self, "_model_options", {})
             if key.split(".")[2] in ("optimizer", "lr_scheduler")
         ]
+        linked = [
+            key
+            for key in getattr(self, "_model_options", {})
+            if key.split(".")[2] in ("vocab_size", "class_names")
+        ]
+        if linked:  # the link would replace the value, silently
+            self.parser.error(
+                f"--{linked[0]}: the data module gives it (its vocabulary, or the checkpoint's), "
+                "not the command line"
+            )
         if subcommand == "fit" and ckpt_path and restored:
             self.parser.error(
                 f"--{restored[0]} with --ckpt_path {ckpt_path}: a resumed fit restores the "

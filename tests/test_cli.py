@@ -1150,3 +1150,13 @@ def test_a_fitted_model_checked_against_its_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_cli(["test", *args, "--ckpt_path", "best", "--checkpoint.filename", "{epoch}"])
     assert "which checkpoint.filename '{epoch}' does not write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["vocab_size", "class_names"])
+def test_what_the_data_module_gives_the_model_is_not_typed(tmp_path, capsys, option):
+    """The link from the data module replaced a typed value, silently."""
+    value = "100" if option == "vocab_size" else '["a", "b"]'
+    args = ["--model", "SentimentClassifier", "--data", "IMDbDataModule", f"--model.{option}"]
+    with pytest.raises(SystemExit):
+        run_cli(["fit", *args, value, *common(tmp_path, "d", wandb=False)])
+    assert f"--model.init_args.{option}: the data module gives it" in capsys.readouterr().err
