@@ -269,16 +269,9 @@ class LightningGRUCLI(LightningCLI):
             config[key] = value
         evaluating = subcommand not in ("fit", None)
         ckpt_path = config.get("ckpt_path")
-        restored = [
-            key
-            for key in getattr(self, "_model_options", {})
-            if key.split(".")[2] in ("optimizer", "lr_scheduler")
-        ]
-        linked = [
-            key
-            for key in getattr(self, "_model_options", {})
-            if key.split(".")[2] in ("vocab_size", "class_names")
-        ]
+        typed = getattr(self, "_model_options", {})  # keys model.init_args.<name>...
+        restored = [key for key in typed if key.split(".")[2] in ("optimizer", "lr_scheduler")]
+        linked = [key for key in typed if key.split(".")[2] in ("vocab_size", "class_names")]
         if linked:  # the link would replace the value, silently
             self.parser.error(
                 f"--{linked[0]}: the data module gives it (its vocabulary, or the checkpoint's), "
@@ -366,6 +359,7 @@ class LightningGRUCLI(LightningCLI):
             )
 
     def _set_seed(self) -> None:
+        """Lightning's, with a seed that NumPy refuses reported in one line."""
         try:
             super()._set_seed()
         except ValueError as err:  # out of NumPy's bounds
@@ -396,9 +390,8 @@ class LightningGRUCLI(LightningCLI):
         if not saved:
             return
         built = self.model.state_dict()
-        names = saved.keys() & built.keys()
-        if getattr(self.model, "strict_loading", True):
-            names = saved.keys() | built.keys()
+        strict = getattr(self.model, "strict_loading", True)  # else missing names are let be
+        names = saved.keys() | built.keys() if strict else saved.keys() & built.keys()
         differ = sorted(
             name
             for name in names
@@ -538,6 +531,7 @@ def _data_module_of(model_class: type | None) -> type | None:
 
 
 def _class_path(cls: type | None) -> str | None:
+    """``package.module.Name`` of ``cls``, as a configuration names it."""
     return None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
 
 
