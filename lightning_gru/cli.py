@@ -338,7 +338,9 @@ class LightningGRUCLI(LightningCLI):
         trained_on = (self._checkpoint_state("datamodule_hyper_parameters") or {}).get(
             "_class_path"
         )
-        if _other_experiment(trained_on, config.get("data.class_path")):
+        model_class = _import_class(config.get("model.class_path"))
+        data_class = _import_class(config.get("data.class_path"))
+        if _other_experiment(_import_class(trained_on), data_class):
             # Lightning has taken the model's class from the checkpoint: it would meet batches
             # of another shape and fail deep inside its forward
             model = (self._checkpoint_state("hyper_parameters") or {}).get("_class_path", "")
@@ -348,10 +350,8 @@ class LightningGRUCLI(LightningCLI):
                 "give the configuration it was trained with (its config.yaml, in the run's log "
                 "folder or beside its checkpoints)"
             )
-        model_class = _import_class(config.get("model.class_path"))
-        data_class = _import_class(config.get("data.class_path"))
         reads = _data_module_of(model_class)
-        if reads is not None and _other_experiment(_class_path(reads), _class_path(data_class)):
+        if reads is not None and _other_experiment(reads, data_class):
             self.parser.error(
                 f"{model_class.__name__} reads the batches of {reads.__name__}, not those of "
                 f"{data_class.__name__}: pass --data {reads.__name__}, or --model with the model "
@@ -507,14 +507,13 @@ def _check_optimizer(model: LightningModule) -> None:
         raise ArgumentValueError(f"model.{name}: {err}") from err
 
 
-def _other_experiment(trained_on: str | None, data: str | None) -> bool:
+def _other_experiment(trained_on: type | None, data: type | None) -> bool:
     """Whether ``trained_on`` and ``data`` are two of this package's data modules, neither a
     subclass of the other (a model of one cannot read the other's batches). A user's own data
     module is let through: it may well produce the same batches."""
-    classes = [_import_class(path) for path in (trained_on, data)]
-    if any(c is None or not c.__module__.startswith("lightning_gru.") for c in classes):
+    if any(c is None or not c.__module__.startswith("lightning_gru.") for c in (trained_on, data)):
         return False
-    return not (issubclass(classes[0], classes[1]) or issubclass(classes[1], classes[0]))
+    return not (issubclass(trained_on, data) or issubclass(data, trained_on))
 
 
 def _data_module_of(model_class: type | None) -> type | None:
@@ -528,11 +527,6 @@ def _data_module_of(model_class: type | None) -> type | None:
         data for model, data in pairs.items() if model_class and issubclass(model_class, model)
     ]
     return found[0] if found else None
-
-
-def _class_path(cls: type | None) -> str | None:
-    """``package.module.Name`` of ``cls``, as a configuration names it."""
-    return None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _import_class(class_path: str | None) -> type | None:

@@ -937,8 +937,12 @@ def test_a_checkpoint_saved_from_python_of_another_model_is_refused(
 def test_other_experiment(monkeypatch):
     """Two of the package's data modules; a subclass, or a user's own module, is let through."""
     import lightning_gru.data
-    from lightning_gru.cli import _other_experiment
+    from lightning_gru.cli import _import_class
+    from lightning_gru.cli import _other_experiment as other_classes
     from lightning_gru.data import SineWaveDataModule
+
+    def _other_experiment(trained_on: str | None, data: str | None) -> bool:
+        return other_classes(_import_class(trained_on), _import_class(data))  # as the CLI calls
 
     longer_sine = type("LongerSine", (SineWaveDataModule,), {"__module__": "lightning_gru.data"})
     monkeypatch.setattr(lightning_gru.data, "LongerSine", longer_sine, raising=False)
