@@ -30,21 +30,19 @@ Runs log to W&B in project ``lightning-gru`` by default; without an API key they
 offline (an existing ``WANDB_MODE`` wins) and can be uploaded later with ``wandb sync``.
 """
 
-import importlib
 import inspect
 import netrc
 import os
 import signal
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import torch
 import yaml
-from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import (
     ArgsType,
     LightningArgumentParser,
@@ -56,13 +54,11 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
+from lightning_gru import _cli_checks as checks
 from lightning_gru.data import (
     DataConfigError,
     DataFileError,
-    IMDbDataModule,
-    SineWaveDataModule,
     SourceUnreachableError,
-    TimeMachineDataModule,
 )
 from lightning_gru.models import Forecaster, LanguageModel, SentimentClassifier
 from lightning_gru.models.callbacks import (
@@ -209,12 +205,12 @@ class LightningGRUCLI(LightningCLI):
                 f"--ckpt_path best names best.ckpt, which checkpoint.filename {filename!r} does "
                 "not write (an older fit's may be there): give the path of the checkpoint"
             )
-        path = _named_checkpoint(config)
+        path = checks.named_checkpoint(config)
         if path is not None and path.is_file():
             config.ckpt_path = str(path)
-        _check_checkpoint_file(parser, config.get("ckpt_path"))  # Lightning reads it next
+        checks.check_checkpoint_file(parser.error, config.get("ckpt_path"))  # read next
         self._check_checkpoint_arguments(config)
-        given = _model_options_given(sys.argv[1:] if args is None else args)
+        given = checks.model_options_given(sys.argv[1:] if args is None else args)
         self._model_options = {key: config[key] for key in given if key in config}
 
     def _parse_ckpt_path(self) -> None:
@@ -244,7 +240,7 @@ class LightningGRUCLI(LightningCLI):
         the command's checkpoints name) whose arguments the configured model does not take:
         Lightning would stop on them with a dump of the parser's attempts."""
         arguments = self._arguments_saved_from_python()
-        model_class = _import_class(config.get("model.class_path"))
+        model_class = checks.import_class(config.get("model.class_path"))
         if arguments is None or model_class is None:
             return
         parameters = inspect.signature(model_class).parameters
@@ -260,103 +256,25 @@ class LightningGRUCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         """Put the model options of the command line back over the checkpoint's
-        hyperparameters, and refuse to validate, test or predict with untrained weights or a
-        data module without the split: these would otherwise run, print numbers of no
-        meaning, and overwrite the predictions of a trained model."""
+        hyperparameters, and refuse what would run to no purpose or fail deep inside: untrained
+        weights evaluated, a data module without the split, a model of another experiment, a
+        typed option that would not be used (``lightning_gru._cli_checks``)."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config  # None: run=False
-        for key, value in getattr(self, "_model_options", {}).items():
+        typed = getattr(self, "_model_options", {})
+        for key, value in typed.items():
             config[key] = value
-        evaluating = subcommand not in ("fit", None)
-        ckpt_path = config.get("ckpt_path")
-        typed = getattr(self, "_model_options", {})  # keys model.init_args.<name>...
-        restored = [key for key in typed if key.split(".")[2] in ("optimizer", "lr_scheduler")]
-        linked = [key for key in typed if key.split(".")[2] in ("vocab_size", "class_names")]
-        if linked:  # the link would replace the value, silently
-            self.parser.error(
-                f"--{linked[0]}: the data module gives it (its vocabulary, or the checkpoint's), "
-                "not the command line"
-            )
-        if subcommand == "fit" and ckpt_path and restored:
-            self.parser.error(
-                f"--{restored[0]} with --ckpt_path {ckpt_path}: a resumed fit restores the "
-                "optimizer and the learning-rate scheduler from the checkpoint, their settings "
-                "included, so the value would not be used; start a new fit to change them"
-            )
-        dirpath = config.get("checkpoint.dirpath")
-        path = _named_checkpoint(config)  # still a name here: parse_arguments found no file
-        if path is not None:
-            if evaluating or ckpt_path == "best":
-                written = "when `fit` validates" if ckpt_path == "best" else "after each epoch"
-                self.parser.error(
-                    f"--ckpt_path {ckpt_path}: there is no {path} (`fit` writes it {written}); "
-                    "run `fit` first or give the path of a checkpoint"
-                )
-        elif ckpt_path in ("best", "last") and (evaluating or ckpt_path == "best"):
-            # Lightning would look for them in a folder of its choosing, and evaluate
-            # untrained weights (with a warning) where it finds no `last`
-            self.parser.error(
-                f"--ckpt_path {ckpt_path} names the file in checkpoint.dirpath, which is not set: "
-                "set --checkpoint.dirpath (the recipes do) or give the path of a checkpoint"
-            )
-        elif evaluating and ckpt_path is None:
-            self.parser.error(
-                f"`{subcommand}` needs the weights of a trained model: pass --ckpt_path with a "
-                f"checkpoint of `fit` (a path, or best or last for the files in "
-                f"checkpoint.dirpath{f' {dirpath}' if dirpath else ''})"
-            )
-        if config.get("trainer.enable_checkpointing") is False:
-            self.parser.error(
-                "trainer.enable_checkpointing false: the command's checkpoint callbacks write "
-                "best.ckpt and last.ckpt; to save neither, pass --checkpoint.save_top_k 0 "
-                "--last_checkpoint.save_top_k 0"
-            )
-        top_k = config.get("checkpoint.save_top_k")
-        if top_k not in (0, 1) and "{" not in str(config.get("checkpoint.filename")):
-            self.parser.error(
-                f"checkpoint.save_top_k {top_k}: every checkpoint it keeps would be written to "
-                f"the one file {config.get('checkpoint.filename')}.ckpt, which would end up "
-                "holding the latest, not the best; keep 1, or give checkpoint.filename a "
-                "pattern such as '{epoch}-{val_loss:.4f}' (--ckpt_path best then needs a path)"
-            )
-        for option in ("check_val_every_n_epoch", "accumulate_grad_batches"):
-            value = config.get(f"trainer.{option}")
-            if value is not None and value < 1:  # Lightning's loops would divide by it
-                self.parser.error(f"trainer.{option} must be at least 1, got {value}")
-        for option in ("every_n_train_steps", "train_time_interval"):
-            if config.get(f"last_checkpoint.{option}"):
-                self.parser.error(
-                    f"last_checkpoint.{option}: last.ckpt is saved at the end of whole epochs "
-                    "only, so that a resumed fit is the uninterrupted one (the data loaders "
-                    "cannot resume from the middle of an epoch)"
-                )
-        if subcommand == "test" and not _has_test_split(config.get("data.class_path")):
-            self.parser.error(
-                f"{config.data.class_path} has no test split; `validate` evaluates its "
-                "held-out text"
-            )
-        trained_on = (self._checkpoint_state("datamodule_hyper_parameters") or {}).get(
-            "_class_path"
-        )
-        model_class = _import_class(config.get("model.class_path"))
-        data_class = _import_class(config.get("data.class_path"))
-        if _other_experiment(_import_class(trained_on), data_class):
-            # Lightning has taken the model's class from the checkpoint: it would meet batches
-            # of another shape and fail deep inside its forward
-            model = (self._checkpoint_state("hyper_parameters") or {}).get("_class_path", "")
-            self.parser.error(
-                f"--ckpt_path {ckpt_path} holds a {model.rpartition('.')[2] or 'model'} trained "
-                f"on {trained_on}, which cannot read the batches of {config.data.class_path}: "
-                "give the configuration it was trained with (its config.yaml, in the run's log "
-                "folder or beside its checkpoints)"
-            )
-        reads = _data_module_of(model_class)
-        if reads is not None and _other_experiment(reads, data_class):
-            self.parser.error(
-                f"{model_class.__name__} reads the batches of {reads.__name__}, not those of "
-                f"{data_class.__name__}: pass --data {reads.__name__}, or --model with the model "
-                f"of {data_class.__name__}'s experiment"
-            )
+        error = self.parser.error
+        checks.check_typed_options(error, subcommand, config, list(typed))
+        checks.check_ckpt_path(error, subcommand, config)
+        checks.check_checkpointing(error, config)
+        saved = {
+            "model": (self._checkpoint_state("hyper_parameters") or {}).get("_class_path"),
+            "data": (self._checkpoint_state("datamodule_hyper_parameters") or {}).get(
+                "_class_path"
+            ),
+        }
+        checks.check_experiment(error, subcommand, config, saved)
 
     def _set_seed(self) -> None:
         """Lightning's, with a seed that NumPy refuses reported in one line."""
@@ -387,20 +305,9 @@ class LightningGRUCLI(LightningCLI):
         typed ``--model.hidden_size`` over the checkpoint's): Lightning would fail to load
         them with a traceback, after building everything."""
         saved = self._checkpoint_state("state_dict")
-        if not saved:
+        mismatch = checks.checkpoint_mismatch(saved, self.model) if saved else None
+        if mismatch is None:
             return
-        built = self.model.state_dict()
-        strict = getattr(self.model, "strict_loading", True)  # else missing names are let be
-        names = saved.keys() | built.keys() if strict else saved.keys() & built.keys()
-        differ = sorted(
-            name
-            for name in names
-            if name not in saved or name not in built or saved[name].shape != built[name].shape
-        )
-        if not differ:
-            return
-        name = differ[0]
-        shapes = [tuple(s[name].shape) if name in s else "no such weight" for s in (saved, built)]
         typed = ", ".join(f"--{key}" for key in getattr(self, "_model_options", {}))
         remedy = (
             f"leave out {typed}, which the checkpoint's arguments fit"
@@ -408,9 +315,8 @@ class LightningGRUCLI(LightningCLI):
             else "give the configuration it was trained with"
         )
         raise ArgumentValueError(
-            f"--ckpt_path {self._checkpoint[0]} does not fit the model configured ({name}: "
-            f"{shapes[0]} in the checkpoint, {shapes[1]} in the model"
-            f"{f', and {len(differ) - 1} more' if len(differ) > 1 else ''}): {remedy}"
+            f"--ckpt_path {self._checkpoint[0]} does not fit the model configured ({mismatch}): "
+            f"{remedy}"
         )
 
     def _vocab_size(self, encode: Any) -> int:
@@ -447,48 +353,6 @@ class BestCheckpoint(WholeEpochCheckpoint):
         return "ModelCheckpoint" + key.removeprefix(type(self).__qualname__)
 
 
-def _named_checkpoint(config: Any) -> Path | None:
-    """``<checkpoint.dirpath>/<best|last>.ckpt`` where ``--ckpt_path`` names one and the
-    folder is set, else None."""
-    ckpt_path, dirpath = config.get("ckpt_path"), config.get("checkpoint.dirpath")
-    if ckpt_path in ("best", "last") and dirpath:
-        return Path(dirpath).expanduser() / f"{ckpt_path}.ckpt"  # as ModelCheckpoint expands it
-    return None
-
-
-def _check_checkpoint_file(parser: LightningArgumentParser, ckpt_path: Any) -> None:
-    """Refuse a local ``--ckpt_path`` that is a folder or no file ``torch.save`` wrote (a zip
-    archive, or a pickle in torch's legacy format), rather than fail in torch's loader with a
-    traceback."""
-    path = Path(str(ckpt_path)).expanduser() if ckpt_path else None
-    if path is None or not path.exists():
-        return  # a name (best, last, hpc), a URL, or missing: Lightning's own messages
-    if path.is_dir():
-        parser.error(f"--ckpt_path {ckpt_path} is a folder; give the path of a checkpoint file")
-    with open(path, "rb") as f:
-        legacy = f.read(1) == b"\x80"  # a pickle's protocol opcode
-    if not legacy and not zipfile.is_zipfile(path):
-        parser.error(
-            f"--ckpt_path {ckpt_path} is not a checkpoint (torch.save writes a zip archive); "
-            "a file cut short, or another kind of file?"
-        )
-
-
-def _model_options_given(args: Any) -> list[str]:
-    """The config keys of the ``--model.*`` options in a command line (``model.init_args.X``
-    for ``--model.X`` or ``--model.init_args.X``), other than the class and ``help``."""
-    if not isinstance(args, list | tuple):
-        return []  # a dict or Namespace of arguments: nothing typed over a checkpoint
-    keys = []
-    for arg in args:
-        if not isinstance(arg, str) or not arg.startswith("--model."):
-            continue
-        name = arg[len("--model.") :].split("=", 1)[0].removeprefix("init_args.")
-        if name and name not in ("class_path", "help"):
-            keys.append(f"model.init_args.{name}")
-    return keys
-
-
 def _check_optimizer(model: LightningModule) -> None:
     """Build the ``optimizer`` and ``lr_scheduler`` of this package's models (arguments of
     theirs) once, so that a value they refuse (a negative learning rate) ends the command
@@ -505,45 +369,6 @@ def _check_optimizer(model: LightningModule) -> None:
             scheduler(built)
     except ValueError as err:
         raise ArgumentValueError(f"model.{name}: {err}") from err
-
-
-def _other_experiment(trained_on: type | None, data: type | None) -> bool:
-    """Whether ``trained_on`` and ``data`` are two of this package's data modules, neither a
-    subclass of the other (a model of one cannot read the other's batches). A user's own data
-    module is let through: it may well produce the same batches."""
-    if any(c is None or not c.__module__.startswith("lightning_gru.") for c in (trained_on, data)):
-        return False
-    return not (issubclass(trained_on, data) or issubclass(data, trained_on))
-
-
-def _data_module_of(model_class: type | None) -> type | None:
-    """The data module whose batches this package's model ``model_class`` reads, or None."""
-    pairs = {
-        Forecaster: SineWaveDataModule,
-        LanguageModel: TimeMachineDataModule,
-        SentimentClassifier: IMDbDataModule,
-    }
-    found = [
-        data for model, data in pairs.items() if model_class and issubclass(model_class, model)
-    ]
-    return found[0] if found else None
-
-
-def _import_class(class_path: str | None) -> type | None:
-    """The class that ``class_path`` (``package.module.Name``) names, or None."""
-    module, _, name = (class_path or "").rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module), name, None) if module else None
-    except ImportError:
-        return None
-    return found if isinstance(found, type) else None
-
-
-def _has_test_split(class_path: str | None) -> bool:
-    """Whether the data module ``class_path`` defines ``test_dataloader`` (True if unknown)."""
-    data_class = _import_class(class_path)
-    default = LightningDataModule.test_dataloader
-    return data_class is None or getattr(data_class, "test_dataloader", default) is not default
 
 
 def wandb_has_credentials() -> bool:

@@ -1,4 +1,4 @@
-"""Fixtures shared by the model tests and ``tests/test_cli.py``."""
+"""Fixtures shared by the model tests and the command's (``tests/cli``)."""
 
 import pytest
 import torch

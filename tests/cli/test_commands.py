@@ -18,15 +18,22 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
-from models._fixtures import one_thread  # noqa: F401  (autouse: tests/models/_fixtures.py)
+from _cli_helpers import (
+    RECIPES,
+    REPO,
+    WANDB,
+    common,
+    debug_fit,
+    wandb_history,
+    wandb_run,
+    wandb_summary,
+    written_predictions,
+)
 
 import lightning_gru.data.imdb as imdb
 from lightning_gru.cli import (
     ArgumentValueError,
     LightningGRUCLI,
-    _check_checkpoint_file,
-    _model_options_given,
     cli_main,
     run_cli,
     wandb_has_credentials,
@@ -34,113 +41,8 @@ from lightning_gru.cli import (
 from lightning_gru.data import DataFileError, SourceUnreachableError
 from lightning_gru.models.callbacks import WholeEpochCheckpoint
 
-REPO = Path(__file__).resolve().parents[1]
-RECIPES = REPO / "recipes"
-WANDB = Path(sys.executable).with_name("wandb")
-
 # run_cli(args) inside pytest: LightningCLI warns that sys.argv holds pytest's arguments
 pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path_factory, monkeypatch):
-    """W&B offline with private folders; Hugging Face offline with a private cache."""
-    import datasets.config
-    import huggingface_hub.constants
-
-    home = tmp_path_factory.mktemp("wandb-home")
-    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.setenv(var, str(home / var.lower()))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf"))
-
-
-@pytest.fixture
-def imdb_dir(tmp_path) -> Path:
-    """train/test parquet files: 'good great' reviews are positive, 'bad awful' negative."""
-    rows = [(f"a good great film number {i}, I loved it", 1) for i in range(24)]
-    rows += [(f"a bad awful film number {i}, I hated it", 0) for i in range(24)]
-    folder = tmp_path / "imdb"
-    folder.mkdir()
-    frame = pd.DataFrame(rows, columns=["text", "label"])
-    frame.to_parquet(folder / "train.parquet")
-    frame.iloc[::3].to_parquet(folder / "test.parquet")
-    return folder
-
-
-@pytest.fixture
-def text_file(tmp_path) -> Path:
-    path = tmp_path / "timemachine.txt"
-    path.write_text(
-        "The Time Machine, by H. G. Wells [1898]\n\n"
-        "The Time Traveller (for so it will be convenient to speak of him) was expounding a\n"
-        "recondite matter to us. His grey eyes shone and twinkled.\n" * 12
-    )
-    return path
-
-
-def common(tmp_path: Path, name: str, wandb: bool = True) -> list[str]:
-    """Overrides that keep a recipe run small and inside ``tmp_path``."""
-    run = tmp_path / "runs" / name
-    logger = ["--trainer.logger.init_args.save_dir", str(run)]
-    if not wandb:
-        logger = ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(run)]
-    return [
-        *logger,
-        "--checkpoint.dirpath",
-        str(run / "checkpoints"),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
-        "--trainer.log_every_n_steps",
-        "1",
-    ]
-
-
-def written_predictions(folder: Path) -> list[dict]:
-    """The rows of ``predictions.jsonl`` in ``folder``."""
-    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
-
-
-def wandb_run(save_dir: Path, index: int = -1) -> Path:
-    """The ``index``-th offline W&B run under ``save_dir``, in order of start."""
-    runs = sorted(
-        (save_dir / "wandb").glob("offline-run-*"), key=lambda r: wandb_summary(r)["start_time"]
-    )
-    assert runs, f"no offline W&B run under {save_dir}"
-    return runs[index]
-
-
-def wandb_history(run_dir: Path) -> dict[str, object]:
-    """Every key logged to the run's history (its last value), read with ``wandb leet inspect``;
-    media are flattened: ``{"forecast._type": "images/separated", "forecast.filenames": ...}``."""
-    out = subprocess.run(
-        [str(WANDB), "leet", "inspect", "--json", str(run_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    history: dict[str, object] = {}
-    for line in out.splitlines():
-        record = json.loads(line)
-        if record.get("type") == "history":
-            history.update(record["history"]["item"])
-    return history
-
-
-def wandb_summary(run_dir: Path) -> dict:
-    out = subprocess.run(
-        [str(WANDB), "leet", "inspect", "--summary", "--json", str(run_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return json.loads(out)
 
 
 needs_wandb_reader = pytest.mark.skipif(not WANDB.exists(), reason="no wandb command")
@@ -622,125 +524,6 @@ def test_optimizer_and_scheduler_come_from_the_config(tmp_path, scheduler):
     assert optimizer.param_groups[0]["lr"] < 0.5
 
 
-@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
-def test_evaluating_without_a_checkpoint_is_refused(tmp_path, subcommand, capsys):
-    """Untrained weights would print meaningless numbers and overwrite predictions.jsonl."""
-    args = [subcommand, "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", False)]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(args)
-    assert exit_info.value.code == 2
-    assert f"`{subcommand}` needs the weights of a trained model" in capsys.readouterr().err
-    assert not (tmp_path / "runs" / "d" / "checkpoints" / "predictions.jsonl").exists()
-
-
-def test_best_and_last_are_the_files_in_the_checkpoint_folder(tmp_path, capsys):
-    args = ["--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", wandb=False)]
-    with pytest.raises(SystemExit):  # nothing fitted yet
-        run_cli(["test", *args, "--ckpt_path", "best"])
-    assert "there is no" in capsys.readouterr().err
-    run_cli(["fit", *args, "--trainer.max_epochs", "2"])
-    ckpt_dir = tmp_path / "runs" / "debug" / "checkpoints"
-    for name in ("best", "last"):
-        cli = run_cli(["test", *args, "--ckpt_path", name])
-        assert cli.trainer.ckpt_path == str(ckpt_dir / f"{name}.ckpt")
-
-
-@pytest.mark.parametrize(
-    ("subcommand", "name"),
-    [("test", "last"), ("predict", "last"), ("validate", "best"), ("fit", "best")],
-)
-def test_best_and_last_without_a_checkpoint_folder_are_refused(subcommand, name, capsys):
-    """Lightning would evaluate untrained weights, with a warning, where it finds no `last`."""
-    args = [
-        subcommand,
-        "--model",
-        "Forecaster",
-        "--data",
-        "SineWaveDataModule",
-        "--ckpt_path",
-        name,
-    ]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(args)
-    assert exit_info.value.code == 2
-    assert f"--ckpt_path {name} names the file in checkpoint.dirpath, which is not set" in (
-        capsys.readouterr().err
-    )
-
-
-@pytest.mark.parametrize("option", ["every_n_train_steps 4", "train_time_interval 0:00:30"])
-def test_mid_epoch_last_checkpoints_are_refused(tmp_path, option, capsys):
-    """They would not resume exactly: the data loaders start their epoch from the beginning."""
-    name, value = option.split()
-    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
-    with pytest.raises(SystemExit):
-        run_cli([*args, f"--last_checkpoint.{name}", value])
-    assert f"last_checkpoint.{name}: last.ckpt is saved at the end of whole epochs" in (
-        capsys.readouterr().err
-    )
-
-
-@pytest.mark.parametrize("top_k", ["2", "3", "-1"])
-def test_several_best_checkpoints_in_one_file_are_refused(tmp_path, top_k, capsys):
-    """Each would overwrite best.ckpt, which would then hold the latest epoch, not the best."""
-    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli([*args, "--checkpoint.save_top_k", top_k])
-    assert exit_info.value.code == 2
-    assert f"checkpoint.save_top_k {top_k}: every checkpoint it keeps" in capsys.readouterr().err
-    cli = run_cli(
-        [*args, "--checkpoint.save_top_k", top_k, "--checkpoint.filename", "{epoch}",
-         "--trainer.max_epochs", "2"]
-    )  # fmt: skip
-    best = cli.trainer.checkpoint_callback
-    assert isinstance(best, WholeEpochCheckpoint)  # nothing of an epoch cut short
-    # its state where a plain ModelCheckpoint's was: checkpoints written before resume with it
-    assert best.state_key == ModelCheckpoint(monitor=best.monitor, mode=best.mode).state_key
-    names = sorted(p.name for p in (tmp_path / "runs" / "debug" / "checkpoints").glob("*.ckpt"))
-    assert names == ["epoch=0.ckpt", "epoch=1.ckpt", "last.ckpt"]
-
-
-def test_checkpointing_off_says_how(tmp_path, capsys):
-    """Lightning would refuse it with "remove ModelCheckpoint from the callbacks", which a
-    command line cannot do; two options save nothing."""
-    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli([*args, "--trainer.enable_checkpointing", "false"])
-    assert exit_info.value.code == 2
-    message = capsys.readouterr().err
-    assert "--checkpoint.save_top_k 0 --last_checkpoint.save_top_k 0" in message
-    run_cli([*args, "--checkpoint.save_top_k", "0", "--last_checkpoint.save_top_k", "0"])
-    assert not list((tmp_path / "runs" / "debug" / "checkpoints").glob("*.ckpt"))
-
-
-def test_a_checkpoint_folder_under_home_is_found_by_name(tmp_path, monkeypatch):
-    """``~`` in a recipe's checkpoint.dirpath (YAML does not expand it; ModelCheckpoint does)."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    args = [
-        "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False),
-        "--checkpoint.dirpath", "~/checkpoints",
-    ]  # fmt: skip
-    run_cli(["fit", *args])
-    cli = run_cli(["test", *args, "--ckpt_path", "last"])
-    assert cli.trainer.ckpt_path == str(tmp_path / "home" / "checkpoints" / "last.ckpt")
-
-
-@pytest.mark.parametrize("kind", ["folder", "truncated", "text"])
-def test_a_checkpoint_path_that_is_no_checkpoint_is_refused(tmp_path, kind, capsys):
-    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
-    run_cli(args)
-    path = tmp_path / "runs" / "debug" / "checkpoints"
-    if kind != "folder":
-        written = (path / "last.ckpt").read_bytes()
-        path = tmp_path / f"{kind}.ckpt"
-        path.write_bytes(written[: len(written) // 2] if kind == "truncated" else b"weights\n")
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(["test", *args[1:], "--ckpt_path", str(path)])
-    assert exit_info.value.code == 2
-    expected = "is a folder" if kind == "folder" else "is not a checkpoint"
-    assert f"--ckpt_path {path} {expected}" in capsys.readouterr().err
-
-
 def test_a_new_fit_into_the_same_folder_replaces_best(tmp_path):
     """Not best-v1.ckpt beside the old run's best.ckpt: --ckpt_path best is the new run's."""
     args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
@@ -751,14 +534,6 @@ def test_a_new_fit_into_the_same_folder_replaces_best(tmp_path):
     assert sorted(p.name for p in ckpt_dir.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
     new = torch.load(ckpt_dir / "best.ckpt", weights_only=False)["state_dict"]
     assert not all(torch.equal(new[name], old[name]) for name in old)
-
-
-def test_language_model_test_is_refused_with_a_hint(tmp_path, text_file, capsys):
-    recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
-    args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
-    with pytest.raises(SystemExit):
-        run_cli(["test", *args, "--ckpt_path", str(tmp_path / "any.ckpt")])
-    assert "has no test split; `validate`" in capsys.readouterr().err
 
 
 def test_data_errors_reach_the_user_unwrapped(tmp_path):
@@ -876,96 +651,6 @@ def test_only_this_packages_models_have_their_optimizer_built_before_fit():
     _check_optimizer(Forecaster(optimizer=partial(torch.optim.SGD, lr=0.5)))  # no error
 
 
-@pytest.mark.parametrize("subcommand", ["fit", "validate"])
-def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, text_file, subcommand, capsys):
-    """Lightning takes the model's class from the checkpoint; a sine forecaster would meet the
-    time machine's token ids and fail inside its GRU with a dtype error."""
-    run_cli(["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "sine", False)])
-    checkpoint = tmp_path / "runs" / "sine" / "checkpoints" / "last.ckpt"
-    recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
-    args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli([subcommand, *args, "--ckpt_path", str(checkpoint)])
-    assert exit_info.value.code == 2
-    assert (
-        f"--ckpt_path {checkpoint} holds a Forecaster trained on "
-        "lightning_gru.data.SineWaveDataModule, which cannot read the batches of "
-        "lightning_gru.data.TimeMachineDataModule: give the configuration it was trained with"
-    ) in " ".join(capsys.readouterr().err.split())
-
-
-@pytest.fixture
-def python_checkpoint(tmp_path, make_trainer) -> Path:
-    """A forecaster's checkpoint saved from Python (``Trainer.fit`` in a script), whose model
-    arguments come without the class that the command's checkpoints name."""
-    from lightning_gru.data import SineWaveDataModule
-    from lightning_gru.models import Forecaster
-
-    trainer = make_trainer(max_steps=1)
-    trainer.fit(Forecaster(hidden_size=16), SineWaveDataModule(num_points=300, seq_len=10))
-    path = tmp_path / "from-python.ckpt"
-    trainer.save_checkpoint(path)
-    assert "_class_path" not in torch.load(path, weights_only=True)["hyper_parameters"]
-    return path
-
-
-def test_a_checkpoint_saved_from_python_is_evaluated_with_its_arguments(
-    tmp_path, python_checkpoint
-):
-    """Guards against: Lightning's "Parsing of ckpt_path hyperparameters failed!" on model
-    arguments without a class; the recipe's hidden_size 8 yields to the checkpoint's 16."""
-    args = ["--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "debug", False)]
-    cli = run_cli(["validate", *args, "--ckpt_path", str(python_checkpoint)])
-    assert cli.model.hparams.hidden_size == 16
-    assert "val_loss" in cli.trainer.callback_metrics
-
-
-def test_a_checkpoint_saved_from_python_of_another_model_is_refused(
-    tmp_path, text_file, python_checkpoint, capsys
-):
-    recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
-    args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(["validate", *args, "--ckpt_path", str(python_checkpoint)])
-    assert exit_info.value.code == 2
-    assert (
-        f"--ckpt_path {python_checkpoint} holds the arguments of another model: input_size, "
-        "mlp_hidden_sizes are no argument of LanguageModel; pass --model with the class"
-    ) in " ".join(capsys.readouterr().err.split())
-
-
-def test_other_experiment(monkeypatch):
-    """Two of the package's data modules; a subclass, or a user's own module, is let through."""
-    import lightning_gru.data
-    from lightning_gru.cli import _import_class
-    from lightning_gru.cli import _other_experiment as other_classes
-    from lightning_gru.data import SineWaveDataModule
-
-    def _other_experiment(trained_on: str | None, data: str | None) -> bool:
-        return other_classes(_import_class(trained_on), _import_class(data))  # as the CLI calls
-
-    longer_sine = type("LongerSine", (SineWaveDataModule,), {"__module__": "lightning_gru.data"})
-    monkeypatch.setattr(lightning_gru.data, "LongerSine", longer_sine, raising=False)
-    sine, tm = "lightning_gru.data.SineWaveDataModule", "lightning_gru.data.TimeMachineDataModule"
-    assert _other_experiment(sine, tm) and _other_experiment(tm, sine)
-    assert not _other_experiment(sine, sine)
-    assert not _other_experiment(sine, "lightning_gru.data.LongerSine")
-    assert not _other_experiment("lightning_gru.data.LongerSine", sine)
-    assert not _other_experiment(sine, f"{__name__}.SineOfMyOwn")  # not importable: unknown
-    assert not _other_experiment(sine, "tests.test_cli.written_predictions")  # not a class
-    assert not _other_experiment(None, sine) and not _other_experiment(sine, None)
-    assert not _other_experiment(sine, "no_such_package.data.Sine")  # cannot be imported
-
-
-def test_has_test_split():
-    from lightning_gru.cli import _has_test_split
-
-    assert not _has_test_split("lightning_gru.data.TimeMachineDataModule")
-    assert _has_test_split("lightning_gru.data.SineWaveDataModule")
-    assert _has_test_split("lightning_gru.data.IMDbDataModule")
-    assert _has_test_split("SineWaveDataModule") and _has_test_split(None)  # unknown: let it run
-
-
 # --- the command's defaults and checks (found untested by mutation testing) ---------------------
 
 
@@ -994,34 +679,6 @@ def test_the_command_defaults(capsys):
     assert last["save_on_train_epoch_end"] is True and last["enable_version_counter"] is False
 
 
-class _Refused(Exception):
-    pass
-
-
-class _Parser:
-    def error(self, message):
-        raise _Refused(message)
-
-
-@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy-pickle"])
-def test_a_checkpoint_in_either_torch_format_is_accepted(tmp_path, legacy):
-    """Guards against: a checkpoint that ``torch.save`` wrote in its legacy (pickle) format refused
-    as "not a checkpoint"."""
-    path = tmp_path / "model.ckpt"
-    torch.save({"state_dict": {}}, path, _use_new_zipfile_serialization=not legacy)
-    _check_checkpoint_file(_Parser(), str(path))  # no error
-    path.write_bytes(b"weights\n")
-    with pytest.raises(_Refused, match="is not a checkpoint"):
-        _check_checkpoint_file(_Parser(), str(path))
-
-
-def debug_fit(tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "fit", "--config", str(RECIPES / "debug.yaml"), "--trainer.logger", "false",
-        "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "1", *extra,
-    ]  # fmt: skip
-
-
 def test_without_a_logger_or_a_checkpoint_folder_no_config_is_written(tmp_path, monkeypatch):
     """Guards against: the config written to Lightning's log folder, the working directory, when
     there is no logger and no checkpoint folder."""
@@ -1041,28 +698,6 @@ def test_a_second_fit_into_the_same_checkpoint_folder_replaces_its_config(tmp_pa
     run_cli([*args, "--model.init_args.hidden_size", "5"])
     saved = yaml.safe_load((tmp_path / "ckpt" / "config.yaml").read_text())
     assert saved["model"]["init_args"]["hidden_size"] == 5
-
-
-def test_fit_from_best_without_the_file_is_refused(tmp_path, capsys):
-    """Guards against: ``fit --ckpt_path best`` with no best.ckpt in the folder let through to
-    Lightning (which would start from untrained weights or fail with a traceback)."""
-    args = debug_fit(tmp_path, "--checkpoint.dirpath", str(tmp_path / "empty"))
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli([*args, "--ckpt_path", "best"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "--ckpt_path best: there is no" in err and "when `fit` validates" in err
-
-
-def test_model_options_are_noted_in_both_spellings():
-    """Guards against: ``--model.init_args.X`` noted as ``model.init_args.init_args.X`` (so the
-    value typed on the command line would lose to the checkpoint's)."""
-    args = ["--model.init_args.hidden_size", "4", "--model.num_generate=5",
-            "--model.class_path", "X", "--model.help", "--data.batch_size", "2"]  # fmt: skip
-    assert _model_options_given(args) == [
-        "model.init_args.hidden_size",
-        "model.init_args.num_generate",
-    ]
 
 
 def test_a_data_file_error_keeps_its_class(tmp_path):
@@ -1110,57 +745,3 @@ def test_values_the_trainer_refuses_are_one_line(tmp_path, option, message):
     args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", wandb=False)]
     with pytest.raises(ArgumentValueError, match=message):
         run_cli([*args, *option])
-
-
-@pytest.mark.parametrize("option", ["check_val_every_n_epoch", "accumulate_grad_batches"])
-def test_a_trainer_count_below_one_is_refused(tmp_path, capsys, option):
-    """Lightning takes 0 and then divides by it in its loops (a ZeroDivisionError)."""
-    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", wandb=False)]
-    with pytest.raises(SystemExit):
-        run_cli([*args, f"--trainer.{option}", "0"])
-    assert f"trainer.{option} must be at least 1, got 0" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("option", "expected"),
-    [(["--model", "LanguageModel"], "TimeMachineDataModule"), (["--data", "IMDbDataModule"], "")],
-    ids=["model", "data"],
-)
-def test_a_model_and_data_of_two_experiments_are_refused(tmp_path, capsys, option, expected):
-    """They failed inside the model's forward or in Lightning's loops, with a traceback."""
-    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", wandb=False)]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli([*args, *option])
-    assert exit_info.value.code == 2
-    message = capsys.readouterr().err
-    assert " of SineWaveDataModule" in message or "not those of IMDbDataModule" in message
-    assert expected in message
-
-
-def test_a_fitted_model_checked_against_its_checkpoint(tmp_path, capsys):
-    """Over a checkpoint: a typed option changing the model's shape (Lightning failed loading
-    the weights, with a traceback), a typed optimizer option on a resumed fit (Lightning
-    restores the optimizer's settings: the value was silently not used), and `best` where
-    checkpoint.filename writes no best.ckpt (an older fit's was silently taken)."""
-    args = ["--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", wandb=False)]
-    run_cli(["fit", *args, "--trainer.max_epochs", "1"])
-    with pytest.raises(ArgumentValueError, match=r"does not fit the model configured .*"
-                       r"leave out --model.init_args.hidden_size"):  # fmt: skip
-        run_cli(["test", *args, "--ckpt_path", "best", "--model.init_args.hidden_size", "5"])
-    lr = ["--model.init_args.optimizer.init_args.lr", "0.5"]
-    with pytest.raises(SystemExit):
-        run_cli(["fit", *args, "--ckpt_path", "last", "--trainer.max_epochs", "2", *lr])
-    assert "a resumed fit restores the optimizer" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        run_cli(["test", *args, "--ckpt_path", "best", "--checkpoint.filename", "{epoch}"])
-    assert "which checkpoint.filename '{epoch}' does not write" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("option", ["vocab_size", "class_names"])
-def test_what_the_data_module_gives_the_model_is_not_typed(tmp_path, capsys, option):
-    """The link from the data module replaced a typed value, silently."""
-    value = "100" if option == "vocab_size" else '["a", "b"]'
-    args = ["--model", "SentimentClassifier", "--data", "IMDbDataModule", f"--model.{option}"]
-    with pytest.raises(SystemExit):
-        run_cli(["fit", *args, value, *common(tmp_path, "d", wandb=False)])
-    assert f"--model.init_args.{option}: the data module gives it" in capsys.readouterr().err
