@@ -51,6 +51,7 @@ from lightning.pytorch.cli import (
 )
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 import lightning_gru.data  # noqa: F401  (makes the data modules known to --data NAME)
 import lightning_gru.models  # noqa: F401  (makes the models known to --model NAME)
@@ -61,6 +62,7 @@ from lightning_gru.data import (
     SourceUnreachableError,
 )
 from lightning_gru.models import Forecaster, LanguageModel, SentimentClassifier
+from lightning_gru.models._common import check_scheduler_validates
 from lightning_gru.models.callbacks import (
     LearningCurves,
     PredictionWriter,
@@ -291,6 +293,17 @@ class LightningGRUCLI(LightningCLI):
         except ValueError as err:
             raise ArgumentValueError(f"trainer: {err}") from err
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Lightning's, with a ValueError that the Trainer raises itself on starting (a
+        ``--ckpt_path hpc`` it finds no file for, a ``val_check_interval`` longer than an
+        epoch) reported in one line."""
+        try:
+            super()._run_subcommand(subcommand)
+        except ValueError as err:
+            if not _raised_by_trainer(err):
+                raise
+            raise ArgumentValueError(f"{subcommand}: {str(err).strip()}") from err
+
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         self._check_checkpoint_fits()
@@ -298,7 +311,7 @@ class LightningGRUCLI(LightningCLI):
             if isinstance(logger, WandbLogger) and logger.save_dir:
                 Path(logger.save_dir).mkdir(parents=True, exist_ok=True)
         if self.subcommand == "fit":
-            _check_optimizer(self.model)
+            _check_optimizer(self.model, self.trainer)
 
     def _check_checkpoint_fits(self) -> None:
         """Refuse a model whose weights have other names or shapes than the checkpoint's (a
@@ -353,11 +366,13 @@ class BestCheckpoint(WholeEpochCheckpoint):
         return "ModelCheckpoint" + key.removeprefix(type(self).__qualname__)
 
 
-def _check_optimizer(model: LightningModule) -> None:
+def _check_optimizer(model: LightningModule, trainer: Trainer) -> None:
     """Build the ``optimizer`` and ``lr_scheduler`` of this package's models (arguments of
-    theirs) once, so that a value they refuse (a negative learning rate) ends the command
-    before the fit starts, in one line rather than a traceback from inside it. Other models
-    are left alone: what their attributes of these names are is theirs to say."""
+    theirs) and take one step of the scheduler, so that a value they refuse (a negative
+    learning rate, a ``StepLR`` of step size 0, a ``ReduceLROnPlateau`` without validation)
+    ends the command before the fit starts, in one line rather than a traceback from inside
+    it. Other models are left alone: what their attributes of these names are is theirs to
+    say."""
     if not isinstance(model, Forecaster | LanguageModel | SentimentClassifier):
         return
     optimizer, scheduler = model.optimizer, model.lr_scheduler
@@ -366,9 +381,25 @@ def _check_optimizer(model: LightningModule) -> None:
         built = optimizer(model.parameters())
         if callable(scheduler):
             name = "lr_scheduler"
-            scheduler(built)
-    except ValueError as err:
-        raise ArgumentValueError(f"model.{name}: {err}") from err
+            built = scheduler(built)
+            check_scheduler_validates(built, trainer)
+            if not isinstance(built, ReduceLROnPlateau):  # it steps on a metric
+                with warnings.catch_warnings():  # of a step before the optimizer's
+                    warnings.simplefilter("ignore")
+                    built.step()
+    except (ValueError, ZeroDivisionError) as err:
+        what = "" if isinstance(err, ValueError) else f"{type(built).__name__}'s first step: "
+        raise ArgumentValueError(f"model.{name}: {what}{err}") from err
+
+
+def _raised_by_trainer(err: BaseException) -> bool:
+    """Whether ``err`` was raised in the code of Lightning's Trainer or loops (its checks of
+    its arguments), not in a model's or data module's code that they called."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return module.startswith(("lightning.pytorch.trainer.", "lightning.pytorch.loops."))
 
 
 def wandb_has_credentials() -> bool:

@@ -33,9 +33,23 @@ def build_optimizers(
     scheduler = lr_scheduler(opt)
     config = {"scheduler": scheduler, "monitor": monitor}
     trainer = getattr(module, "_trainer", None)
+    check_scheduler_validates(scheduler, trainer)
     if isinstance(scheduler, ReduceLROnPlateau) and trainer is not None:
         config["frequency"] = trainer.check_val_every_n_epoch or 1
     return {"optimizer": opt, "lr_scheduler": config}
+
+
+def check_scheduler_validates(scheduler: Any, trainer: Any) -> None:
+    """A ``ValueError`` for a ``ReduceLROnPlateau`` under a Trainer that never validates
+    (``limit_val_batches=0``): it would wait for its validation metric and end the fit after
+    the first epoch with Lightning's "conditioned on metric ... which is not available"."""
+    if not isinstance(scheduler, ReduceLROnPlateau) or trainer is None:
+        return
+    if trainer.limit_val_batches == 0:
+        raise ValueError(
+            "ReduceLROnPlateau watches a validation metric, and the Trainer's "
+            "limit_val_batches=0 validates nothing: validate, or choose another scheduler"
+        )
 
 
 def check_vocab_size(module: Any) -> None:

@@ -333,3 +333,41 @@ def test_what_the_data_module_gives_the_model_is_not_typed(tmp_path, capsys, opt
     with pytest.raises(SystemExit):
         run_cli(["fit", *args, value, *common(tmp_path, "d", wandb=False)])
     assert f"--model.init_args.{option}: the data module gives it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        pytest.param(["--trainer.val_check_interval", "50"],
+                     "fit: `val_check_interval` (50) must be less than or equal to the number "
+                     "of the training batches (3)", id="val-check-interval"),
+        pytest.param(["--ckpt_path", "hpc"],
+                     'fit: `.fit(ckpt_path="hpc")` is set but no HPC checkpoint was found',
+                     id="hpc"),
+    ],
+)  # fmt: skip
+def test_values_the_trainer_refuses_on_starting_end_the_command_in_one_line(
+    tmp_path, option, message
+):
+    """Guards against: the ValueErrors that Lightning's Trainer raises when a fit starts
+    (its checks of its arguments) let through as tracebacks."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", False)]
+    with pytest.raises(ArgumentValueError) as info:
+        run_cli([*args, *option])
+    assert str(info.value).startswith(message)
+    assert type(info.value.__cause__) is ValueError
+
+
+def test_a_models_own_value_error_inside_fit_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only the Trainer's own checks become one line: an error of the model's code is a bug
+    to debug, with its traceback."""
+    from lightning_gru.models import Forecaster
+
+    def broken(self, batch, batch_idx):
+        raise ValueError("a bug in the model")
+
+    monkeypatch.setattr(Forecaster, "training_step", broken)
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", False)]
+    with pytest.raises(ValueError, match="a bug in the model") as info:
+        run_cli(args)
+    assert type(info.value) is ValueError

@@ -608,19 +608,28 @@ def test_argument_values_a_class_refuses_end_the_command_in_one_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("option", "message"),
+    ("option", "message", "cause"),
     [
-        (["--model.optimizer.init_args.lr", "-1"], "model.optimizer: Invalid learning rate: -1.0"),
-        (
-            ["--model.lr_scheduler", "torch.optim.lr_scheduler.OneCycleLR",
-             "--model.lr_scheduler.max_lr", "0.1"],
-            "model.lr_scheduler: You must define either total_steps",
-        ),
+        pytest.param(["--model.optimizer.init_args.lr", "-1"],
+                     "model.optimizer: Invalid learning rate: -1.0", ValueError, id="lr"),
+        pytest.param(["--model.lr_scheduler", "torch.optim.lr_scheduler.OneCycleLR",
+                      "--model.lr_scheduler.max_lr", "0.1"],
+                     "model.lr_scheduler: You must define either total_steps", ValueError,
+                     id="one-cycle"),
+        pytest.param(["--model.lr_scheduler", "torch.optim.lr_scheduler.StepLR",
+                      "--model.lr_scheduler.step_size", "0"],
+                     "model.lr_scheduler: StepLR's first step: integer modulo by zero",
+                     ZeroDivisionError, id="step-size-0"),
+        pytest.param(["--model.lr_scheduler", "torch.optim.lr_scheduler.ReduceLROnPlateau",
+                      "--trainer.limit_val_batches", "0"],
+                     "model.lr_scheduler: ReduceLROnPlateau watches a validation metric",
+                     ValueError, id="plateau-without-validation"),
     ],
 )  # fmt: skip
-def test_an_optimizer_argument_refused_ends_fit_before_it_starts(tmp_path, option, message):
-    """Guards against: the optimizer built at the start of the fit only, whose refusal of a
-    value came as a traceback from inside Lightning's loop."""
+def test_an_optimizer_argument_refused_ends_fit_before_it_starts(tmp_path, option, message, cause):
+    """Guards against: the optimizer and scheduler built (and the scheduler stepped) at the
+    start of the fit only, whose refusal of a value came as a traceback from inside
+    Lightning's loop, after an epoch for ReduceLROnPlateau."""
     args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", False), *option]
     with pytest.raises(SystemExit) as exit_info:
         cli_main(args)
@@ -628,7 +637,7 @@ def test_an_optimizer_argument_refused_ends_fit_before_it_starts(tmp_path, optio
     assert not (tmp_path / "runs" / "d").exists()  # no epoch ran, nothing was logged
     with pytest.raises(ArgumentValueError, match=f"^{message}") as info:
         run_cli(args)
-    assert type(info.value.__cause__) is ValueError  # the optimizer's own error
+    assert type(info.value.__cause__) is cause  # the optimizer's or scheduler's own error
 
 
 def test_only_this_packages_models_have_their_optimizer_built_before_fit():

@@ -127,6 +127,18 @@ def test_a_plateau_scheduler_watches_the_roll_out_in_the_epochs_that_validate(
     assert scheduler.scheduler.last_epoch == 2  # epochs 1 and 3
 
 
+def test_a_plateau_scheduler_without_validation_is_refused(make_trainer):
+    """Guards against: the fit ending after its first epoch with Lightning's "ReduceLROnPlateau
+    conditioned on metric val_rollout_mse which is not available"."""
+    data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8)
+    plateau = partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=0)
+    model = Forecaster(hidden_size=4, lr_scheduler=plateau)
+    trainer = make_trainer(max_epochs=2, limit_val_batches=0)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau watches a validation metric"):
+        trainer.fit(model, data)
+    assert trainer.current_epoch == 0
+
+
 @pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
 def test_fits_and_tests_in_bfloat16(tmp_path, make_trainer, precision):
     """Under autocast the roll-out feeds a bfloat16 prediction back with a float32 state, and
