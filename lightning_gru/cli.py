@@ -61,6 +61,7 @@ from lightning_gru.data import (
     DataFileError,
     SourceUnreachableError,
 )
+from lightning_gru.data._common import check_one_process
 from lightning_gru.models import Forecaster, LanguageModel, SentimentClassifier
 from lightning_gru.models._common import check_scheduler_validates
 from lightning_gru.models.callbacks import (
@@ -306,6 +307,8 @@ class LightningGRUCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
+        if type(self.datamodule).__module__.startswith("lightning_gru."):
+            check_one_process(self.datamodule, self.trainer)  # before DDP starts its processes
         self._check_checkpoint_fits()
         for logger in self.trainer.loggers:  # wandb warns about a save_dir that does not exist
             if isinstance(logger, WandbLogger) and logger.save_dir:

@@ -131,11 +131,12 @@ def warn_vocabulary_from_data(datamodule: Any) -> None:
         )
 
 
-def check_one_process(datamodule: Any) -> None:
-    """A ``DataConfigError`` when ``datamodule``'s Trainer runs several processes (DDP): the
-    package's batch samplers are not rank-aware, every process would train on every batch, and
-    Lightning cannot shard them (it fails with a traceback per process)."""
-    trainer = getattr(datamodule, "trainer", None)
+def check_one_process(datamodule: Any, trainer: Any = None) -> None:
+    """A ``DataConfigError`` when ``datamodule``'s Trainer (or ``trainer``, that it is going
+    to have) runs several processes (DDP): the package's batch samplers are not rank-aware,
+    every process would train on every batch, and Lightning cannot shard them (it fails with a
+    traceback per process)."""
+    trainer = trainer if trainer is not None else getattr(datamodule, "trainer", None)
     processes = getattr(trainer, "world_size", 1) if trainer is not None else 1
     if processes > 1:
         raise DataConfigError(

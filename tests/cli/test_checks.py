@@ -371,3 +371,14 @@ def test_a_models_own_value_error_inside_fit_keeps_its_traceback(tmp_path, monke
     with pytest.raises(ValueError, match="a bug in the model") as info:
         run_cli(args)
     assert type(info.value) is ValueError
+
+
+def test_several_processes_are_refused_before_they_start(tmp_path):
+    """Guards against: the refusal coming from each DDP process's data setup, after the
+    processes had started, printed once per process."""
+    from lightning_gru.cli import LightningGRUCLI
+    from lightning_gru.data import DataConfigError
+
+    args = ["--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", False)]
+    with pytest.raises(DataConfigError, match="runs in one process, got 2"):
+        LightningGRUCLI(args=[*args, "--trainer.devices", "2"], run=False)  # builds, runs nothing
