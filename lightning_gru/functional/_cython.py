@@ -34,14 +34,22 @@ def kernel_import_error() -> str:
 def _cached_constant(shape: tuple[int, ...], value: float, dtype: torch.dtype) -> Tensor:
     """A CPU tensor filled with ``value``, one per shape, value and dtype, for tensors the kernel
     and torch only read. Built afresh while Dynamo traces (it ignores ``lru_cache``, and warns
-    that it does) and under a dispatch mode such as ``FakeTensorMode`` (whose tensor, cached,
-    would reach every later call, in every thread)."""
-    if torch.compiler.is_compiling() or dispatch_mode_active() or math.prod(shape) > 1 << 16:
+    that it does), under a dispatch mode such as ``FakeTensorMode`` (whose tensor, cached,
+    would reach every later call, in every thread) and under a ``torch.func`` transform (whose
+    wrapper, cached, outlives the transform: a later call outside it found a tensor without
+    storage)."""
+    if (
+        torch.compiler.is_compiling()
+        or dispatch_mode_active()
+        or _functorch_interpreter() is not None
+        or math.prod(shape) > 1 << 16
+    ):
         return torch.full(shape, value, dtype=dtype, device="cpu")  # (the cache keeps 96)
     return _constant(shape, value, dtype)
 
 
 dispatch_mode_active = torch._C._len_torch_dispatch_stack  # looked up once: read on every call
+_functorch_interpreter = torch._C._functorch.peek_interpreter_stack
 
 
 @lru_cache(maxsize=96)

@@ -206,6 +206,11 @@ def gru(
         True
     """
     num_directions = 2 if bidirectional else 1
+    for i, w in enumerate(weights):
+        if not isinstance(w, Tensor):  # as torch's GRU (None would fail deep in the checks)
+            raise TypeError(
+                f"expected Tensor as element {i} in argument 2, but got {type(w).__name__}"
+            )
     has_biases = len(weights) == 4 * num_layers * num_directions
     if not has_biases and len(weights) != 2 * num_layers * num_directions:
         raise ValueError(

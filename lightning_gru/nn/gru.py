@@ -87,7 +87,7 @@ class GRU(torch.nn.GRU):
                 raise TypeError(
                     f"PackedSequence batch_sizes must be integers, got dtype {batch_sizes.dtype}"
                 )
-            if batch_sizes.dim() != 1:  # (torch fails on it with a TypeError too)
+            if batch_sizes.dim() != 1:  # (torch: a TypeError too without an h0)
                 raise TypeError(
                     "PackedSequence batch_sizes must be 1-D, one size per step, got shape "
                     f"{tuple(batch_sizes.shape)}"
@@ -179,10 +179,10 @@ class GRU(torch.nn.GRU):
             raise RuntimeError(
                 f"GRU: hx dtype ({hx.dtype}) does not match input dtype ({data.dtype})"
             )
-        if data.is_cpu and hx.is_cpu and all(w.is_cpu for w in weights):
-            return
+        if data.is_cpu and hx.is_cpu and all(w is not None and w.is_cpu for w in weights):
+            return  # (a weight set to None: gru() raises torch's TypeError)
         for tensor, name in ((hx, "hx"), *((w, "weights") for w in weights)):
-            if tensor.device != data.device:
+            if tensor is not None and tensor.device != data.device:
                 raise RuntimeError(
                     f"GRU: input is on {data.device} but {name} is on {tensor.device}; "
                     "move the module and its inputs to the same device"

@@ -561,3 +561,16 @@ def test_a_tree_without_the_extension_says_it_is_missing(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "failed to import (No module named 'lightning_gru._ext._gru')" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["weight_hh_l0", "bias_ih_l0", "bias_hh_l0"])
+@pytest.mark.parametrize("backend", ["auto", "cython"])
+def test_a_parameter_set_to_none_raises_type_error_like_torch(name: str, backend: str) -> None:
+    x = torch.randn(5, 2, 3)
+    oracle, ours = torch.nn.GRU(3, 4), GRU(3, 4, backend=backend)
+    setattr(oracle, name, None)
+    setattr(ours, name, None)
+    with pytest.raises(TypeError):
+        oracle(x)
+    with pytest.raises(TypeError, match="expected Tensor as element"):
+        ours(x)

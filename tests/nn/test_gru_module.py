@@ -552,6 +552,27 @@ def test_forward_mode_ad_like_torch(reset_after: bool) -> None:
         assert_close(a, e, torch.float64, what)
 
 
+@pytest.mark.parametrize("transform", ["grad", "vjp", "jvp"])
+def test_kernel_calls_after_a_torch_func_transform(transform: str) -> None:
+    """A default state built under a transform is not cached: its functorch wrapper, which has
+    no storage once the transform ends, reached the kernel of later calls of the same shape."""
+    ours = GRU(3, 4)
+    x = torch.randn(5, 2, 3)
+    params = {name: p.detach() for name, p in ours.named_parameters()}
+    if transform == "grad":
+        torch.func.grad(lambda p: functional_call(ours, p, (x,))[0].sum())(params)
+    elif transform == "vjp":
+        torch.func.vjp(lambda x: ours(x)[0], x)
+    else:
+        torch.func.jvp(lambda x: ours(x)[0], (x,), (torch.randn_like(x),))
+    expected = torch.nn.GRU(3, 4)
+    expected.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        assert_close(ours(x)[0], expected(x)[0], torch.float32, "no_grad output")
+    with torch.inference_mode():
+        assert_close(ours(x)[0], expected(x)[0], torch.float32, "inference output")
+
+
 def test_forced_cython_backend_refuses_transforms() -> None:
     ours = GRU(3, 4, backend="cython")
     x = torch.randn(5, 2, 3)
