@@ -101,9 +101,21 @@ class ConfigToLoggers(SaveConfigCallback):
             if folder is None:
                 self.save_to_log_dir = False
             else:
-                if trainer.is_global_zero:
-                    os.makedirs(folder, exist_ok=True)
                 self.config_filename = os.path.join(folder, self.config_filename)
+                if stage == "fit":  # after the checkpoints' setup, which warns of a folder
+                    self._write_on_fit_start = True  # that holds files, as this one would
+                    return
+        self._write(trainer, pl_module, stage)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if getattr(self, "_write_on_fit_start", False):
+            self._write_on_fit_start = False
+            self._write(trainer, pl_module, "fit")
+
+    def _write(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        folder = os.path.dirname(self.config_filename)
+        if folder and trainer.is_global_zero:
+            os.makedirs(folder, exist_ok=True)
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -84,6 +85,8 @@ def test_forecasting_fit_test_and_wandb_run(tmp_path):
 
 
 def test_without_a_logger_the_config_goes_next_to_the_checkpoints(tmp_path, monkeypatch):
+    """And after the checkpoints' setup: written before it, it had the first fit into a new
+    folder warned that the folder "exists and is not empty"."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)  # Lightning's log folder without a logger
@@ -101,7 +104,10 @@ def test_without_a_logger_the_config_goes_next_to_the_checkpoints(tmp_path, monk
         "--data.num_points",
         "300",
     ]
-    run_cli(["fit", *recipe, *small])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_cli(["fit", *recipe, *small])
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)]
     run_cli(["test", *recipe, *small, "--ckpt_path", str(ckpt_dir / "last.ckpt")])
     assert list(work.iterdir()) == []
     assert {"config.yaml", "config-test.yaml"} <= {p.name for p in ckpt_dir.iterdir()}
