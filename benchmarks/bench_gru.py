@@ -250,11 +250,11 @@ def environment() -> dict:
             capture_output=True, text=True, check=True, cwd=REPO,
         ).stdout.strip()  # fmt: skip
         changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "lightning_gru"],
+            ["git", "status", "--porcelain", "--", "lightning_gru", "benchmarks"],
             capture_output=True, text=True, check=True, cwd=REPO,
         ).stdout.strip()  # fmt: skip
         if changed:
-            commit += " (+ uncommitted changes in lightning_gru/)"
+            commit += " (+ uncommitted changes in lightning_gru/ or benchmarks/)"
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {
@@ -269,8 +269,9 @@ def environment() -> dict:
 
 
 def _ms(seconds: float) -> str:
+    """Three significant digits below 1 s (so that a ratio can be recomputed from the cells)."""
     ms = seconds * 1e3
-    return f"{ms:.3g}" if ms < 10 else f"{ms:.0f}"
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
 
 
 def _mib(n: float) -> str:
@@ -281,7 +282,8 @@ def markdown_table(rows: list[dict]) -> str:
     header = (
         "| config (T, B, I, H) | fwd GFLOP | inference ms torch / ours | speed-up "
         "| train step ms torch / ours | speed-up | train GFLOP/s torch / ours "
-        "| train ms at the GEMM rate (torch's ceiling) | peak train MiB torch / ours | ratio |"
+        "| train ms at the GEMM rate (torch's ceiling) | peak train MiB torch / ours "
+        "| ratio ours / torch |"
     )
     lines = [header, "|" + "---|" * 10]
     for row in rows:

@@ -57,7 +57,11 @@ def load_extension(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location("_gru", path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
-    module.set_blas(*_ext._torch_blas())
+    addresses = _ext._torch_blas()  # as lightning_gru/_ext/__init__.py installs it
+    if _ext.BLAS_SOURCE == "torch" and addresses is not None:
+        module.set_blas(*addresses)
+    else:
+        module.set_blas(*_ext._scipy_blas())
     return module
 
 

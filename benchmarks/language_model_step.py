@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median ms per step")
     for name, parts in result.items():
         cells = ", ".join(f"{part} {ms:.2f}" for part, ms in zip(PARTS, parts, strict=True))
-        print(f"{name}: {cells}; total {sum(parts):.2f}")
-    print(f"speed-up {sum(result['torch']) / sum(result['cython']):.2f}x")
+        print(f"{name}: {cells}; sum of the medians {sum(parts):.2f}")
+    print(f"speed-up (of the sums) {sum(result['torch']) / sum(result['cython']):.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Training throughput of one recipe with our kernel and with torch's GRU, in the same process.
 
 Fits the recipe a few epochs with ``--model.init_args.backend cython`` and ``torch`` in turn
-(``--repeats`` rounds, alternating, so that a slow spell of the machine hits both), logging to
+(``--repeats`` rounds, the order reversed every other round, so that a slow spell of the
+machine hits both), logging to
 CSV in a temporary folder, and reads the model's ``train_<unit>_per_sec`` (the training steps
 only: forward, backward, clipping and the optimizer) of every epoch but the first::
 
@@ -70,8 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"recipe {options.recipe}: no such file")
 
     rounds: dict[str, list[float]] = {"cython": [], "torch": []}
-    for _ in range(options.repeats):
-        for backend in rounds:
+    for r in range(options.repeats):
+        for backend in list(rounds) if r % 2 == 0 else list(rounds)[::-1]:  # ABBA: drifts cancel
             rates = fit_rates(options.recipe, options.config, backend, options.epochs, options.unit)
             rounds[backend].append(statistics.median(rates))
             print(f"{backend}: median {rounds[backend][-1]:,.0f} {options.unit}/s")

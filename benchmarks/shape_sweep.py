@@ -3,8 +3,10 @@ tuned on the recipes' sizes could lose (one sequence, short sequences with large
 wide inputs, many layers, float64).
 
 For each shape it prints inference and training-step times of both (best of ``--repeats``
-timings of ~0.2 s, same process, same threads) and their ratios, and marks a shape where ours
-is slower. ``make bench`` stays the reference for the issue's configurations::
+timings of ~0.2 s, same process, same threads; each repeat times all four in turn, the order
+reversed on every other repeat, as ``bench_gru.py`` does) and their ratios (torch / ours), and
+marks a shape where ours is slower. ``make bench`` stays the reference for the issue's
+configurations::
 
     .venv/bin/python benchmarks/shape_sweep.py
 """
@@ -48,10 +50,16 @@ SHAPES = [
 ]
 
 
-def best_ms(step: Callable[[], None], repeats: int) -> float:
-    """Best of ``repeats`` timings of about 0.2 s each, in ms per call."""
-    calls = max(3, calibrate(step, min_time=0.2, warmup=1))
-    return min(time_per_call(step, calls) for _ in range(repeats)) * 1e3
+def best_ms(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Best of ``repeats`` timings of about 0.2 s each, in ms per call, of every step; each
+    repeat times them all, in reversed order on every other repeat (drifts hit both sides)."""
+    calls = {key: max(3, calibrate(step, min_time=0.2, warmup=1)) for key, step in steps.items()}
+    samples: dict[str, list[float]] = {key: [] for key in steps}
+    keys = list(steps)
+    for r in range(repeats):
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            samples[key].append(time_per_call(steps[key], calls[key]))
+    return {key: min(times) * 1e3 for key, times in samples.items()}
 
 
 def measure(shape: tuple, repeats: int) -> dict[str, float]:
@@ -62,11 +70,11 @@ def measure(shape: tuple, repeats: int) -> dict[str, float]:
     ours = GRU(I, H, **kwargs, backend="cython")
     ours.load_state_dict(reference.state_dict())
     x = torch.randn(T, B, I, dtype=dtype).requires_grad_()
-    result = {}
+    steps = {}
     for name, module in (("torch", reference), ("ours", ours)):
-        result[f"inference {name}"] = best_ms(inference_step(module, x), repeats)
-        result[f"train {name}"] = best_ms(training_step(module, x), repeats)
-    return result
+        steps[f"inference {name}"] = inference_step(module, x)
+        steps[f"train {name}"] = training_step(module, x)
+    return best_ms(steps, repeats)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,11 +4,16 @@ At (T, B, I, H) = (20, 1, 1, 16) and (20, 38, 1, 16) the arithmetic is negligibl
 step is mostly fixed costs. For each configuration this prints, same process, same threads:
 
 * ``torch step`` and ``ours step``: the training step of ``bench_gru.py`` (zero the gradients,
-  forward, ``out.sum().backward()``) with ``torch.nn.GRU`` and with ours, and their ratio;
+  forward, ``out.sum().backward()``) with ``torch.nn.GRU`` and with ours, and their ratio
+  (torch / ours; torch's step timed over a tenth of ``--calls``, at least 50);
 * ``linear step``: the same step with a single ``nn.Linear(I, H)`` instead of a GRU, the floor
   of any autograd training step on this machine (zeroing, a forward op, the sum, the engine);
 * ``ours forward``: our module's forward with autograd recording, and ``kernel forward``: the
-  compiled kernel alone (``_layer_forward``, no module, no autograd), for the share of Python.
+  kernel's training forward through ``_layer_forward`` (its buffers allocated, no module, no
+  autograd), for the share of Python.
+
+Medians over ``--repeats`` rounds that time every part in turn, the order reversed on every
+other round.
 
 Example::
 
@@ -34,11 +39,20 @@ from lightning_gru.nn import GRU
 CONFIGS = {"sine-b1": (20, 1, 1, 16), "sine-b38": (20, 38, 1, 16)}
 
 
-def microseconds(fn: Callable[[], None], calls: int, repeats: int) -> float:
-    """Median over ``repeats`` of the mean time of ``calls`` calls, after a warm-up."""
-    for _ in range(calls // 10):
-        fn()
-    return statistics.median(time_per_call(fn, calls) * 1e6 for _ in range(repeats))
+def microseconds(fns: dict[str, tuple[Callable[[], None], int]], repeats: int) -> dict[str, float]:
+    """Per name, the median over ``repeats`` of the mean time of its number of calls, after a
+    warm-up of a tenth of them (at least 3). Each repeat times every function in turn, the
+    order reversed on every other repeat, so that a slow spell of the machine hits all."""
+    for fn, calls in fns.values():
+        for _ in range(max(calls // 10, 3)):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            fn, calls = fns[name]
+            samples[name].append(time_per_call(fn, calls) * 1e6)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def measure(T: int, B: int, I: int, H: int, calls: int, repeats: int) -> dict[str, float]:
@@ -53,16 +67,20 @@ def measure(T: int, B: int, I: int, H: int, calls: int, repeats: int) -> dict[st
         torch.zeros(1, B, H),
         _dense_batch_sizes(T, B),
     )
-    result = {
-        "torch step": microseconds(training_step(reference, x), max(calls // 10, 50), repeats),
-        "ours step": microseconds(training_step(ours, x), calls, repeats),
-        "linear step": microseconds(training_step(torch.nn.Linear(I, H), x), calls, repeats),
-        "ours forward": microseconds(lambda: ours(x), calls, repeats),
-        "kernel forward": microseconds(
-            lambda: _layer_forward(rows, h0, batch_sizes, True, weights, True), calls, repeats
-        ),
-    }
-    return result
+    # torch's step is ~10x slower: a tenth of the calls keeps its repeats as long as the others'
+    return microseconds(
+        {
+            "torch step": (training_step(reference, x), max(calls // 10, 50)),
+            "ours step": (training_step(ours, x), calls),
+            "linear step": (training_step(torch.nn.Linear(I, H), x), calls),
+            "ours forward": (lambda: ours(x), calls),
+            "kernel forward": (
+                lambda: _layer_forward(rows, h0, batch_sizes, True, weights, True),
+                calls,
+            ),
+        },
+        repeats,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

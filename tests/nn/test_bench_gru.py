@@ -64,3 +64,33 @@ def test_peak_rss_delta_sees_a_known_allocation(bench) -> None:
 def test_memory_child_runs(bench) -> None:
     config = bench.Config("small", 8, 16, 32, 64)
     assert bench.memory_child(config, "ours", "train") >= 0
+
+
+def test_table_ratios_and_rates_are_computed_from_the_times(bench, monkeypatch, capsys) -> None:
+    """speed-ups are torch / ours, the memory ratio ours / torch, train GFLOP/s 3x forward."""
+    times = {"torch_inference_s": 0.004, "ours_inference_s": 0.002}
+    times |= {"torch_train_s": 0.0254, "ours_train_s": 0.0127}
+    monkeypatch.setattr(bench, "measure_speed", lambda *args: dict(times))
+    peaks = {"torch_train_peak_bytes": 10 * 2**20, "ours_train_peak_bytes": 5 * 2**20}
+    monkeypatch.setattr(bench, "measure_memory", lambda *args: dict(peaks))
+    monkeypatch.setattr(bench, "gemm_rate", lambda *args: 100.0)
+    assert bench.main(["--configs", "time-machine", "--quick"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "| time-machine" in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    flops = bench.CONFIGS["time-machine"].forward_flops()
+    assert cells[2:6] == ["4 / 2", "2.00x", "25.4 / 12.7", "2.00x"]
+    assert cells[6] == f"{3 * flops / 0.0254 / 1e9:.0f} / {3 * flops / 0.0127 / 1e9:.0f}"
+    assert cells[7].startswith(f"{3 * flops / 100e9 * 1e3:.3g} (")
+    assert cells[8:] == ["10 / 5", "0.50x"]
+
+
+@pytest.mark.slow
+def test_memory_counts_what_a_training_step_holds(bench) -> None:
+    """At the time-machine size both peaks hold at least the output and the gradients of the
+    weights and input; ours also its (N, 3H) gate buffer (see benchmarks/README.md)."""
+    config = bench.CONFIGS["time-machine"]
+    peaks = bench.measure_memory(config)
+    floats = config.T * config.B * config.H  # the output
+    floats += 3 * config.H * (config.I + config.H + 2) + config.T * config.B * config.I
+    assert peaks["torch_train_peak_bytes"] >= 4 * floats
+    assert peaks["ours_train_peak_bytes"] >= 4 * (floats + config.T * config.B * 3 * config.H)

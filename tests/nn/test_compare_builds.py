@@ -3,6 +3,8 @@
 import shutil
 from pathlib import Path
 
+import pytest
+
 from lightning_gru._ext import _gru
 
 
@@ -51,3 +53,24 @@ def test_reset_after_false_times_the_cho_cell(script, tmp_path, monkeypatch, cap
     module.main([*argv, "--min-time", "0.001", "--reset-after-false"])
     assert built == [False]
     assert "sine-b1 train: baseline" in capsys.readouterr().out
+
+
+def test_the_baseline_build_is_the_one_timed(script, tmp_path):
+    """A baseline whose glue doubles the output differs from the current build by exactly its
+    magnitude, in inference and in every gradient: the comparison runs the other build."""
+    module = script("benchmarks/compare_builds")
+    checkout = tmp_path / "checkout"
+    (checkout / "lightning_gru" / "functional").mkdir(parents=True)
+    (checkout / "lightning_gru" / "_ext").mkdir()
+    glue = Path(module.driver.__file__).read_text() + (
+        "\n\n_original_cython_gru = cython_gru\n\n\n"
+        "def cython_gru(*args):\n"
+        "    output, h_n = _original_cython_gru(*args)\n"
+        "    return output * 2, h_n\n"
+    )
+    (checkout / "lightning_gru" / "functional" / "_cython.py").write_text(glue)
+    shutil.copy(_gru.__file__, checkout / "lightning_gru" / "_ext" / Path(_gru.__file__).name)
+    builds = {"baseline": module.load_build(checkout), "current": module.driver.cython_gru}
+    for mode in ("train", "inference"):
+        result = module.compare("sine-b1", mode, builds, repeats=1, min_time=0.001)
+        assert result["max_rel_diff"] == pytest.approx(1.0, rel=1e-6)
