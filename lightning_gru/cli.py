@@ -381,7 +381,7 @@ class BestCheckpoint(WholeEpochCheckpoint):
         return "ModelCheckpoint" + key.removeprefix(type(self).__qualname__)
 
 
-def _check_optimizer(model: LightningModule, trainer: Trainer) -> None:
+def _check_optimizer(model: LightningModule, trainer: Trainer | None = None) -> None:
     """Build the ``optimizer`` and ``lr_scheduler`` of this package's models (arguments of
     theirs) and take one step of the scheduler, so that a value they refuse (a negative
     learning rate, a ``StepLR`` of step size 0, a ``ReduceLROnPlateau`` without validation)

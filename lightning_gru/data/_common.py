@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import glob
+import numbers
 import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+from lightning_gru._checks import check_type
 
 T = TypeVar("T")
 
@@ -156,7 +159,9 @@ def existing_file(path: str | Path, what: str) -> Path:
 
 
 def check_fraction(name: str, value: float, allow_zero: bool = True) -> None:
-    """``ValueError`` unless ``value`` is in [0, 1) (or (0, 1) without ``allow_zero``)."""
+    """``ValueError`` unless ``value`` is in [0, 1) (or (0, 1) without ``allow_zero``); a
+    ``TypeError`` for what is not a number (``"0.1"``)."""
+    check_type(name, value, numbers.Real, "a number")
     low_ok = value >= 0.0 if allow_zero else value > 0.0
     if not (low_ok and value < 1.0):
         interval = "[0, 1)" if allow_zero else "(0, 1)"
@@ -165,13 +170,26 @@ def check_fraction(name: str, value: float, allow_zero: bool = True) -> None:
 
 def check_at_least(minimum: int, **values: int) -> None:
     """``ValueError`` naming the first of ``values`` (name=value) below ``minimum``: a count
-    the data loaders would otherwise reject only when first used, deep inside ``fit``."""
+    the data loaders would otherwise reject only when first used, deep inside ``fit``; a
+    ``TypeError`` for what is not an integer (``2.5``, ``"8"``, ``None``)."""
     for name, value in values.items():
+        check_type(name, value, numbers.Integral, "an integer")
         if value < minimum:
             raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 def check_limit(name: str, value: int) -> None:
     """``ValueError`` unless ``value`` is a positive limit or -1 (no limit)."""
+    check_type(name, value, numbers.Integral, "an integer")
     if value == 0 or value < -1:
         raise ValueError(f"{name} must be positive or -1 (no limit), got {value}")
+
+
+def check_seed(name: str, value: int, maximum: int | None = None) -> None:
+    """A ``TypeError`` for a seed that is not an integer (``None`` too: the orders would differ
+    from run to run), a ``ValueError`` for one below 0 or above ``maximum``: NumPy refuses them
+    only when the first batch is drawn, with "expected non-negative integer"."""
+    check_type(name, value, numbers.Integral, "an integer")
+    if value < 0 or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f" and <= {maximum}"
+        raise ValueError(f"{name} must be >= 0{upper}, got {value}")

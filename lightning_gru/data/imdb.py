@@ -21,6 +21,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_gru._checks import check_texts
 from lightning_gru.data._common import (
     DataConfigError,
     DataFileError,
@@ -28,6 +29,7 @@ from lightning_gru.data._common import (
     check_fraction,
     check_limit,
     check_one_process,
+    check_seed,
     existing_file,
     fetch,
     load_local_files,
@@ -161,7 +163,10 @@ class IMDbDataModule(L.LightningDataModule):
         check_fraction("val_fraction", val_fraction)
         check_limit("max_length", max_length)
         check_at_least(1, batch_size=batch_size, bucket_batches=bucket_batches)
+        check_at_least(2, max_vocab_size=max_vocab_size)  # <pad> and <unk>
         check_at_least(0, num_workers=num_workers)
+        check_seed("seed", seed)
+        check_texts("predict_texts", predict_texts)
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.dataset_name = dataset_name
@@ -341,6 +346,12 @@ class IMDbDataModule(L.LightningDataModule):
             raise ValueError(
                 f"val_fraction={self.val_fraction} leaves no training review of the "
                 f"{len(labels)} in the train split; lower it"
+            )
+        if self.val_fraction > 0 and not len(val_idx):
+            raise DataConfigError(
+                f"val_fraction={self.val_fraction} of the {len(labels)} reviews of the train split "
+                "holds out none to validate: raise it, or pass val_fraction=0 to train without "
+                "validation"
             )
         if self.vocab is None:
             self.vocab = self._count_vocab(train.column("tokens").take(pa.array(train_idx)))

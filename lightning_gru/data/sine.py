@@ -17,6 +17,7 @@ from lightning_gru.data._common import (
     check_at_least,
     check_fraction,
     check_one_process,
+    check_seed,
     existing_file,
 )
 from lightning_gru.data.samplers import ShuffledBatchSampler, at_trainer_epoch
@@ -35,11 +36,16 @@ def generate_sine_series(
         >>> y.shape, round(float(y[0]), 6)
         ((1000,), 0.049671)
     """
-    if not (math.isfinite(noise_std) and noise_std >= 0):
-        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std}")
+    _check_noise_std(noise_std)
     x = np.linspace(0, 10 * np.pi, num_points)
     noise = np.random.RandomState(seed).normal(0, noise_std, num_points)
     return np.sin(x) + noise
+
+
+def _check_noise_std(noise_std: float) -> None:
+    """A ``ValueError`` unless ``noise_std`` is a finite number >= 0."""
+    if not (math.isfinite(noise_std) and noise_std >= 0):
+        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std}")
 
 
 def load_series(path: str | Path) -> np.ndarray:
@@ -51,7 +57,8 @@ def load_series(path: str | Path) -> np.ndarray:
     Raises:
         FileNotFoundError: ``path`` is not a file.
         DataFileError: (a ValueError) naming the file and the line, for a line with several
-            columns, a value that is not a finite number, or a file without values.
+            columns, a value that is not a finite number, a file without values, or one
+            that is not UTF-8.
 
     Example:
         >>> import shutil, tempfile
@@ -65,6 +72,19 @@ def load_series(path: str | Path) -> np.ndarray:
         >>> shutil.rmtree(folder)
     """
     path = existing_file(path, "data_file")
+    try:
+        values = _read_values(path)
+    except UnicodeDecodeError as err:
+        raise DataFileError(
+            f"{path}: cannot be read as UTF-8 text: UnicodeDecodeError: {err}"
+        ) from err
+    if not values:
+        raise DataFileError(f"{path}: the series is empty (no numeric values)")
+    return np.asarray(values, dtype=np.float64)
+
+
+def _read_values(path: Path) -> list[float]:
+    """The values of a series file, checked line by line (see :func:`load_series`)."""
     values: list[float] = []
     with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: drop a BOM (Excel's CSV)
         for number, row in enumerate(csv.reader(f), start=1):
@@ -81,9 +101,7 @@ def load_series(path: str | Path) -> np.ndarray:
             if not math.isfinite(value):
                 raise DataFileError(f"{path}: line {number}: {row[0]!r} is not a finite number")
             values.append(value)
-    if not values:
-        raise DataFileError(f"{path}: the series is empty (no numeric values)")
-    return np.asarray(values, dtype=np.float64)
+    return values
 
 
 class SineWaveDataModule(L.LightningDataModule):
@@ -154,6 +172,8 @@ class SineWaveDataModule(L.LightningDataModule):
         check_fraction("val_fraction", val_fraction)
         check_at_least(1, num_points=num_points, seq_len=seq_len, batch_size=batch_size)
         check_at_least(0, num_workers=num_workers)
+        check_seed("seed", seed, maximum=2**32 - 1)  # NumPy's RandomState draws the noise
+        _check_noise_std(noise_std)
         self.save_hyperparameters()
         self.data_file = data_file
         self.num_points = num_points

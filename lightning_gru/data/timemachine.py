@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_gru._checks import check_texts
 from lightning_gru.data._common import (
     DataConfigError,
     DataFileError,
@@ -24,6 +25,7 @@ from lightning_gru.data._common import (
     check_fraction,
     check_limit,
     check_one_process,
+    check_seed,
     existing_file,
     fetch,
     load_local_files,
@@ -134,6 +136,8 @@ class TimeMachineDataModule(L.LightningDataModule):
         check_limit("max_tokens", max_tokens)
         check_at_least(1, batch_size=batch_size, num_steps=num_steps)
         check_at_least(0, num_workers=num_workers)
+        check_seed("seed", seed)
+        check_texts("predict_prefixes", predict_prefixes)
         self.save_hyperparameters()
         self.data_file = data_file
         self.url = url
@@ -270,6 +274,11 @@ class TimeMachineDataModule(L.LightningDataModule):
             self.vocab = Vocab(Counter(tokens).items(), reserved_tokens=["<unk>"])
         corpus = np.asarray(self.vocab.lookup(tokens), dtype=np.int64)
         n_val = round(len(corpus) * self.val_fraction)
+        if self.val_fraction > 0 and n_val == 0:
+            raise DataConfigError(
+                f"val_fraction={self.val_fraction} of the {len(corpus)} tokens holds out none to "
+                "validate: raise it, or pass val_fraction=0 to train without validation"
+            )
         train, self.val_corpus = corpus[: len(corpus) - n_val], corpus[len(corpus) - n_val :]
         self.train_corpus = train[: self.max_tokens] if self.max_tokens > 0 else train
 

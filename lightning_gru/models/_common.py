@@ -52,6 +52,40 @@ def check_scheduler_validates(scheduler: Any, trainer: Any) -> None:
         )
 
 
+def check_plateau_has_validation(trainer: Any) -> None:
+    """A ``ValueError`` for a ``ReduceLROnPlateau`` when the validation data holds no batch (a
+    data module with ``val_fraction=0``, or one whose validation part is empty): it would wait
+    for its validation metric and end the fit after the first epoch that should validate with
+    Lightning's "conditioned on metric ... which is not available". Run at the start of
+    training, once the validation dataloaders are known (``check_scheduler_validates`` covers
+    ``limit_val_batches=0`` earlier, in ``configure_optimizers``)."""
+    if trainer is None or not trainer.enable_validation:
+        return
+    configs = trainer.lr_scheduler_configs
+    plateaus = [c for c in configs if isinstance(c.scheduler, ReduceLROnPlateau)]
+    if not plateaus:
+        return
+    if trainer.val_dataloaders is None:
+        # not requested yet (the first epoch does not validate): request them as Lightning
+        # does at the start of the fit when it does
+        trainer.validating = True
+        trainer.fit_loop.epoch_loop.val_loop.setup_data()
+        trainer.training = True
+    if trainer.val_dataloaders is not None and sum(trainer.num_val_batches) == 0:
+        raise ValueError(
+            f"ReduceLROnPlateau watches {plateaus[0].monitor}, and the validation data holds no "
+            "batch (a data module with val_fraction=0?): validate, or choose another scheduler"
+        )
+
+
+class PlateauCheck:
+    """For a LightningModule: ``check_plateau_has_validation`` at the start of training."""
+
+    def on_train_start(self) -> None:
+        check_plateau_has_validation(self._trainer)
+        super().on_train_start()  # type: ignore[misc]
+
+
 def check_vocab_size(module: Any) -> None:
     """A ``ValueError`` when the model's ``vocab_size`` is smaller than the attached data
     module's vocabulary, at any stage (ids past the model's embedding or one-hot width would

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from lightning_gru.models._common import build_optimizers
+from lightning_gru.models._common import PlateauCheck, build_optimizers
 from lightning_gru.models.figures import log_figure, plot_forecast
 from lightning_gru.nn.baselines import MLP, Backend, make_encoder
 
@@ -87,6 +87,16 @@ class ForecastNet(nn.Module):
         """
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
+        if start.dim() != 3 or start.shape[1] != 1:
+            raise ValueError(
+                "start must be one step, (batch, 1, features): each prediction is fed back as the "
+                f"next input; got {tuple(start.shape)}"
+            )
+        if context.dim() != 3 or context.shape[0] != start.shape[0]:
+            raise ValueError(
+                f"context must be (batch, steps, features) with start's batch of {start.shape[0]}, "
+                f"got {tuple(context.shape)}"
+            )
         state = self(context)[1] if context.shape[1] > 0 else None
         x, predictions = start, [start[:, :0]]  # (B, 0, I): what zero steps give
         for _ in range(steps):
@@ -95,7 +105,7 @@ class ForecastNet(nn.Module):
         return torch.cat(predictions, dim=1)  # (B, steps, I)
 
 
-class Forecaster(L.LightningModule):
+class Forecaster(PlateauCheck, L.LightningModule):
     """One-step-ahead training of a :class:`ForecastNet`; an autoregressive test roll-out.
 
     Training and validation batches are ``(x, y)`` windows, ``(B, T, 1)`` each, with ``y`` the

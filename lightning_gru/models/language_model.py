@@ -1,5 +1,6 @@
 """A recurrent language model over characters or words, trained and sampled as d2l does."""
 
+import numbers
 from typing import Any
 
 import lightning as L
@@ -10,7 +11,13 @@ from torch import Tensor, nn
 from torchmetrics import SumMetric
 from torchmetrics.text import Perplexity
 
-from lightning_gru.models._common import Throughput, VocabularyCheck, build_optimizers
+from lightning_gru._checks import check_texts, check_type
+from lightning_gru.models._common import (
+    PlateauCheck,
+    Throughput,
+    VocabularyCheck,
+    build_optimizers,
+)
 from lightning_gru.models.figures import log_table
 from lightning_gru.nn.baselines import Backend, Encoder, make_encoder
 
@@ -57,6 +64,8 @@ class LanguageModelNet(nn.Module):
         init_std: float | None = None,
     ) -> None:
         super().__init__()
+        if vocab_size < 1:  # (the encoder would name it input_size, or the embedding fail)
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         if embedding_dim is not None and embedding_dim < 1:
             raise ValueError(
                 f"embedding_dim must be >= 1, or None for one-hot inputs, got {embedding_dim}"
@@ -98,7 +107,7 @@ class LanguageModelNet(nn.Module):
         return self.head(self.dropout(out)).transpose(0, 1), state  # (B, T, V)
 
 
-class LanguageModel(VocabularyCheck, L.LightningModule):
+class LanguageModel(PlateauCheck, VocabularyCheck, L.LightningModule):
     """Next-token prediction on ``(X, Y)`` batches of ``(B, num_steps)`` token ids.
 
     Logs ``{stage}_loss`` (cross-entropy per token) and ``{stage}_ppl`` (torchmetrics
@@ -179,6 +188,8 @@ class LanguageModel(VocabularyCheck, L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        check_texts("sample_prefixes", sample_prefixes)
+        _check_num_tokens("num_generate", num_generate)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.net = LanguageModelNet(
             vocab_size,
@@ -282,6 +293,7 @@ class LanguageModel(VocabularyCheck, L.LightningModule):
                 Trainer this model is attached to. A tokenizer with a ``vocab_size`` smaller
                 than the model's limits the prediction to its tokens (the ids below it).
         """
+        _check_num_tokens("num_tokens", num_tokens)
         tokenizer = tokenizer if tokenizer is not None else self._datamodule()
         if not hasattr(tokenizer, "encode"):
             raise ValueError("generate needs a tokenizer (a data module with encode and decode)")
@@ -363,6 +375,14 @@ class LanguageModel(VocabularyCheck, L.LightningModule):
 
     def _datamodule(self) -> Any:
         return getattr(self._trainer, "datamodule", None) if self._trainer else None
+
+
+def _check_num_tokens(name: str, value: int) -> None:
+    """A ``TypeError`` for a count of tokens that is not an integer, a ``ValueError`` for one
+    below 0 (``range`` would give no token, silently)."""
+    check_type(name, value, numbers.Integral, "an integer")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def _detach(state: State) -> State:

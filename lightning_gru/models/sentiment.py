@@ -19,7 +19,13 @@ from torchmetrics.classification import (
 )
 from tqdm.auto import tqdm
 
-from lightning_gru.models._common import Throughput, VocabularyCheck, build_optimizers
+from lightning_gru._checks import check_texts
+from lightning_gru.models._common import (
+    PlateauCheck,
+    Throughput,
+    VocabularyCheck,
+    build_optimizers,
+)
 from lightning_gru.models.figures import log_figure, plot_confusion_matrix
 from lightning_gru.nn.baselines import (
     Backend,
@@ -95,6 +101,8 @@ class SentimentNet(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if vocab_size < 1:  # (torch would fail in the embedding's initialisation)
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         if embedding_dim < 1:  # (the encoder would name it input_size)
             raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
         if not packed and bidirectional and encoder != "bow":
@@ -242,7 +250,9 @@ def load_word_vectors(
         How many rows were set.
 
     Raises:
-        ValueError: a vector does not have ``E`` numbers.
+        ValueError: naming the file and the line, for a vector of a known token that does not
+            have ``E`` numbers or holds one that is not a finite number (a NaN would spread to
+            every weight at the first step), and for a file that is not UTF-8.
 
     >>> import os
     >>> import tempfile
@@ -261,24 +271,41 @@ def load_word_vectors(
     """
     found, width = 0, weight.shape[1]
     with open(path, encoding="utf-8") as f, torch.no_grad():
-        for line in tqdm(f, desc=f"reading {Path(path).name}", unit=" lines", disable=not progress):
-            token, _, rest = line.rstrip("\n").partition(" ")
-            values = rest.split()
-            if len(values) > width and not _is_number(values[0]):  # a token with spaces
-                extra = len(values) - width
-                token, values = " ".join([token, *values[:extra]]), values[extra:]
-            row = token_to_idx.get(token)
-            if row is None:
-                continue
-            if len(values) != width:
-                if len(values) == 1 and found == 0:  # a "count dim" header that parsed as a token
+        lines = tqdm(f, desc=f"reading {Path(path).name}", unit=" lines", disable=not progress)
+        try:
+            for number, line in enumerate(lines, start=1):
+                token, _, rest = line.rstrip("\n").partition(" ")
+                values = rest.split()
+                if len(values) > width and not _is_number(values[0]):  # a token with spaces
+                    extra = len(values) - width
+                    token, values = " ".join([token, *values[:extra]]), values[extra:]
+                row = token_to_idx.get(token)
+                if row is None:
                     continue
-                raise ValueError(
-                    f"{path}: {token!r} has {len(values)} numbers, expected {weight.shape[1]}"
-                )
-            weight[row] = torch.tensor([float(v) for v in values], dtype=weight.dtype)
-            found += 1
+                if len(values) != width:
+                    if len(values) == 1 and found == 0:  # a "count dim" header read as a token
+                        continue
+                    raise ValueError(
+                        f"{path}: {token!r} has {len(values)} numbers, expected {weight.shape[1]}"
+                    )
+                vector = _finite_vector(values, f"{path}: line {number}, {token!r}")
+                weight[row] = vector.to(weight.dtype)
+                found += 1
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: cannot be read as UTF-8 text: {err}") from err
     return found
+
+
+def _finite_vector(values: list[str], where: str) -> Tensor:
+    """The numbers of ``values``; a ``ValueError`` starting with ``where`` for one that is no
+    number or not finite (a NaN in the embedding would reach every weight at the first step)."""
+    try:
+        vector = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    if not torch.isfinite(vector).all():
+        raise ValueError(f"{where}: a value is not a finite number: {' '.join(values)}")
+    return vector
 
 
 def _is_number(text: str) -> bool:
@@ -289,7 +316,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-class SentimentClassifier(VocabularyCheck, L.LightningModule):
+class SentimentClassifier(PlateauCheck, VocabularyCheck, L.LightningModule):
     """Classifies reviews from batches ``{"input_ids": (B, T), "lengths": (B,), "labels": (B,)}``.
 
     Logs ``{stage}_loss``, ``{stage}_acc`` and ``{stage}_f1`` (macro F1) for train, val and test,
@@ -367,6 +394,9 @@ class SentimentClassifier(VocabularyCheck, L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        check_texts("class_names", class_names)
+        if class_names is not None and len(class_names) < 2:
+            raise ValueError(f"class_names must name at least 2 classes, got {list(class_names)}")
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.class_names = list(class_names) if class_names is not None else ["neg", "pos"]
         C = len(self.class_names)

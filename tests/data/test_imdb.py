@@ -419,7 +419,8 @@ def test_checkpoint_carries_the_vocabulary_to_trainer_predict(tmp_path, parquet_
 def test_a_review_without_tokens_becomes_unk(tmp_path, cache_dir):
     train = make_reviews(3)
     train.loc[2, "text"] = "<br /><br />"  # not empty, but no tokens
-    dm = make_dm(write_splits(tmp_path / "d", "parquet", train, make_reviews(3)), cache_dir)
+    folder = write_splits(tmp_path / "d", "parquet", train, make_reviews(3))
+    dm = make_dm(folder, cache_dir, val_fraction=0)  # 0.1 of 3 reviews a label holds out none
     dataset = dm._datasets()[0] if 2 in dm.train_dataset.index else dm.val_dataset
     position = dataset.index.tolist().index(2)
     assert dataset[position]["input_ids"].tolist() == [dm.unk_index]

@@ -151,3 +151,35 @@ def test_fits_and_tests_in_bfloat16(tmp_path, make_trainer, precision):
     result = trainer.test(model, data, verbose=False)[0]
     assert torch.isfinite(torch.tensor(result["test_mse"]))
     assert (tmp_path / "forecast.png").is_file()
+
+
+def test_a_plateau_scheduler_is_refused_when_the_data_holds_no_validation(make_trainer):
+    """Guards against: ``val_fraction=0`` (no windows, no roll-out) failing after the first
+    epoch with Lightning's "ReduceLROnPlateau conditioned on metric val_rollout_mse which is
+    not available"."""
+    data = SineWaveDataModule(num_points=200, seq_len=10, batch_size=8, val_fraction=0)
+    plateau = partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=0)
+    model = Forecaster(hidden_size=4, lr_scheduler=plateau)
+    trainer = make_trainer(max_epochs=2)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau watches val_rollout_mse, and the"):
+        trainer.fit(model, data)
+    assert trainer.global_step == 0
+    trainer = make_trainer(max_epochs=2)  # the same data without the scheduler trains
+    trainer.fit(Forecaster(hidden_size=4), data)
+    assert trainer.global_step == 4  # 14 windows, 2 batches an epoch
+
+
+@pytest.mark.parametrize(
+    ("context", "start", "message"),
+    [
+        ((1, 10, 1), (1, 3, 1), r"start must be one step, \(batch, 1, features\)"),
+        ((1, 10, 1), (1, 1), r"start must be one step"),
+        ((2, 10, 1), (1, 1, 1), r"context must be \(batch, steps, features\) with start's batch"),
+    ],
+)
+def test_rollout_refuses_a_start_of_several_steps_or_another_batch(context, start, message):
+    """Guards against: a start of 3 steps giving 12 predictions for ``steps=4`` (each step fed
+    all 3 back), silently; a context of another batch failing in torch's hidden-size check."""
+    net = ForecastNet(hidden_size=4)
+    with pytest.raises(ValueError, match=message):
+        net.rollout(torch.randn(*context), torch.randn(*start), steps=4)

@@ -430,3 +430,48 @@ def test_a_tokenizer_larger_than_the_model_is_refused():
 
 def test_generating_no_tokens_gives_the_prefix_back():
     assert LanguageModel(V, hidden_size=4).generate("ab c", 0, ToyText()) == "ab c"
+
+
+@pytest.mark.parametrize("num_tokens", [-1, 2.0, "5"])
+def test_a_count_of_tokens_that_is_negative_or_not_an_integer_is_refused(num_tokens):
+    """Guards against: ``generate(prefix, -3)`` (and ``num_generate=-1``) giving the prefix
+    back silently, where ``ForecastNet.rollout`` refuses negative steps."""
+    error = ValueError if isinstance(num_tokens, int) else TypeError
+    with pytest.raises(error, match="num_generate must be"):
+        LanguageModel(vocab_size=V, hidden_size=4, num_generate=num_tokens)
+    model = LanguageModel(vocab_size=V, hidden_size=4)
+    with pytest.raises(error, match="num_tokens must be"):
+        model.generate("ab", num_tokens, tokenizer=ToyText())
+
+
+def test_one_sample_prefix_string_is_refused():
+    """Guards against: ``sample_prefixes="time"`` generating after each of ``t``, ``i``, ``m``
+    and ``e``."""
+    with pytest.raises(TypeError, match=r"sample_prefixes must be a list of str, got str"):
+        LanguageModel(vocab_size=V, sample_prefixes="time")
+
+
+def test_an_empty_vocabulary_is_refused_by_name():
+    """Guards against: torch's "input_size must be greater than zero" (one-hot inputs)."""
+    with pytest.raises(ValueError, match="vocab_size must be >= 1, got 0"):
+        LanguageModel(vocab_size=0)
+
+
+@pytest.mark.parametrize("check_val_every_n_epoch", [1, 2])
+def test_a_plateau_scheduler_is_refused_when_the_data_holds_no_validation(
+    tmp_path, make_trainer, check_val_every_n_epoch
+):
+    """Guards against: ``val_fraction=0`` with a ``ReduceLROnPlateau`` ending the fit after the
+    first epoch that validates, with Lightning's "ReduceLROnPlateau conditioned on metric
+    val_loss which is not available" (the docs promise a refusal when the fit starts)."""
+    path = tmp_path / "text.txt"
+    path.write_text("the time traveller for so it will be convenient to speak of him\n" * 5)
+    data = TimeMachineDataModule(
+        str(path), cache_dir=str(tmp_path / "cache"), batch_size=2, num_steps=5, val_fraction=0
+    )
+    plateau = partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=0)
+    model = LanguageModel(vocab_size=data.vocab_size, hidden_size=4, lr_scheduler=plateau)
+    trainer = make_trainer(max_epochs=3, check_val_every_n_epoch=check_val_every_n_epoch)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau watches val_loss, and the validat"):
+        trainer.fit(model, data)
+    assert trainer.global_step == 0

@@ -360,3 +360,71 @@ def test_a_stop_without_a_start_counts_nothing():
     seconds = clock.seconds
     clock.stop(10)  # no start since the last stop: ignored
     assert (clock.items, clock.seconds) == (10, seconds)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("good nan 1\n", r"line 2, 'good': a value is not a finite number: nan 1"),
+        ("good 1 inf\n", r"line 2, 'good': a value is not a finite number: 1 inf"),
+        ("good 1 x\n", r"line 2, 'good': could not convert string to float: 'x'"),
+    ],
+)
+def test_load_word_vectors_refuses_a_value_that_is_not_a_finite_number(tmp_path, line, message):
+    """Guards against: a ``nan`` copied into the embedding, which made every weight NaN at the
+    first training step (silently: the fit ran on with NaN losses); a non-number failing with
+    a bare "could not convert string to float", naming neither the file nor the line."""
+    path = tmp_path / "vectors.txt"
+    path.write_text("bad 1 2\n" + line)
+    with pytest.raises(ValueError, match=f"vectors.txt: {message}"):
+        load_word_vectors(path, VOCAB, torch.zeros(len(VOCAB), 2), progress=False)
+    path.write_text("bad 1 2\nunknown nan x\n")  # the line of a token not in the vocabulary
+    assert load_word_vectors(path, VOCAB, torch.zeros(len(VOCAB), 2), progress=False) == 1
+
+
+def test_load_word_vectors_names_a_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_bytes("caf\xe9 1 2\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="vectors.txt: cannot be read as UTF-8 text"):
+        load_word_vectors(path, VOCAB, torch.zeros(len(VOCAB), 2), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("class_names", "error", "message"),
+    [
+        ("neg", TypeError, r"class_names must be a list of str, got str"),
+        (["only"], ValueError, r"class_names must name at least 2 classes, got \['only'\]"),
+        ([], ValueError, r"class_names must name at least 2 classes, got \[\]"),
+    ],
+)
+def test_class_names_that_cannot_name_two_classes_are_refused(class_names, error, message):
+    """Guards against: ``class_names="neg"`` building a model of three classes ``n``, ``e``,
+    ``g``; one or no class failing in torchmetrics with "Expected argument `num_classes` to be
+    an integer larger than 1"."""
+    with pytest.raises(error, match=message):
+        SentimentClassifier(vocab_size=6, class_names=class_names)
+
+
+@pytest.mark.parametrize("vocab_size", [0, -5])
+def test_an_empty_vocabulary_is_refused_by_name(vocab_size):
+    """Guards against: torch's IndexError ("index 0 is out of bounds for dimension 0 with size
+    0") or "Trying to create tensor with negative dimension"."""
+    with pytest.raises(ValueError, match=f"vocab_size must be >= 1, got {vocab_size}"):
+        SentimentClassifier(vocab_size=vocab_size)
+
+
+def test_a_plateau_scheduler_is_refused_when_the_data_holds_no_validation(make_trainer):
+    """Guards against: the fit ending after its first epoch with Lightning's "ReduceLROnPlateau
+    conditioned on metric val_loss which is not available" (an IMDb module with
+    ``val_fraction=0`` gives no validation dataloader, as here)."""
+
+    class NoValidation(ToyReviews):
+        def val_dataloader(self):
+            return []
+
+    plateau = partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=0)
+    model = SentimentClassifier(vocab_size=6, embedding_dim=4, hidden_size=4, lr_scheduler=plateau)
+    trainer = make_trainer(max_epochs=2)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau watches val_loss, and the validat"):
+        trainer.fit(model, NoValidation())
+    assert trainer.global_step == 0

@@ -1,0 +1,24 @@
+"""Argument checks that the data modules and the models share (no heavy imports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def check_type(name: str, value: Any, kind: type, words: str) -> None:
+    """A ``TypeError`` naming ``name`` unless ``value`` is a ``kind`` (never a ``bool``)."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {words}, got {value!r} ({type(value).__name__})")
+
+
+def check_texts(name: str, value: Any) -> None:
+    """A ``TypeError`` unless ``value`` is ``None`` or a list (or tuple) of strings: a single
+    ``str`` would be taken character by character, each one a text."""
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        hint = f": pass [{value!r}]" if isinstance(value, str) else ""
+        raise TypeError(f"{name} must be a list of str, got {type(value).__name__}{hint}")
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must hold str only, got {item!r} ({type(item).__name__})")
