@@ -309,11 +309,11 @@ class LightningGRUCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         """Lightning's, with a ValueError that the Trainer raises itself on starting (a
         ``--ckpt_path hpc`` it finds no file for, a ``val_check_interval`` longer than an
-        epoch) reported in one line."""
+        epoch), or that the model's checks raise then, reported in one line."""
         try:
             super()._run_subcommand(subcommand)
         except ValueError as err:
-            if not _raised_by_trainer(err):
+            if not _a_configuration_check(err):
                 raise
             raise ArgumentValueError(f"{subcommand}: {str(err).strip()}") from err
 
@@ -407,14 +407,21 @@ def _check_optimizer(model: LightningModule, trainer: Trainer | None = None) -> 
         raise ArgumentValueError(f"model.{name}: {what}{err}") from err
 
 
-def _raised_by_trainer(err: BaseException) -> bool:
+def _a_configuration_check(err: BaseException) -> bool:
     """Whether ``err`` was raised in the code of Lightning's Trainer or loops (its checks of
-    its arguments), not in a model's or data module's code that they called."""
+    its arguments) or in the checks that this package's models run as a stage starts (a
+    ``ReduceLROnPlateau`` with no validation data), not in other code of a model or data
+    module, whose error is a bug to debug with its traceback."""
     tb = err.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
-    return module.startswith(("lightning.pytorch.trainer.", "lightning.pytorch.loops."))
+    checks = (
+        "lightning.pytorch.trainer.",
+        "lightning.pytorch.loops.",
+        "lightning_gru.models._common",
+    )
+    return module.startswith(checks)
 
 
 def wandb_has_credentials() -> bool:

@@ -344,13 +344,17 @@ def test_what_the_data_module_gives_the_model_is_not_typed(tmp_path, capsys, opt
         pytest.param(["--ckpt_path", "hpc"],
                      'fit: `.fit(ckpt_path="hpc")` is set but no HPC checkpoint was found',
                      id="hpc"),
+        pytest.param(["--model.lr_scheduler", "torch.optim.lr_scheduler.ReduceLROnPlateau",
+                      "--data.val_fraction", "0"],
+                     "fit: ReduceLROnPlateau watches val_rollout_mse, and the validation data "
+                     "holds no batch", id="plateau-without-validation-data"),
     ],
 )  # fmt: skip
 def test_values_the_trainer_refuses_on_starting_end_the_command_in_one_line(
     tmp_path, option, message
 ):
-    """Guards against: the ValueErrors that Lightning's Trainer raises when a fit starts
-    (its checks of its arguments) let through as tracebacks."""
+    """Guards against: the ValueErrors that Lightning's Trainer (its checks of its arguments)
+    or the model's checks raise when a fit starts let through as tracebacks."""
     args = ["fit", "--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", False)]
     with pytest.raises(ArgumentValueError) as info:
         run_cli([*args, *option])
