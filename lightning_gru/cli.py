@@ -401,10 +401,12 @@ def _check_optimizer(model: LightningModule, trainer: Trainer | None = None) -> 
             if not isinstance(built, ReduceLROnPlateau):  # it steps on a metric
                 with warnings.catch_warnings():  # of a step before the optimizer's
                     warnings.simplefilter("ignore")
-                    built.step()
-    except (ValueError, ZeroDivisionError) as err:
-        what = "" if isinstance(err, ValueError) else f"{type(built).__name__}'s first step: "
-        raise ArgumentValueError(f"model.{name}: {what}{err}") from err
+                    try:
+                        built.step()
+                    except ZeroDivisionError as err:  # StepLR(step_size=0)
+                        raise ValueError(f"{type(built).__name__}'s first step: {err}") from err
+    except ValueError as err:
+        raise ArgumentValueError(f"model.{name}: {err}") from err
 
 
 def _a_configuration_check(err: BaseException) -> bool:
