@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 
@@ -22,3 +23,14 @@ def check_texts(name: str, value: Any) -> None:
     for item in value:
         if not isinstance(item, str):
             raise TypeError(f"{name} must hold str only, got {item!r} ({type(item).__name__})")
+
+
+def check_at_least(minimum: int, **values: int) -> None:
+    """``ValueError`` naming the first of ``values`` (name=value) below ``minimum``: a count
+    that would otherwise be refused only when first used, deep inside ``fit``, or taken
+    silently (``range`` of a negative count); a ``TypeError`` for what is not an integer
+    (``2.5``, ``"8"``, ``None``)."""
+    for name, value in values.items():
+        check_type(name, value, numbers.Integral, "an integer")
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")

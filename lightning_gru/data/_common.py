@@ -168,16 +168,6 @@ def check_fraction(name: str, value: float, allow_zero: bool = True) -> None:
         raise ValueError(f"{name} must be in {interval}, got {value}")
 
 
-def check_at_least(minimum: int, **values: int) -> None:
-    """``ValueError`` naming the first of ``values`` (name=value) below ``minimum``: a count
-    the data loaders would otherwise reject only when first used, deep inside ``fit``; a
-    ``TypeError`` for what is not an integer (``2.5``, ``"8"``, ``None``)."""
-    for name, value in values.items():
-        check_type(name, value, numbers.Integral, "an integer")
-        if value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
 def check_limit(name: str, value: int) -> None:
     """``ValueError`` unless ``value`` is a positive limit or -1 (no limit)."""
     check_type(name, value, numbers.Integral, "an integer")

@@ -21,11 +21,10 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_gru._checks import check_texts
+from lightning_gru._checks import check_at_least, check_texts
 from lightning_gru.data._common import (
     DataConfigError,
     DataFileError,
-    check_at_least,
     check_fraction,
     check_limit,
     check_one_process,

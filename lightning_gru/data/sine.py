@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_gru._checks import check_at_least
 from lightning_gru.data._common import (
     DataConfigError,
     DataFileError,
-    check_at_least,
     check_fraction,
     check_one_process,
     check_seed,

@@ -1,6 +1,5 @@
 """A recurrent language model over characters or words, trained and sampled as d2l does."""
 
-import numbers
 from typing import Any
 
 import lightning as L
@@ -11,7 +10,7 @@ from torch import Tensor, nn
 from torchmetrics import SumMetric
 from torchmetrics.text import Perplexity
 
-from lightning_gru._checks import check_texts, check_type
+from lightning_gru._checks import check_at_least, check_texts
 from lightning_gru.models._common import (
     PlateauCheck,
     Throughput,
@@ -189,7 +188,7 @@ class LanguageModel(PlateauCheck, VocabularyCheck, L.LightningModule):
     ) -> None:
         super().__init__()
         check_texts("sample_prefixes", sample_prefixes)
-        _check_num_tokens("num_generate", num_generate)
+        check_at_least(0, num_generate=num_generate)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.net = LanguageModelNet(
             vocab_size,
@@ -293,7 +292,7 @@ class LanguageModel(PlateauCheck, VocabularyCheck, L.LightningModule):
                 Trainer this model is attached to. A tokenizer with a ``vocab_size`` smaller
                 than the model's limits the prediction to its tokens (the ids below it).
         """
-        _check_num_tokens("num_tokens", num_tokens)
+        check_at_least(0, num_tokens=num_tokens)
         tokenizer = tokenizer if tokenizer is not None else self._datamodule()
         if not hasattr(tokenizer, "encode"):
             raise ValueError("generate needs a tokenizer (a data module with encode and decode)")
@@ -375,14 +374,6 @@ class LanguageModel(PlateauCheck, VocabularyCheck, L.LightningModule):
 
     def _datamodule(self) -> Any:
         return getattr(self._trainer, "datamodule", None) if self._trainer else None
-
-
-def _check_num_tokens(name: str, value: int) -> None:
-    """A ``TypeError`` for a count of tokens that is not an integer, a ``ValueError`` for one
-    below 0 (``range`` would give no token, silently)."""
-    check_type(name, value, numbers.Integral, "an integer")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def _detach(state: State) -> State:
