@@ -188,9 +188,15 @@ def pad_packed_rows(sequence: PackedSequence, padding_value: float = 0.0) -> Ten
     tensor([[1., 2.],
             [3., 0.]])
     """
+    return _padded(sequence, *_packed_rows(sequence), padding_value)
+
+
+def _padded(
+    sequence: PackedSequence, position: Tensor, steps: Tensor, padding_value: float
+) -> Tensor:
+    """:func:`pad_packed_rows`, its rows' positions and steps given (:func:`_packed_rows`)."""
     data = sequence.data  # (N, F)
     T, B, width = sequence.batch_sizes.shape[0], int(sequence.batch_sizes[0]), data.shape[1]
-    position, steps = _packed_rows(sequence)
     destination = (position * T + steps).to(data.device)  # row of the (B * T, F) result
     padded = data.new_full((B * T, width), padding_value).index_put((destination,), data)
     return padded.view(B, T, width)
@@ -212,14 +218,15 @@ def pool_packed(output: PackedSequence, lengths: Tensor, pooling: Pooling) -> Te
     if pooling not in ("max", "mean", "max_mean"):
         raise ValueError(f"pool_packed pools by max, mean or max_mean, not {pooling!r}")
     data = output.data  # (N, F)
+    position, steps = _packed_rows(output)
     pooled = []
     if pooling in ("max", "max_mean"):
-        position = _packed_rows(output)[0].to(data.device)[:, None].expand_as(data)
+        rows = position.to(data.device)[:, None].expand_as(data)
         start = data.new_full((int(output.batch_sizes[0]), data.shape[1]), float("-inf"))
-        pooled.append(start.scatter_reduce(0, position, data, "amax"))  # (B, F)
+        pooled.append(start.scatter_reduce(0, rows, data, "amax"))  # (B, F)
     if pooling in ("mean", "max_mean"):
         divisor = lengths.to(data.device)[:, None].to(data.dtype)
-        pooled.append(pad_packed_rows(output).sum(1) / divisor)  # (B, F)
+        pooled.append(_padded(output, position, steps, 0.0).sum(1) / divisor)  # (B, F)
     return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=-1)
 
 
