@@ -89,6 +89,7 @@ cdef extern from "block_gemm.h" nogil:
     int LGRU_MAX_DEPTH
     int LGRU_MIN_ROWS_LARGE_WEIGHT
     int LGRU_BLOCK_WEIGHT_GRADIENTS
+    int lgru_cpu_is_intel()
     long lgru_block_packed_floats(int K, int N)
     void lgru_block_pack(int K, int N, const float *b, long ldb, bint trans, float *packed)
     void lgru_block_gemm(int M, int N, int K, const float *packed, const float *a, long lda,
@@ -141,6 +142,14 @@ cdef enum:
     K_BLOCK = 128  # rows of a weight gradient summed in registers at a time
 # float32 per-step products on the register blocks of block_gemm.h where the build has them.
 cdef bint BLOCK_GEMM = True
+# Whether the BLAS is MKL on an Intel CPU, where MKL runs kernels tuned for it (set by set_blas):
+# there large products go to MKL (see block_recurrent, block_product, block_weight_gradient).
+cdef bint TUNED_MKL = False
+# With TUNED_MKL, the per-step products of a recurrent weight of more floats than this (512 KiB,
+# from 210 hidden units on) go to MKL's packed GEMM: on a 2 vCPU Xeon (AVX-512, 2 MiB L2 per
+# core) the register blocks measured 1.02-1.05x faster for 200 hidden units, MKL 1.0-1.1x
+# faster for 256 to 512 (benchmarks/README.md).
+cdef long TUNED_MKL_MIN_WEIGHT_FLOATS = 1 << 17
 
 
 def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_local_address=0,
@@ -149,7 +158,7 @@ def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_loca
     optionally MKL's ``MKL_Set_Num_Threads_Local`` (small products on one thread) and its
     ``cblas_sgemm_pack_get_size``/``cblas_sgemm_pack``/``cblas_sgemm_compute``."""
     global _sgemm, _dgemm, _set_blas_threads_local
-    global _sgemm_pack_get_size, _sgemm_pack, _sgemm_compute
+    global _sgemm_pack_get_size, _sgemm_pack, _sgemm_compute, TUNED_MKL
     _sgemm = <sgemm_fn>sgemm_address
     _dgemm = <dgemm_fn>dgemm_address
     _set_blas_threads_local = <set_threads_fn>set_threads_local_address
@@ -161,6 +170,7 @@ def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_loca
         _sgemm_pack_get_size = NULL
         _sgemm_pack = NULL
         _sgemm_compute = NULL
+    TUNED_MKL = _sgemm_compute != NULL and lgru_cpu_is_intel() == 1
 
 
 cdef inline bint blocked_products() noexcept nogil:
@@ -177,8 +187,10 @@ cdef inline bint large_recurrent_weight(int H) noexcept nogil:
 
 cdef inline bint block_recurrent(int B, int H) noexcept nogil:
     """Whether the per-step products of a direction of B sequences run on the register blocks:
-    where ``blocked_products()``, within the limits of block_gemm.h (none with AVX-512)."""
+    where ``blocked_products()``, within the limits of block_gemm.h (none with AVX-512), and
+    with ``TUNED_MKL`` for recurrent weights of at most TUNED_MKL_MIN_WEIGHT_FLOATS."""
     return (blocked_products() and H <= LGRU_MAX_DEPTH
+            and not (TUNED_MKL and <long>3 * H * H > TUNED_MKL_MIN_WEIGHT_FLOATS)
             and (B >= LGRU_MIN_ROWS_LARGE_WEIGHT or not large_recurrent_weight(H)))
 
 
@@ -198,8 +210,11 @@ cdef inline bint block_product(int M, int N, int K) noexcept nogil:
     """Whether a float32 product over all steps, M rows by N columns (K deep), runs on the
     register blocks, where ``blocked_products()``: from 16 columns and 8 rows on
     (for fewer rows, packing op(B) costs as much as the product; one step of one sequence has
-    one row), from 64 rows on for a large op(B), and at most ``LGRU_MAX_DEPTH`` deep."""
+    one row), from 64 rows on for a large op(B), and at most ``LGRU_MAX_DEPTH`` deep; with
+    ``TUNED_MKL`` only products MKL would run on one thread (at most SERIAL_GEMM_MAX_MACS
+    multiply-adds)."""
     return (blocked_products() and N >= 16 and M >= 8 and K <= LGRU_MAX_DEPTH
+            and (not TUNED_MKL or <long>M * N * K <= SERIAL_GEMM_MAX_MACS)
             and (M >= 64 or <long>K * N <= LARGE_WEIGHT_FLOATS))
 
 
@@ -208,12 +223,12 @@ cdef inline bint block_weight_gradient(int M, int N, int K) noexcept nogil:
     where ``blocked_products()``: any with at most SERIAL_GEMM_MAX_MACS multiply-adds and one
     operand a vector wide (MKL runs those on one thread, and its call and its copies of the
     operands cost more than the product); larger ones with N a vector wide, where the build
-    has ``LGRU_BLOCK_WEIGHT_GRADIENTS`` (see block_gemm.h)."""
+    has ``LGRU_BLOCK_WEIGHT_GRADIENTS`` (see block_gemm.h) and not ``TUNED_MKL``."""
     if not blocked_products() or K <= 0:
         return False
     if <long>M * N * K <= SERIAL_GEMM_MAX_MACS:
         return M >= 16 or N >= 16
-    return LGRU_BLOCK_WEIGHT_GRADIENTS == 1 and N >= 16
+    return LGRU_BLOCK_WEIGHT_GRADIENTS == 1 and not TUNED_MKL and N >= 16
 
 
 cdef inline bint narrow_product(int M, int N, int K) noexcept nogil:
@@ -263,10 +278,11 @@ cdef inline void packed_gemm(const float *packed, bint blocked, bint trans_b, in
 
 
 def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gemm_max_macs=-1,
-               int block_gemm=-1, long pack_min_rows=-1, long chunk_min_floats=-1):
+               int block_gemm=-1, long pack_min_rows=-1, long chunk_min_floats=-1,
+               int tuned_mkl=-1, long tuned_mkl_min_weight_floats=-1):
     """Private knobs for benchmarks and tests (-1 keeps a value); returns the current values."""
     global PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, BLOCK_GEMM, PACK_MIN_ROWS
-    global CHUNK_MIN_FLOATS
+    global CHUNK_MIN_FLOATS, TUNED_MKL, TUNED_MKL_MIN_WEIGHT_FLOATS
     if parallel_min_macs >= 0:
         PARALLEL_MIN_MACS = parallel_min_macs
     if pack_min_macs >= 0:
@@ -279,8 +295,17 @@ def set_tuning(long parallel_min_macs=-1, long pack_min_macs=-1, long serial_gem
         PACK_MIN_ROWS = pack_min_rows
     if chunk_min_floats >= 0:
         CHUNK_MIN_FLOATS = chunk_min_floats
+    if tuned_mkl >= 0:
+        TUNED_MKL = tuned_mkl
+    if tuned_mkl_min_weight_floats >= 0:
+        TUNED_MKL_MIN_WEIGHT_FLOATS = tuned_mkl_min_weight_floats
     return (PARALLEL_MIN_MACS, PACK_MIN_MACS, SERIAL_GEMM_MAX_MACS, int(BLOCK_GEMM),
-            PACK_MIN_ROWS, CHUNK_MIN_FLOATS)
+            PACK_MIN_ROWS, CHUNK_MIN_FLOATS, int(TUNED_MKL), TUNED_MKL_MIN_WEIGHT_FLOATS)
+
+
+def tuned_mkl():
+    """Whether large products go to MKL, tuned for this CPU (MKL as the BLAS, an Intel CPU)."""
+    return bool(TUNED_MKL)
 
 
 def has_block_gemm():

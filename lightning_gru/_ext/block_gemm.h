@@ -17,10 +17,21 @@
  * input gradient (`product` in _gru.pyx), where MKL's generic kernels are slower still, and,
  * reading A transposed and B in place, the weight gradients (`weight_product`): small ones,
  * where MKL's call and its copies of the operands cost more than the product, and with AVX-512
- * all of them.
+ * all of them. (On Intel CPUs MKL runs kernels tuned for them, and _gru.pyx sends it the large
+ * products: TUNED_MKL.)
  */
 #ifndef LIGHTNING_GRU_BLOCK_GEMM_H
 #define LIGHTNING_GRU_BLOCK_GEMM_H
+
+/* 1 on an Intel CPU (where MKL runs kernels tuned for it), else 0 (or unknown). */
+static inline int lgru_cpu_is_intel(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
 
 #if defined(__GNUC__) && !defined(__clang__) && \
     (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)))
@@ -49,6 +60,9 @@ enum { LGRU_BLOCK_WEIGHT_GRADIENTS = 1 };
 #else
 enum { LGRU_BLOCK_WEIGHT_GRADIENTS = 0 };
 #endif
+
+/* Floats of A's rows kept in L2 while op(B) passes (128 KiB: a quarter of Zen 2's L2) */
+enum { LGRU_CHUNK_FLOATS = 1 << 15, LGRU_L2_WEIGHT_FLOATS = 1 << 18 };
 
 /* op(B)^T is read this many floats (a 64-byte cache line) of a row at a time when packed */
 enum { LGRU_PACK_DEPTH = 16 };
@@ -217,17 +231,25 @@ static inline __attribute__((always_inline)) void lgru_block_rows(
      * accumulators to hide the FMA latency */
     const int blocks = (M + LGRU_ROWS - 1) / LGRU_ROWS;
     const int base = blocks ? M / blocks : 0, longer = blocks ? M % blocks : 0;
-    for (int blk = 0, r0 = 0; blk < blocks; blk++) {
-        const int R = base + (blk < longer);
-        const float *a_rows = tn ? a + r0 : a + (long)r0 * lda;
-        float *c_rows = c + (long)r0 * ldc;
+    /* rows taken a chunk at a time, each column group for all the chunk's blocks: the chunk's
+     * rows of A stay in the core's L2 while op(B) passes once per chunk (a block at a time, all
+     * of op(B) passed once per block: a weight larger than L2 came from L3 for every 8 rows) */
+    const int chunk_blocks = tn || (long)K * N <= LGRU_L2_WEIGHT_FLOATS
+                                 ? 1
+                                 : (int)(LGRU_CHUNK_FLOATS / (base * (long)K) + 1);
+    for (int blk0 = 0, r0 = 0; blk0 < blocks; blk0 += chunk_blocks) {
+        const int blk1 = blk0 + chunk_blocks < blocks ? blk0 + chunk_blocks : blocks;
         for (int j0 = 0; j0 < N; j0 += LGRU_GROUP * LGRU_UNITS) {
             const int V = lgru_group_vectors(N, j0);
             const int tail = N - j0 - (V - 1) * LGRU_UNITS;  /* columns of the last vector */
             const lgru_mask last = lgru_tail_mask(tail);
             const int partial = tail < LGRU_UNITS;            /* the group ends past column N */
             const float *panel = tn ? b + j0 : b + (long)j0 * K;
-            switch (R * 4 + V) {
+            for (int blk = blk0, r = r0; blk < blk1; blk++) {
+                const int R = base + (blk < longer);
+                const float *a_rows = tn ? a + r : a + (long)r * lda;
+                float *c_rows = c + (long)r * ldc;
+                switch (R * 4 + V) {
 #define LGRU_CASE(RR, VV)                                                                      \
     case RR * 4 + VV:                                                                          \
         lgru_block(tn, RR, VV, K, panel, ldb, a_rows, lda, c_rows + j0, ldc, accumulate, last, \
@@ -235,18 +257,20 @@ static inline __attribute__((always_inline)) void lgru_block_rows(
         break;
 #if defined(__AVX512F__)
 #define LGRU_CASES(RR) LGRU_CASE(RR, 1) LGRU_CASE(RR, 2) LGRU_CASE(RR, 3)
-                LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
-                LGRU_CASES(5) LGRU_CASES(6) LGRU_CASES(7) LGRU_CASES(8)
+                    LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
+                    LGRU_CASES(5) LGRU_CASES(6) LGRU_CASES(7) LGRU_CASES(8)
 #else
 #define LGRU_CASES(RR) LGRU_CASE(RR, 1) LGRU_CASE(RR, 2)
-                LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
-                LGRU_CASES(5) LGRU_CASES(6)
+                    LGRU_CASES(1) LGRU_CASES(2) LGRU_CASES(3) LGRU_CASES(4)
+                    LGRU_CASES(5) LGRU_CASES(6)
 #endif
 #undef LGRU_CASES
 #undef LGRU_CASE
+                }
+                r += R;
             }
         }
-        r0 += R;
+        for (int blk = blk0; blk < blk1; blk++) r0 += base + (blk < longer);
     }
 }
 

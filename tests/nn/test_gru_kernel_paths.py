@@ -12,29 +12,39 @@ threads when the threshold is zero, and the weight gradients (with AVX2 only tho
 ``serial_gemm_max_macs``) and the input gradient of fewer than 16 features.
 """
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from _gru_helpers import DTYPES, RESET_AFTER, Case, check_parity, make_inputs, make_pair
 
+from lightning_gru import _ext
 from lightning_gru._ext import _gru
 from lightning_gru.functional import _cython
 
 NEVER = 1 << 62
 # (parallel_min_macs, pack_min_macs, serial_gemm_max_macs, block_gemm, pack_min_rows,
-#  chunk_min_floats): 0 walks the backward in chunks of an eighth of the rows (one step each at
-#  these sizes) and recomputes n (reset_after), NEVER walks it in one chunk and keeps n
+#  chunk_min_floats, tuned_mkl, tuned_mkl_min_weight_floats): chunk_min_floats 0 walks the
+#  backward in chunks of an eighth of the rows (one step each at these sizes) and recomputes n
+#  (reset_after), NEVER walks it in one chunk and keeps n; tuned_mkl 0 is the choice of every
+#  CPU but Intel's (the register blocks wherever the build has them)
 PATHS = [
-    pytest.param((0, 0, 0, 0, 0, 0), id="blocks+packed"),
-    pytest.param((0, NEVER, 0, 0, 0, 0), id="blocks"),
-    pytest.param((NEVER, 0, 0, 0, 0, 0), id="packed"),
-    pytest.param((NEVER, NEVER, NEVER, 0, 0, NEVER), id="one-block-threaded-blas"),
-    pytest.param((0, NEVER, 0, 1, 0, 0), id="blocks+register-blocks"),
-    pytest.param((NEVER, NEVER, NEVER, 1, 0, 0), id="one-block+register-blocks"),
+    pytest.param((0, 0, 0, 0, 0, 0, 0, NEVER), id="blocks+packed"),
+    pytest.param((0, NEVER, 0, 0, 0, 0, 0, NEVER), id="blocks"),
+    pytest.param((NEVER, 0, 0, 0, 0, 0, 0, NEVER), id="packed"),
+    pytest.param((NEVER, NEVER, NEVER, 0, 0, NEVER, 0, NEVER), id="one-block-threaded-blas"),
+    pytest.param((0, NEVER, 0, 1, 0, 0, 0, NEVER), id="blocks+register-blocks"),
+    pytest.param((NEVER, NEVER, NEVER, 1, 0, 0, 0, NEVER), id="one-block+register-blocks"),
     # the register-block build with too few rows to pack the recurrent weight: BLAS per step
-    pytest.param((NEVER, 0, NEVER, 1, NEVER, NEVER), id="register-blocks-unpacked"),
+    pytest.param((NEVER, 0, NEVER, 1, NEVER, NEVER, 0, NEVER), id="register-blocks-unpacked"),
     # the weight gradients on the register blocks with their rows split across the threads
     # (with AVX2 only small ones go to the blocks, and no default threshold splits those)
-    pytest.param((0, NEVER, NEVER, 1, 0, 0), id="blocks+small-weight-gradients-split"),
+    pytest.param((0, NEVER, NEVER, 1, 0, 0, 0, NEVER), id="blocks+small-weight-gradients-split"),
+    # a register-block build where MKL is tuned for the CPU (Intel): the per-step products on
+    # MKL's packed weight (BLAS where torch's BLAS is not MKL) and every product over all steps
+    # and weight gradient above serial_gemm_max_macs (here all) on BLAS
+    pytest.param((0, 0, 0, 1, 0, 0, 1, 0), id="tuned-mkl"),
 ]
 LAYOUTS = [
     pytest.param(Case(T=6, B=9, I=5, H=12, layout="packed"), id="packed-unsorted"),
@@ -112,7 +122,7 @@ def test_every_kernel_path_matches_the_oracle(kernel_tuning, path, case, reset_a
 def test_more_than_two_threads(kernel_tuning, threads, reset_after, dtype):
     """Machines with more cores split a call into more thread blocks than the two that every
     other test here uses."""
-    kernel_tuning((0, NEVER, 0, 0, 0, 0), threads)
+    kernel_tuning((0, NEVER, 0, 0, 0, 0, 0, NEVER), threads)
     case = Case(T=5, B=threads if threads > 64 else 9, I=4, H=12, layout="packed")
     case = case.with_(reset_after=reset_after)
     oracle, ours = make_pair(case, dtype)
@@ -125,7 +135,7 @@ def test_kept_n_with_thread_blocks(kernel_tuning, layout, dtype):
     """A reset_after forward split into thread blocks that keeps n for the backward, each block
     at its own rows (a call small enough to keep n by default is too small to split, and the
     PATHS that split recompute n)."""
-    kernel_tuning((0, NEVER, 0, 0, 0, NEVER))
+    kernel_tuning((0, NEVER, 0, 0, 0, NEVER, 0, NEVER))
     case = Case(T=6, B=9, I=5, H=12, layout=layout)
     oracle, ours = make_pair(case, dtype)
     check_parity(oracle, ours, case, make_inputs(case, dtype), dtype)
@@ -133,7 +143,7 @@ def test_kept_n_with_thread_blocks(kernel_tuning, layout, dtype):
 
 def test_tuning_knobs_round_trip(kernel_tuning):
     before = _gru.set_tuning()
-    assert _gru.set_tuning(1, 2, 3, 0, 4, 5) == (1, 2, 3, 0, 4, 5)
+    assert _gru.set_tuning(1, 2, 3, 0, 4, 5, 1, 6) == (1, 2, 3, 0, 4, 5, 1, 6)
     assert _gru.set_tuning(*before) == before
 
 
@@ -175,3 +185,34 @@ def test_default_thresholds_where_the_builds_differ(case, reset_after, dtype):
     case = case.with_(reset_after=reset_after)
     oracle, ours = make_pair(case, dtype)
     check_parity(oracle, ours, case, make_inputs(case, dtype), dtype)
+
+
+@pytest.mark.parametrize("tuned_mkl", [pytest.param(0, id="blocks"), pytest.param(1, id="mkl")])
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+def test_operands_larger_than_l2(kernel_tuning, tuned_mkl, reset_after):
+    """float32 products whose op(B) has more than 2**18 floats (1 MiB): on the register blocks
+    (where the build has them) their rows are taken a chunk at a time, 112 rows of 300 or 40 of
+    900 deep, and each column group passes all of a chunk's blocks; with ``tuned_mkl`` (the
+    default on Intel CPUs) they go to MKL instead."""
+    _gru.set_tuning(tuned_mkl=tuned_mkl)
+    case = Case(T=20, B=16, I=300, H=300, reset_after=reset_after)
+    oracle, ours = make_pair(case, torch.float32)
+    check_parity(oracle, ours, case, make_inputs(case, torch.float32), torch.float32)
+
+
+def _cpu_vendor() -> str | None:
+    try:
+        match = re.search(r"^vendor_id\s*:\s*(\S+)", Path("/proc/cpuinfo").read_text(), re.M)
+    except OSError:
+        return None
+    return match and match.group(1)
+
+
+@pytest.mark.skipif(_cpu_vendor() is None, reason="no vendor_id in /proc/cpuinfo (not Linux x86)")
+def test_large_products_go_to_mkl_where_it_is_tuned_for_the_cpu(kernel_tuning):
+    """``tuned_mkl`` (see test_operands_larger_than_l2) is chosen when the BLAS is installed:
+    on where torch's BLAS is MKL (with its packed GEMM) and the CPU is Intel's."""
+    _gru.set_tuning(tuned_mkl=not _gru.tuned_mkl())
+    _ext._install_blas()
+    mkl = _ext.BLAS_SOURCE == "torch" and torch.backends.mkl.is_available()
+    assert _gru.tuned_mkl() == (mkl and _cpu_vendor() == "GenuineIntel")
