@@ -145,11 +145,11 @@ cdef bint BLOCK_GEMM = True
 # Whether the BLAS is MKL on an Intel CPU, where MKL runs kernels tuned for it (set by set_blas):
 # there large products go to MKL (see block_recurrent, block_product, block_weight_gradient).
 cdef bint TUNED_MKL = False
-# With TUNED_MKL, the per-step products of a recurrent weight of more floats than this (512 KiB,
-# from 210 hidden units on) go to MKL's packed GEMM: on a 2 vCPU Xeon (AVX-512, 2 MiB L2 per
-# core) the register blocks measured 1.02-1.05x faster for 200 hidden units, MKL 1.0-1.1x
-# faster for 256 to 512 (benchmarks/README.md).
-cdef long TUNED_MKL_MIN_WEIGHT_FLOATS = 1 << 17
+# With TUNED_MKL, the per-step products of a recurrent weight of more floats than this (256 KiB,
+# from 148 hidden units on) go to MKL's packed GEMM: on a 2 vCPU Xeon (AVX-512, 2 MiB L2 per
+# core) MKL's measured 0.97-1.25x as fast as the register blocks at 200 hidden units, 1.03-1.43x
+# at 256 to 512, 0.98-1.05x at 128 and 0.56-0.98x at 32 and 64 (docs/gru.md).
+cdef long TUNED_MKL_MIN_WEIGHT_FLOATS = 1 << 16
 
 
 def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_local_address=0,
