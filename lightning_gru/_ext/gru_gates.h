@@ -14,6 +14,14 @@
 
 #include "gru_math.h"
 
+/* With AVX-512, the gate loops in 512-bit vectors (GCC's default for such CPUs is 256): a
+ * row of 16 units is one call of the 16-wide exp or tanh, not two of the 8-wide ones. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
+#define LGRU_WIDE_GATES 1
+#pragma GCC push_options
+#pragma GCC target("prefer-vector-width=512")
+#endif
+
 /* Out of line, so that `restrict` survives (inlined, GCC guards loops with alias checks). */
 #if defined(__GNUC__)
 #define LGRU_KERNEL static __attribute__((noinline))
@@ -214,5 +222,9 @@ static void lgru_add_column_sums_##S(T *sums, const T *src, long ld, int rows, i
 
 LGRU_DEFINE_COLUMN_SUMS(float, f)
 LGRU_DEFINE_COLUMN_SUMS(double, d)
+
+#if defined(LGRU_WIDE_GATES)
+#pragma GCC pop_options
+#endif
 
 #endif
