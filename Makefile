@@ -5,7 +5,8 @@ CONSTRAINTS ?= constraints.txt
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
-EXT_SOURCES := $(wildcard lightning_gru/_ext/*.pyx lightning_gru/_ext/*.h)
+EXT_SOURCES := $(wildcard lightning_gru/_ext/*.pyx lightning_gru/_ext/*.h) \
+               lightning_gru/functional/_cython.py
 # one stamp per build configuration (setup.py's LIGHTNING_GRU_* variables)
 EXT_CONFIG  := debug$(LIGHTNING_GRU_DEBUG)-noomp$(LIGHTNING_GRU_NO_OPENMP)-portable$(LIGHTNING_GRU_PORTABLE)
 EXT_STAMP   := $(VENV)/.ext-built-$(EXT_CONFIG)
@@ -29,13 +30,17 @@ ifeq ($(wildcard $(VENV)/lib/python*/site-packages/lightning_gru-*.dist-info),)
 .PHONY: $(STAMP)
 endif
 
-# The Cython extension: rebuilt in place when a .pyx/.h or setup.py changes, when the build
-# configuration changes (setup.py then recompiles everything), or when no extension is there.
+# The Cython extensions (the kernel, the compiled glue): rebuilt in place when a .pyx/.h, the
+# glue or setup.py changes, when the build configuration changes (setup.py then recompiles
+# everything), or when an extension is missing.
 $(EXT_STAMP): $(STAMP) setup.py $(EXT_SOURCES)
 	rm -f $(VENV)/.ext-built*
 	$(PY) setup.py --quiet build_ext --inplace
 	touch $@
 ifeq ($(wildcard lightning_gru/_ext/_gru*.so),)
+.PHONY: $(EXT_STAMP)
+endif
+ifeq ($(wildcard lightning_gru/functional/_cython*.so),)
 .PHONY: $(EXT_STAMP)
 endif
 

@@ -1,4 +1,5 @@
-"""Build the Cython kernels in ``lightning_gru/_ext``.
+"""Build the Cython kernels in ``lightning_gru/_ext``, and compile the Python glue that calls
+them (``lightning_gru/functional/_cython.py``, with Python's semantics).
 
 Compiler directives are set once here. ``LIGHTNING_GRU_DEBUG=1`` builds for a debugger
 (``-O0 -g``, the same instruction set as the normal build, Cython's annotated HTML) with
@@ -84,6 +85,13 @@ extensions = [
     )
     for path in sorted(Path("lightning_gru/_ext").glob("*.pyx"))
 ]
+# The Python glue between torch and the kernel, compiled as it is (Cython's pure Python mode,
+# Python's semantics): a small call spends most of its time there (docs/gru.md). The module
+# imports from its .py where this build is missing.
+GLUE = "lightning_gru/functional/_cython.py"
+glue_extension = Extension(
+    "lightning_gru.functional._cython", [GLUE], extra_compile_args=["-O0", "-g"] if DEBUG else []
+)
 
 # The configuration of this build; the sources' timestamps do not show a change of it.
 CONFIG = f"debug={DEBUG} openmp={OPENMP} portable={PORTABLE} cc={os.environ.get('CC', 'cc')}\n"
@@ -128,5 +136,12 @@ setup(
             "embedsignature": True,
         },
         annotate=DEBUG,
+    )
+    # Python's semantics: negative indices, division, checks as in Python; annotations are not
+    # types (Cython would refuse a tuple for a `list` and convert an int for a `float`)
+    + cythonize(
+        [glue_extension],
+        force=CONFIG_CHANGED,
+        compiler_directives={"language_level": 3, "annotation_typing": False},
     ),
 )

@@ -5,7 +5,10 @@ way ``bench_gru.py`` measures (medians of interleaved repeats): the machine's sp
 up to 25% within minutes, so timings of separate runs are not comparable. The baseline is
 another build, for instance one built in a git worktree: its ``_gru`` extension, run by this
 checkout's Python glue, or the whole checkout, its glue (``lightning_gru/functional/_cython.py``)
-with its extension, when the change touched how the two talk::
+with its extension, when the change touched how the two talk. Both sides run their glue as
+Python source (the build compiles it; a kernel comparison leaves that out); a glue ``.py`` as
+the baseline times instead this checkout's compiled glue against that source, on this
+checkout's kernel::
 
     git worktree add /tmp/baseline HEAD~1
     (cd /tmp/baseline && $OLDPWD/.venv/bin/python setup.py build_ext --inplace)
@@ -13,6 +16,7 @@ with its extension, when the change touched how the two talk::
         --configs imdb,imdb-2l-bi --modes train,inference
     .venv/bin/python benchmarks/compare_builds.py /tmp/baseline --configs time-machine
     .venv/bin/python benchmarks/compare_builds.py /tmp/baseline --reset-after-false  # Cho's cell
+    .venv/bin/python benchmarks/compare_builds.py lightning_gru/functional/_cython.py
 
 For each configuration and mode it prints both times, the speed-up of the current build and
 the largest difference between the two builds' results, relative to their largest magnitude:
@@ -65,24 +69,44 @@ def load_extension(path: Path) -> ModuleType:
     return module
 
 
+# this checkout's glue as source: what a build comparison runs on both sides (the installed
+# one may be its compiled copy, which only a comparison of the glue itself should time)
+SOURCE_GLUE = Path(driver.__file__).with_name("_cython.py")
+
+
+def load_glue(glue: Path, extension: Path | None = None, name: str = "baseline_driver"):
+    """The driver (``cython_gru``) of a glue ``.py`` run by Python, on another build's ``_gru``
+    extension or, when ``extension`` is None, on this checkout's."""
+    spec = importlib.util.spec_from_file_location(name, glue)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if extension is not None:
+        module._ext = load_extension(extension)
+    return module.cython_gru
+
+
 def load_build(path: Path) -> Callable:
-    """The driver (``cython_gru``) of another build: a ``_gru`` extension under this checkout's
-    Python glue, or a checkout's own glue and extension."""
+    """The baseline's driver: a ``_gru`` extension under this checkout's glue, a checkout's own
+    glue and extension, or a glue ``.py`` on this checkout's extension (all run by Python)."""
     if not path.exists():
-        raise SystemExit(f"{path}: no such extension or checkout")
+        raise SystemExit(f"{path}: no such extension, checkout or glue")
+    if path.suffix == ".py":
+        return load_glue(path)
     if path.is_dir():
         glue = path / "lightning_gru" / "functional" / "_cython.py"
         extensions = sorted((path / "lightning_gru" / "_ext").glob("_gru.*.so"))
         if not glue.is_file() or not extensions:
             raise SystemExit(f"{path}: no lightning_gru/functional/_cython.py or built _gru.*.so")
-        extension = extensions[0]
-    else:
-        glue, extension = Path(driver.__file__), path
-    spec = importlib.util.spec_from_file_location("baseline_driver", glue)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module._ext = load_extension(extension)
-    return module.cython_gru
+        return load_glue(glue, extensions[0])
+    return load_glue(SOURCE_GLUE, path)
+
+
+def current_build(baseline: Path) -> Callable:
+    """This checkout's driver, to time against ``baseline``: its compiled glue against a glue
+    ``.py`` (the gain of compiling it), otherwise its glue run by Python, as the baseline's is."""
+    if baseline.suffix == ".py":
+        return driver.cython_gru
+    return load_glue(SOURCE_GLUE, name="current_driver")
 
 
 def _results(module: torch.nn.Module, x: torch.Tensor, step: Callable, mode: str) -> list:
@@ -133,7 +157,9 @@ def compare(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "baseline", type=Path, help="the other build: its _gru extension (.so) or its checkout"
+        "baseline",
+        type=Path,
+        help="the other build: its _gru extension (.so), its checkout, or a glue .py",
     )
     parser.add_argument(
         "--configs", default=",".join(CONFIGS), help=f"comma-separated: {', '.join(CONFIGS)}"
@@ -150,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     configs = choose(parser, options.configs, CONFIGS, "config(s)")
     modes = choose(parser, options.modes, MODES, "mode(s)")
 
-    builds = {"baseline": load_build(options.baseline), "current": driver.cython_gru}
+    builds = {"baseline": load_build(options.baseline), "current": current_build(options.baseline)}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ms per call")
     for config in configs:
         for mode in modes:

@@ -33,7 +33,8 @@ from bench_gru import (  # benchmarks/ is on sys.path as a script
     training_step,
 )
 
-from lightning_gru.functional._cython import _dense_batch_sizes, _layer_forward
+from lightning_gru.functional._cython import _layer_forward
+from lightning_gru.functional._traceable import _dense_batch_sizes
 from lightning_gru.nn import GRU
 
 CONFIGS = {"sine-b1": (20, 1, 1, 16), "sine-b38": (20, 38, 1, 16)}

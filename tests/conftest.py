@@ -8,6 +8,19 @@ import lightning as L
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+GLUE = REPO / "lightning_gru" / "functional" / "_cython.py"
+
+
+def pytest_sessionstart(session):
+    """Stop before testing an old compiled copy of the glue: Python imports the build, not the
+    source, and would test the code as it was when it was compiled."""
+    for compiled in GLUE.parent.glob("_cython.*.so"):
+        if compiled.stat().st_mtime < GLUE.stat().st_mtime:
+            pytest.exit(
+                f"{compiled.name} is older than {GLUE.name}: rebuild it (`make install`, or "
+                "`python setup.py build_ext --inplace`) before testing",
+                returncode=4,
+            )
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_bad_arguments_are_a_usage_error(script, capsys, path, argv, message):
 
 
 def test_compare_builds_names_a_missing_baseline(script):
-    with pytest.raises(SystemExit, match="gone.so: no such extension or checkout"):
+    with pytest.raises(SystemExit, match="gone.so: no such extension, checkout or glue"):
         script("benchmarks/compare_builds").main(["gone.so", "--configs", "sine-b1"])
 
 

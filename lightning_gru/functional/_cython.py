@@ -1,95 +1,22 @@
 """The autograd Function around the Cython kernel, and the multi-layer driver (private).
 
 Everything here runs once per layer, not per time step, but it is on the path of every call:
-it keeps Python work to a few tensor allocations and passes raw addresses to the kernel.
+it keeps Python work to a few tensor allocations and passes raw addresses to the kernel. The
+build compiles this module as it is (Cython, with Python's semantics: setup.py), which makes a
+small call's training step 1.1x faster; what torch.compile or torch.export may trace is in
+``_traceable.py``, Python source.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-try:
-    from lightning_gru import _ext
-except ImportError as error:  # built without its extension: say so where it matters
-    _ext = None
-    _IMPORT_ERROR = error
-else:
-    _IMPORT_ERROR = None
-
-
-def kernel_available() -> bool:
-    """Whether the compiled kernel imported (it does in any installed build)."""
-    return _ext is not None
-
-
-def kernel_import_error() -> str:
-    return "" if _IMPORT_ERROR is None else str(_IMPORT_ERROR)
-
-
-def _cached_constant(shape: tuple[int, ...], value: float, dtype: torch.dtype) -> Tensor:
-    """A CPU tensor filled with ``value``, one per shape, value and dtype, for tensors the kernel
-    and torch only read. Built afresh while Dynamo traces (it ignores ``lru_cache``, and warns
-    that it does), under a dispatch mode such as ``FakeTensorMode`` (whose tensor, cached,
-    would reach every later call, in every thread) and under a ``torch.func`` transform (whose
-    wrapper, cached, outlives the transform: a later call outside it found a tensor without
-    storage)."""
-    if (
-        torch.compiler.is_compiling()
-        or dispatch_mode_active()
-        or _functorch_interpreter() is not None
-        or math.prod(shape) > 1 << 16
-    ):
-        return torch.full(shape, value, dtype=dtype, device="cpu")  # (the cache keeps 96)
-    return _constant(shape, value, dtype)
-
-
-dispatch_mode_active = torch._C._len_torch_dispatch_stack  # looked up once: read on every call
-_functorch_interpreter = torch._C._functorch.peek_interpreter_stack
-
-
-@lru_cache(maxsize=96)
-def _constant(shape: tuple[int, ...], value: float, dtype: torch.dtype) -> Tensor:
-    with torch.inference_mode(False):  # cached: must stay usable outside inference mode
-        return torch.full(shape, value, dtype=dtype, device="cpu")  # not a default device's
-
-
-def _dense_batch_sizes(T: int, B: int) -> Tensor:
-    """The batch sizes of T steps of B rows (the kernel takes them as a PackedSequence's)."""
-    return _cached_constant((T,), B, torch.int64)
-
-
-# Default initial states up to this size are cached (see ``zero_state``).
-CACHED_ZERO_STATE_BYTES = 1 << 16
-
-
-def zero_state(shape: tuple[int, ...], like: Tensor) -> Tensor:
-    """Zeros of ``shape`` with the dtype and device of ``like``: the default initial state.
-
-    Small CPU states are one cached tensor per shape and dtype: nothing writes to an initial
-    state (the kernel and torch's GRU only read it, and it is never returned), and at the sizes
-    where a call takes tens of microseconds a fresh allocation is a visible part of it.
-    """
-    if like.is_cpu and math.prod(shape) * like.element_size() <= CACHED_ZERO_STATE_BYTES:
-        return _cached_constant(shape, 0, like.dtype)
-    return torch.zeros(shape, dtype=like.dtype, device=like.device)
-
-
-# The kernel indexes the rows of its buffers with C ints: it takes calls whose largest buffer,
-# rows x max(3H, D*H, I) elements, has fewer than 2**31 (larger ones run on torch's GRU).
-KERNEL_MAX_ELEMENTS = 2**31 - 1
-
-
-def kernel_fits(input: Tensor, hx: Tensor, num_directions: int) -> bool:
-    """Whether a call of ``input`` (dense ``(T, B, I)`` or packed ``(N, I)``) is small enough
-    for the kernel's indexing."""
-    H = hx.shape[-1] if hx.dim() else 0
-    width = max(3 * H, num_directions * H, input.shape[-1] if input.dim() else 0)
-    return math.prod(input.shape[:-1]) * width <= KERNEL_MAX_ELEMENTS
+from lightning_gru.functional._traceable import _check_batch_sizes, _dense_batch_sizes, _ext
 
 
 def cython_gru(
@@ -200,26 +127,6 @@ def _check_kernel_args(x, hx, weights, num_layers, D, batch):
         )
 
 
-def _check_batch_sizes(batch_sizes: Tensor, rows: int) -> int:
-    """Validate PackedSequence batch sizes before the kernel trusts them; returns their sum."""
-    if batch_sizes.dim() != 1 or batch_sizes.numel() == 0:
-        raise RuntimeError("PackedSequence batch_sizes must be a non-empty 1-D tensor")
-    if bool((batch_sizes < 0).any()):  # trailing zeros are steps without rows, as in torch
-        raise RuntimeError(
-            f"PackedSequence batch_sizes must not be negative, got {batch_sizes.tolist()}"
-        )
-    if bool((batch_sizes[1:] > batch_sizes[:-1]).any()):
-        raise RuntimeError(
-            f"PackedSequence batch_sizes must be nonincreasing, got {batch_sizes.tolist()}"
-        )
-    total = int(batch_sizes.sum())
-    if total > rows:
-        raise RuntimeError(
-            f"PackedSequence batch_sizes sum to {total} but its data has only {rows} rows"
-        )
-    return total
-
-
 def _rows_of(grad: Tensor | None) -> tuple[Tensor | None, int]:
     """A gradient the kernel can read row by row, and its row stride, copying as little as
     possible. The stride is -1 when every element is the same value, as in the gradient of
@@ -274,6 +181,12 @@ def _direction_layout(N: int, H: int, n_kept: bool, history: bool, itemsize: int
     return (3 + n_kept + history) * nh, 3 * nh, (3 + n_kept) * nh
 
 
+def _direction(weights: Sequence, d: int) -> Sequence:
+    """Direction ``d``'s four weights (w_ih, w_hh, b_ih, b_hh) of a layer's. (A function: Cython
+    3.3 crashes compiling the unpacking of a slice with bounds that are not constants.)"""
+    return weights[4 * d : 4 * d + 4]
+
+
 def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_history=False):
     """Run both directions of one layer on ``x``: ``(N, I)`` rows, or dense ``(T, B, I)``.
 
@@ -301,7 +214,7 @@ def _layer_forward(x, h0, batch_sizes, reset_after, weights, training, keep_hist
     float64 = x.dtype is torch.float64
     threads = torch.get_num_threads()
     for d in range(D):
-        w_ih, w_hh, b_ih, b_hh = weights[4 * d : 4 * d + 4]
+        w_ih, w_hh, b_ih, b_hh = _direction(weights, d)
         _ext.forward(
             x_address, I, I, batch_sizes.data_ptr(), T, B, H,
             w_ih.data_ptr(), w_hh.data_ptr(), 0 if b_ih is None else b_ih.data_ptr(),
@@ -464,8 +377,8 @@ def _kernel_backward(ctx, dy, dh_n):
     float64 = x.dtype is torch.float64
     threads = torch.get_num_threads()
     for d in range(D):
-        w_ih, w_hh, b_ih = weights[4 * d : 4 * d + 3]
-        dw_ih, dw_hh, db_ih, db_hh = dweights[4 * d : 4 * d + 4]
+        w_ih, w_hh, b_ih, _ = _direction(weights, d)
+        dw_ih, dw_hh, db_ih, db_hh = _direction(dweights, d)
         _ext.backward(
             x_address, I, I, batch_sizes.data_ptr(), T, B, H, w_ih.data_ptr(), w_hh.data_ptr(),
             0 if b_ih is None else b_ih.data_ptr(), h0_address + d * B * H * itemsize,

@@ -16,9 +16,9 @@ from torch import Tensor
 from torch.autograd import forward_ad
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lightning_gru.functional._cython import (
+from lightning_gru.functional._cython import cython_gru
+from lightning_gru.functional._traceable import (
     _check_batch_sizes,
-    cython_gru,
     dispatch_mode_active,
     kernel_available,
     kernel_fits,

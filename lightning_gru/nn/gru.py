@@ -7,7 +7,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from lightning_gru.functional import BACKENDS, gru
-from lightning_gru.functional._cython import zero_state
+from lightning_gru.functional._traceable import zero_state
 from lightning_gru.functional.gru import autocast_enabled
 
 

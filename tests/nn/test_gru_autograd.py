@@ -20,7 +20,7 @@ from _gru_helpers import (
     run,
 )
 
-from lightning_gru.functional import _cython
+from lightning_gru.functional import _cython, _traceable
 from lightning_gru.nn import GRU
 
 
@@ -293,10 +293,10 @@ def test_a_lazily_negated_output_gradient() -> None:
 def test_long_sequences_leave_no_cached_batch_sizes() -> None:
     """The batch sizes of a dense call are cached for the small calls that repeat; a cache of
     96 entries of 8 bytes per step would hold gigabytes for long sequences."""
-    _cython._constant.cache_clear()
-    _cython._dense_batch_sizes(1 << 20, 1)
-    _cython._dense_batch_sizes(35, 32)
-    assert _cython._constant.cache_info().currsize == 1
+    _traceable._constant.cache_clear()
+    _traceable._dense_batch_sizes(1 << 20, 1)
+    _traceable._dense_batch_sizes(35, 32)
+    assert _traceable._constant.cache_info().currsize == 1
 
 
 @pytest.mark.parametrize("reset_after", RESET_AFTER)

@@ -492,7 +492,7 @@ def test_weights_and_states_the_kernel_cannot_take_raise(wrong_args_outcomes, ca
 
 def test_calls_too_large_for_the_kernels_indexing_go_to_torch_or_are_refused() -> None:
     """The kernel indexes rows with C ints: a buffer of 2**31 elements or more would wrap."""
-    from lightning_gru.functional._cython import kernel_fits
+    from lightning_gru.functional._traceable import kernel_fits
 
     x = torch.zeros(1, 1, 1).expand(2**16, 2**15, 1)  # 2**31 rows, nothing allocated
     assert not kernel_fits(x, torch.zeros(1, 2**15, 1), 1)
@@ -507,7 +507,7 @@ def test_a_kernel_that_failed_to_import_is_reported_once_and_torch_runs(monkeypa
     installed package) must not fall back to torch's GRU in silence."""
     import warnings
 
-    import lightning_gru.functional._cython as driver
+    import lightning_gru.functional._traceable as driver
 
     functional = sys.modules["lightning_gru.functional.gru"]
     monkeypatch.setattr(driver, "_ext", None)
