@@ -325,6 +325,17 @@ def positive(kind: type) -> Callable[[str], float]:
     return parse
 
 
+def shape_config(text: str) -> Config:
+    """An argparse ``type``: ``T,B,I,H`` as a one-layer configuration named by its shape."""
+    try:
+        T, B, I, H = (int(v) for v in text.split(","))  # noqa: E741
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected T,B,I,H") from None
+    if min(T, B, I, H) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every size must be positive")
+    return Config(f"({T}, {B}, {I}, {H})", T, B, I, H)
+
+
 def choose(parser: argparse.ArgumentParser, text: str, choices, what: str) -> list[str]:
     """The names of a comma-separated ``--option`` value, each one of ``choices``."""
     names = [name.strip() for name in text.split(",") if name.strip()]

@@ -17,6 +17,7 @@ checkout's kernel::
     .venv/bin/python benchmarks/compare_builds.py /tmp/baseline --configs time-machine
     .venv/bin/python benchmarks/compare_builds.py /tmp/baseline --reset-after-false  # Cho's cell
     .venv/bin/python benchmarks/compare_builds.py lightning_gru/functional/_cython.py
+    .venv/bin/python benchmarks/compare_builds.py /tmp/baseline --shapes 10,1,4,512 50,2,8,512
 
 For each configuration and mode it prints both times, the speed-up of the current build and
 the largest difference between the two builds' results, relative to their largest magnitude:
@@ -37,12 +38,14 @@ from types import ModuleType
 import torch
 from bench_gru import (
     CONFIGS,
+    Config,
     build,
     calibrate,
     choose,
     inference_step,
     make_input,
     positive,
+    shape_config,
     time_per_call,
     training_step,  # benchmarks/ is on sys.path when run as a script
 )
@@ -118,15 +121,16 @@ def _results(module: torch.nn.Module, x: torch.Tensor, step: Callable, mode: str
 
 
 def compare(
-    config_name: str,
+    config: Config | str,
     mode: str,
     builds: dict,
     repeats: int,
     min_time: float,
     reset_after: bool = True,
 ) -> dict:
-    """Median seconds per call of each build, and the largest relative difference of results."""
-    config = CONFIGS[config_name]
+    """Median seconds per call of each build, and the largest relative difference of results;
+    ``config`` is a configuration or the name of one of ``bench_gru.CONFIGS``."""
+    config = CONFIGS[config] if isinstance(config, str) else config
     module, x = build(config, "ours", reset_after=reset_after), make_input(config)
     step = MODES[mode](module, x)
     results, calls, samples = {}, {}, {name: [] for name in builds}
@@ -162,8 +166,9 @@ def main(argv: list[str] | None = None) -> None:
         help="the other build: its _gru extension (.so), its checkout, or a glue .py",
     )
     parser.add_argument(
-        "--configs", default=",".join(CONFIGS), help=f"comma-separated: {', '.join(CONFIGS)}"
+        "--configs", default="", help=f"comma-separated: {', '.join(CONFIGS)} (default: all)"
     )
+    parser.add_argument("--shapes", nargs="*", type=shape_config, default=[], help="T,B,I,H ...")
     parser.add_argument("--modes", default="train,inference", help="train and/or inference")
     parser.add_argument("--repeats", type=positive(int), default=9)
     parser.add_argument(
@@ -173,7 +178,11 @@ def main(argv: list[str] | None = None) -> None:
         "--reset-after-false", action="store_true", help="time the Cho cell (reset_after=False)"
     )
     options = parser.parse_args(argv)
-    configs = choose(parser, options.configs, CONFIGS, "config(s)")
+    if options.configs.strip():
+        configs = [CONFIGS[name] for name in choose(parser, options.configs, CONFIGS, "config(s)")]
+    else:  # every configuration of make bench, unless only shapes are given
+        configs = [] if options.shapes else list(CONFIGS.values())
+    configs += options.shapes
     modes = choose(parser, options.modes, MODES, "mode(s)")
 
     builds = {"baseline": load_build(options.baseline), "current": current_build(options.baseline)}
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
                 reset_after=not options.reset_after_false,
             )  # fmt: skip
             print(
-                f"{config} {mode}: baseline {r['baseline_s'] * 1e3:.3f}, current "
+                f"{config.name} {mode}: baseline {r['baseline_s'] * 1e3:.3f}, current "
                 f"{r['current_s'] * 1e3:.3f}, speed-up {r['speedup']:.3f}x, "
                 f"largest relative difference {r['max_rel_diff']:.2e}"
             )

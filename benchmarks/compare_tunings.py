@@ -32,6 +32,7 @@ from bench_gru import (  # benchmarks/ is on sys.path when run as a script
     inference_step,
     make_input,
     positive,
+    shape_config,
     time_per_call,
     training_step,
 )
@@ -58,17 +59,6 @@ def setting(text: str) -> tuple[str, dict[str, int]]:
     except TypeError as error:
         raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
     return name.strip(), values
-
-
-def shape(text: str) -> Config:
-    """``T,B,I,H`` as a one-layer configuration."""
-    try:
-        T, B, I, H = (int(v) for v in text.split(","))  # noqa: E741
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected T,B,I,H") from None
-    if min(T, B, I, H) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every size must be positive")
-    return Config(f"({T}, {B}, {I}, {H})", T, B, I, H)
 
 
 def compare(
@@ -99,7 +89,7 @@ def compare(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="", help=f"comma-separated: {', '.join(CONFIGS)}")
-    parser.add_argument("--shapes", nargs="*", type=shape, default=[], help="T,B,I,H ...")
+    parser.add_argument("--shapes", nargs="*", type=shape_config, default=[], help="T,B,I,H ...")
     parser.add_argument(
         "--settings", action="append", type=setting, help="name:knob=value,... (repeatable)"
     )

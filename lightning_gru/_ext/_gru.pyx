@@ -150,6 +150,9 @@ cdef bint TUNED_MKL = False
 # core) MKL's measured 0.97-1.25x as fast as the register blocks at 200 hidden units, 1.03-1.43x
 # at 256 to 512, 0.98-1.05x at 128 and 0.56-0.98x at 32 and 64 (docs/gru.md).
 cdef long TUNED_MKL_MIN_WEIGHT_FLOATS = 1 << 16
+# With TUNED_MKL, directions of fewer sequences than this and a recurrent weight over 1 MiB run
+# as one block, each step's product split across the threads by MKL (mkl_threads_each_step).
+cdef long TUNED_MKL_FEW_ROWS = 8
 
 
 def set_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_local_address=0,
@@ -194,12 +197,22 @@ cdef inline bint block_recurrent(int B, int H) noexcept nogil:
             and (B >= LGRU_MIN_ROWS_LARGE_WEIGHT or not large_recurrent_weight(H)))
 
 
+cdef inline bint mkl_threads_each_step(int B, int H) noexcept nogil:
+    """Whether, with TUNED_MKL, a direction of B sequences runs as one block whose per-step
+    products MKL splits across the threads, its recurrent weight not packed: a weight over
+    1 MiB with fewer than TUNED_MKL_FEW_ROWS sequences. Each of a few rows by such a weight
+    reads all of it; two threads that each take some of the rows both read all of it, two that
+    each take half of the weight's columns read half each (35 steps of 2 sequences, 512 hidden
+    units: inference 3.7x faster, training 2.1x; docs/gru.md)."""
+    return TUNED_MKL and B < TUNED_MKL_FEW_ROWS and large_recurrent_weight(H)
+
+
 cdef inline bint pack_recurrent_weight(int T, int N, int B, int H3, int H,
                                       bint blocked) noexcept nogil:
     """Whether the per-step products of a direction (B rows by H3 columns, N rows over all T
     steps) take a packed recurrent weight: in the register-block format when ``blocked``, else
     in MKL's."""
-    if T <= 1 or N < PACK_MIN_ROWS:
+    if T <= 1 or N < PACK_MIN_ROWS or mkl_threads_each_step(B, H):
         return False
     if large_recurrent_weight(H) and B < 4 and T < 32:
         return False
@@ -325,7 +338,12 @@ def has_blas():
 cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
                       const floating *A, int lda, const floating *B, int ldb, floating beta,
                       floating *C, int ldc) noexcept nogil:
-    """Row-major ``C (M, N) = alpha op(A) op(B) + beta C`` via column-major BLAS (C^T = B^T A^T)."""
+    """Row-major ``C (M, N) = alpha op(A) op(B) + beta C`` via column-major BLAS (C^T = B^T A^T).
+
+    Products under SERIAL_GEMM_MAX_MACS multiply-adds run on one thread, except, with
+    TUNED_MKL, those of an op(B) over 1 MiB: a few rows by such a weight are bound by the rate
+    at which one core reads it, and two threads read half each (one sequence, 512 hidden units:
+    a step 2.8x faster)."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     cdef Py_ssize_t i, j
@@ -338,7 +356,8 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
                     C[i * ldc + j] = 0 if beta == 0 else beta * C[i * ldc + j]
         return
     cdef int previous_threads = -1
-    if _set_blas_threads_local != NULL and <long>M * N * K < SERIAL_GEMM_MAX_MACS:
+    if (_set_blas_threads_local != NULL and <long>M * N * K < SERIAL_GEMM_MAX_MACS
+            and not (TUNED_MKL and <long>K * N > LARGE_WEIGHT_FLOATS)):
         previous_threads = _set_blas_threads_local(1)
     if floating is float:
         _sgemm(&tb, &ta, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc)
@@ -484,7 +503,7 @@ cdef int split_rows(const int64_t *batch_sizes, int T, int B, int H, int num_thr
     for b in range(T):
         total += batch_sizes[b]
     bounds[0] = 0
-    if blocks <= 1 or total * 3 * H * H < PARALLEL_MIN_MACS:
+    if blocks <= 1 or total * 3 * H * H < PARALLEL_MIN_MACS or mkl_threads_each_step(B, H):
         bounds[1] = B
         return 1
     for b in range(B):  # the length of sequence b is the number of steps with more rows than b

@@ -94,3 +94,14 @@ def test_a_glue_source_is_timed_against_its_compiled_copy(script):
     result = module.compare("sine-b1", "train", {"baseline": baseline, "current": current}, 1,
                             0.001)  # fmt: skip
     assert result["max_rel_diff"] == 0.0
+
+
+def test_shapes_are_compared_alone(script, tmp_path, capsys):
+    """``--shapes`` times those shapes, and without ``--configs`` only those."""
+    module = script("benchmarks/compare_builds")
+    copy = tmp_path / Path(_gru.__file__).name
+    shutil.copy(_gru.__file__, copy)
+    module.main([str(copy), "--shapes", "3,2,2,20", "--modes", "inference", "--repeats", "1",
+                 "--min-time", "0.001"])  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == 1 and lines[0].startswith("(3, 2, 2, 20) inference: baseline ")

@@ -189,13 +189,21 @@ def test_default_thresholds_where_the_builds_differ(case, reset_after, dtype):
 
 @pytest.mark.parametrize("tuned_mkl", [pytest.param(0, id="blocks"), pytest.param(1, id="mkl")])
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
-def test_operands_larger_than_l2(kernel_tuning, tuned_mkl, reset_after):
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(Case(T=20, B=16, I=300, H=300), id="16-sequences"),
+        # fewer than 8: with tuned_mkl one block, the weight not packed, MKL's threads per step
+        pytest.param(Case(T=20, B=3, I=300, H=300, layout="packed"), id="3-sequences-packed"),
+    ],
+)
+def test_operands_larger_than_l2(kernel_tuning, tuned_mkl, reset_after, case):
     """float32 products whose op(B) has more than 2**18 floats (1 MiB): on the register blocks
     (where the build has them) their rows are taken a chunk at a time, 112 rows of 300 or 40 of
     900 deep, and each column group passes all of a chunk's blocks; with ``tuned_mkl`` (the
     default on Intel CPUs) they go to MKL instead."""
     _gru.set_tuning(tuned_mkl=tuned_mkl)
-    case = Case(T=20, B=16, I=300, H=300, reset_after=reset_after)
+    case = case.with_(reset_after=reset_after)
     oracle, ours = make_pair(case, torch.float32)
     check_parity(oracle, ours, case, make_inputs(case, torch.float32), torch.float32)
 
