@@ -202,7 +202,7 @@ cdef inline bint mkl_threads_each_step(int B, int H) noexcept nogil:
     products MKL splits across the threads, its recurrent weight not packed: a weight over
     1 MiB with fewer than TUNED_MKL_FEW_ROWS sequences. Each of a few rows by such a weight
     reads all of it; two threads that each take some of the rows both read all of it, two that
-    each take half of the weight's columns read half each (35 steps of 2 sequences, 512 hidden
+    each take half of the weight's columns read half each (50 steps of 2 sequences, 512 hidden
     units: inference 3.7x faster, training 2.1x; docs/gru.md)."""
     return TUNED_MKL and B < TUNED_MKL_FEW_ROWS and large_recurrent_weight(H)
 
@@ -342,8 +342,8 @@ cdef inline void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating 
 
     Products under SERIAL_GEMM_MAX_MACS multiply-adds run on one thread, except, with
     TUNED_MKL, those of an op(B) over 1 MiB: a few rows by such a weight are bound by the rate
-    at which one core reads it, and two threads read half each (one sequence, 512 hidden units:
-    a step 2.8x faster)."""
+    at which one core reads it, and two threads read half each (10 steps of one sequence, 512
+    hidden units: inference 2.8x faster)."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     cdef Py_ssize_t i, j
