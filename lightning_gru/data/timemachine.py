@@ -199,6 +199,10 @@ class TimeMachineDataModule(L.LightningDataModule):
         """Restore what :meth:`state_dict` saved (the checkpoint's token kind wins)."""
         if not state_dict:
             return
+        if state_dict["token"] not in _TOKENS:
+            raise ValueError(
+                f"checkpoint token must be one of {_TOKENS}, got {state_dict['token']!r}"
+            )
         vocab = Vocab.from_state_dict(state_dict["vocab"])
         if vocab != self.vocab or state_dict["token"] != self.token:
             self.train_corpus = self.val_corpus = None

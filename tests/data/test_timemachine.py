@@ -293,6 +293,15 @@ def test_a_checkpoint_of_the_other_token_kind_re_encodes_the_corpora(timemachine
     assert len(chars.train_corpus) == len(words.train_corpus)
 
 
+def test_a_checkpoint_of_an_unknown_token_kind_is_refused(timemachine_file):
+    """Guards against: any token kind taken from a checkpoint (the constructor refuses it)."""
+    dm = make_dm(timemachine_file, max_tokens=-1)
+    state = dm.state_dict()
+    with pytest.raises(ValueError, match=r"checkpoint token must be one of \('char', 'word'\)"):
+        dm.load_state_dict({**state, "token": "bogus"})
+    assert dm.token == "char" and dm.vocab is not None  # left as it was
+
+
 def test_an_empty_predict_prefix_is_refused_in_setup():
     """Guards against: the empty-prefix check dropped (setup would accept it)."""
     dm = TimeMachineDataModule(predict_prefixes=["time", ""])
