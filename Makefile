@@ -71,4 +71,5 @@ format: install
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf build lightning_gru/_ext/*.c lightning_gru/_ext/*.so lightning_gru/_ext/*.html $(VENV)/.ext-built*
+	rm -rf build lightning_gru/_ext/*.c lightning_gru/_ext/*.so lightning_gru/_ext/*.html \
+		lightning_gru/functional/_cython.c lightning_gru/functional/_cython*.so $(VENV)/.ext-built*

@@ -101,6 +101,11 @@ def load_build(path: Path) -> Callable:
         if not glue.is_file() or not extensions:
             raise SystemExit(f"{path}: no lightning_gru/functional/_cython.py or built _gru.*.so")
         return load_glue(glue, extensions[0])
+    if not path.name.startswith("_gru.") or path.suffix != ".so":
+        raise SystemExit(
+            f"{path}: expected a _gru.*.so kernel extension, a checkout or a glue .py (a compiled "
+            "glue .so cannot be a baseline: give its _cython.py)"
+        )
     return load_glue(SOURCE_GLUE, path)
 
 

@@ -54,10 +54,13 @@ def setting(text: str) -> tuple[str, dict[str, int]]:
         values[knob.strip()] = int(value)
     if not name.strip():
         raise argparse.ArgumentTypeError(f"{text!r}: expected name:knob=value,...")
-    try:
-        _gru.set_tuning(**{knob: -1 for knob in values})  # -1 keeps a value: checks the names
-    except TypeError as error:
+    saved = _gru.set_tuning()
+    try:  # checks the names and that each value fits the knob's C type
+        _gru.set_tuning(**values)
+    except (TypeError, OverflowError) as error:
         raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+    finally:
+        _gru.set_tuning(*saved)
     return name.strip(), values
 
 
@@ -106,7 +109,11 @@ def main(argv: list[str] | None = None) -> None:
         configs = [] if options.shapes else list(CONFIGS.values())
     configs += options.shapes
     modes = choose(parser, options.modes, MODES, "mode(s)")
-    settings = dict(options.settings or [setting(text) for text in DEFAULT_SETTINGS])
+    given = options.settings or [setting(text) for text in DEFAULT_SETTINGS]
+    settings = dict(given)
+    if len(settings) < len(given):  # a repeated name would silently replace the first's knobs
+        names = [name for name, _ in given]
+        parser.error(f"--settings names must differ, got {names}")
     if len(settings) < 2:
         parser.error("give at least two --settings to compare")
     threads = torch.get_num_threads()

@@ -1,5 +1,6 @@
 """Fixtures shared by the tests of every folder."""
 
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -13,14 +14,15 @@ GLUE = REPO / "lightning_gru" / "functional" / "_cython.py"
 
 def pytest_sessionstart(session):
     """Stop before testing an old compiled copy of the glue: Python imports the build, not the
-    source, and would test the code as it was when it was compiled."""
-    for compiled in GLUE.parent.glob("_cython.*.so"):
-        if compiled.stat().st_mtime < GLUE.stat().st_mtime:
-            pytest.exit(
-                f"{compiled.name} is older than {GLUE.name}: rebuild it (`make install`, or "
-                "`python setup.py build_ext --inplace`) before testing",
-                returncode=4,
-            )
+    source, and would test the code as it was when it was compiled. (A second of slack: a copied
+    tree, `cp -r`, may write the source a moment after its build.)"""
+    compiled = GLUE.with_name("_cython" + importlib.machinery.EXTENSION_SUFFIXES[0])
+    if compiled.is_file() and compiled.stat().st_mtime + 1.0 < GLUE.stat().st_mtime:
+        pytest.exit(
+            f"{compiled.name} is older than {GLUE.name}: rebuild it (`make install`, or "
+            "`python setup.py build_ext --inplace`) before testing",
+            returncode=4,
+        )
 
 
 @pytest.fixture

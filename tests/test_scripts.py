@@ -62,6 +62,13 @@ def test_bad_arguments_are_a_usage_error(script, capsys, path, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_compare_builds_refuses_a_file_that_is_no_kernel_build(script, tmp_path):
+    other = tmp_path / "_cython.cpython-311-x86_64-linux-gnu.so"
+    other.write_bytes(b"")
+    with pytest.raises(SystemExit, match="expected a _gru.*.so kernel extension"):
+        script("benchmarks/compare_builds").main([str(other), "--configs", "sine-b1"])
+
+
 def test_compare_builds_names_a_missing_baseline(script):
     with pytest.raises(SystemExit, match="gone.so: no such extension, checkout or glue"):
         script("benchmarks/compare_builds").main(["gone.so", "--configs", "sine-b1"])

@@ -44,6 +44,11 @@ def test_main_prints_a_line_per_shape_and_mode(script, capsys):
         (["--shapes", "1,2,3"], "expected T,B,I,H"),
         (["--shapes", "0,2,3,4"], "every size must be positive"),
         (["--configs", "nope"], "unknown config(s)"),
+        (["--settings", "a:tuned_mkl=4294967296", "--settings", "b:"], "too large"),
+        (
+            ["--settings", "a:tuned_mkl=0", "--settings", "a:block_gemm=0", "--settings", "b:"],
+            "names must differ",
+        ),  # fmt: skip
     ],
 )
 def test_bad_arguments_are_usage_errors(script, capsys, argv, message):
