@@ -86,7 +86,7 @@ extensions = [
     for path in sorted(Path("lightning_gru/_ext").glob("*.pyx"))
 ]
 # The Python glue between torch and the kernel, compiled as it is (Cython's pure Python mode,
-# Python's semantics): a small call spends most of its time there (docs/gru.md). The module
+# Python's semantics): a small call spends much of its time there (docs/gru.md). The module
 # imports from its .py where this build is missing.
 GLUE = "lightning_gru/functional/_cython.py"
 glue_extension = Extension(
