@@ -31,13 +31,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from lightning_gru.nn import GRU
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,14 @@ def training_step(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None
     return step
 
 
+def interleaved(names: Iterable[T], repeats: int) -> Iterator[T]:
+    """Each of ``names`` once per repeat, in reversed order on every other repeat (A B, B A,
+    ...): a drift of the machine's speed during the run hits every one alike."""
+    names = list(names)
+    for r in range(repeats):
+        yield from names if r % 2 == 0 else names[::-1]
+
+
 def time_per_call(step: Callable[[], None], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
@@ -157,10 +168,8 @@ def measure_speed(
         steps[impl, "train"] = training_step(module, x)
     calls = {key: calibrate(step, min_time, warmup) for key, step in steps.items()}
     samples: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
-    keys = list(steps)
-    for r in range(repeats):
-        for key in keys if r % 2 == 0 else keys[::-1]:  # alternate the order: drifts cancel
-            samples[key].append(time_per_call(steps[key], calls[key]))
+    for key in interleaved(steps, repeats):
+        samples[key].append(time_per_call(steps[key], calls[key]))
     return {f"{impl}_{mode}_s": statistics.median(samples[impl, mode]) for impl, mode in samples}
 
 

@@ -43,6 +43,7 @@ from bench_gru import (
     calibrate,
     choose,
     inference_step,
+    interleaved,
     make_input,
     positive,
     shape_config,
@@ -144,10 +145,9 @@ def compare(
             FUNCTIONAL.cython_gru = driver_function
             calls[name] = calibrate(step, min_time, warmup=2)
             results[name] = _results(module, x, step, mode)
-        for r in range(repeats):
-            for name in builds if r % 2 == 0 else list(builds)[::-1]:
-                FUNCTIONAL.cython_gru = builds[name]
-                samples[name].append(time_per_call(step, calls[name]))
+        for name in interleaved(builds, repeats):
+            FUNCTIONAL.cython_gru = builds[name]
+            samples[name].append(time_per_call(step, calls[name]))
     finally:
         FUNCTIONAL.cython_gru = driver.cython_gru
     baseline, current = (statistics.median(samples[name]) for name in builds)

@@ -30,6 +30,7 @@ from bench_gru import (  # benchmarks/ is on sys.path when run as a script
     calibrate,
     choose,
     inference_step,
+    interleaved,
     make_input,
     positive,
     shape_config,
@@ -78,12 +79,10 @@ def compare(
             _gru.set_tuning(**values)
             calls[name] = calibrate(step, min_time, warmup=2)
         samples: dict[str, list[float]] = {name: [] for name in settings}
-        names = list(settings)
-        for r in range(repeats):
-            for name in names if r % 2 == 0 else names[::-1]:
-                _gru.set_tuning(*saved)
-                _gru.set_tuning(**settings[name])
-                samples[name].append(time_per_call(step, calls[name]))
+        for name in interleaved(settings, repeats):
+            _gru.set_tuning(*saved)
+            _gru.set_tuning(**settings[name])
+            samples[name].append(time_per_call(step, calls[name]))
     finally:
         _gru.set_tuning(*saved)
     return {name: statistics.median(times) for name, times in samples.items()}

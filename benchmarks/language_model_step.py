@@ -19,7 +19,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from bench_gru import positive  # benchmarks/ is on sys.path as a script
+from bench_gru import interleaved, positive  # benchmarks/ is on sys.path as a script
 
 from lightning_gru.models.language_model import LanguageModelNet
 
@@ -63,9 +63,8 @@ def measure(rounds: int, steps: int) -> dict[str, list[float]]:
     for trainer in trainers.values():  # warm-up: thread pools, first allocations
         for ids, targets in batches[:3]:
             trainer.step(ids, targets)
-    for r in range(rounds):
-        for name in trainers if r % 2 == 0 else list(trainers)[::-1]:
-            samples[name] += [trainers[name].step(ids, targets) for ids, targets in batches]
+    for name in interleaved(trainers, rounds):
+        samples[name] += [trainers[name].step(ids, targets) for ids, targets in batches]
     return {
         name: [statistics.median(step[i] for step in parts) * 1e3 for i in range(len(PARTS))]
         for name, parts in samples.items()

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_gru import environment, positive  # benchmarks/ is on sys.path as a script
+from bench_gru import environment, interleaved, positive  # benchmarks/ is on sys.path as a script
 
 from lightning_gru.cli import run_cli
 
@@ -71,11 +71,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"recipe {options.recipe}: no such file")
 
     rounds: dict[str, list[float]] = {"cython": [], "torch": []}
-    for r in range(options.repeats):
-        for backend in list(rounds) if r % 2 == 0 else list(rounds)[::-1]:  # ABBA: drifts cancel
-            rates = fit_rates(options.recipe, options.config, backend, options.epochs, options.unit)
-            rounds[backend].append(statistics.median(rates))
-            print(f"{backend}: median {rounds[backend][-1]:,.0f} {options.unit}/s")
+    for backend in interleaved(rounds, options.repeats):  # ABBA: drifts cancel
+        rates = fit_rates(options.recipe, options.config, backend, options.epochs, options.unit)
+        rounds[backend].append(statistics.median(rates))
+        print(f"{backend}: median {rounds[backend][-1]:,.0f} {options.unit}/s")
     medians = {backend: statistics.median(values) for backend, values in rounds.items()}
     print(
         json.dumps(

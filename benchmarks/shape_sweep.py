@@ -20,6 +20,7 @@ import torch
 from bench_gru import (  # benchmarks/ is on sys.path as a script
     calibrate,
     inference_step,
+    interleaved,
     positive,
     time_per_call,
     training_step,
@@ -55,10 +56,8 @@ def best_ms(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, flo
     repeat times them all, in reversed order on every other repeat (drifts hit both sides)."""
     calls = {key: max(3, calibrate(step, min_time=0.2, warmup=1)) for key, step in steps.items()}
     samples: dict[str, list[float]] = {key: [] for key in steps}
-    keys = list(steps)
-    for r in range(repeats):
-        for key in keys if r % 2 == 0 else keys[::-1]:
-            samples[key].append(time_per_call(steps[key], calls[key]))
+    for key in interleaved(steps, repeats):
+        samples[key].append(time_per_call(steps[key], calls[key]))
     return {key: min(times) * 1e3 for key, times in samples.items()}
 
 

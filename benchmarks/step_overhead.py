@@ -27,7 +27,8 @@ import statistics
 from collections.abc import Callable
 
 import torch
-from bench_gru import (  # benchmarks/ is on sys.path as a script
+from bench_gru import (
+    interleaved,  # benchmarks/ is on sys.path as a script
     positive,
     time_per_call,
     training_step,
@@ -48,11 +49,9 @@ def microseconds(fns: dict[str, tuple[Callable[[], None], int]], repeats: int) -
         for _ in range(max(calls // 10, 3)):
             fn()
     samples: dict[str, list[float]] = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            fn, calls = fns[name]
-            samples[name].append(time_per_call(fn, calls) * 1e6)
+    for name in interleaved(fns, repeats):
+        fn, calls = fns[name]
+        samples[name].append(time_per_call(fn, calls) * 1e6)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -94,3 +94,9 @@ def test_memory_counts_what_a_training_step_holds(bench) -> None:
     floats += 3 * config.H * (config.I + config.H + 2) + config.T * config.B * config.I
     assert peaks["torch_train_peak_bytes"] >= 4 * floats
     assert peaks["ours_train_peak_bytes"] >= 4 * (floats + config.T * config.B * 3 * config.H)
+
+
+def test_interleaved_reverses_the_order_on_every_other_repeat(script):
+    interleaved = script("benchmarks/bench_gru").interleaved
+    assert list(interleaved({"a": 1, "b": 2, "c": 3}, 3)) == list("abccbaabc")
+    assert list(interleaved(["a"], 0)) == []
