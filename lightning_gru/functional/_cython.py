@@ -2,9 +2,9 @@
 
 Everything here runs once per layer, not per time step, but it is on the path of every call:
 it keeps Python work to a few tensor allocations and passes raw addresses to the kernel. The
-build compiles this module as it is (Cython, with Python's semantics: setup.py), which makes a
-small call's training step 1.1x faster; what torch.compile or torch.export may trace is in
-``_traceable.py``, Python source.
+build compiles this module as it is (Cython, with Python's semantics: setup.py): at the sine
+sizes inference 1.11-1.25x faster, training steps 1.035-1.05x (docs/gru.md); what torch.compile
+or torch.export may trace is in ``_traceable.py``, Python source.
 """
 
 from __future__ import annotations
@@ -414,7 +414,7 @@ def _differentiable_backward(ctx, dy, dh_n):
     with torch.enable_grad():
         rows = x.reshape(-1, x.size(-1))  # dense (T, B, I) -> (T*B, I)
         padded, lengths = pad_packed_sequence(PackedSequence(rows, batch_sizes))  # (T, B, I)
-        per_direction = [tuple(weights[4 * d : 4 * d + 4]) for d in range(D)]
+        per_direction = [tuple(_direction(weights, d)) for d in range(D)]
         out, h_n = reference_gru(
             padded, h0, per_direction, num_layers=1, bidirectional=D == 2,
             reset_after=ctx.reset_after, lengths=lengths,
