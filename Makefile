@@ -72,4 +72,5 @@ format: install
 
 clean:
 	rm -rf build lightning_gru/_ext/*.c lightning_gru/_ext/*.so lightning_gru/_ext/*.html \
-		lightning_gru/functional/_cython.c lightning_gru/functional/_cython*.so $(VENV)/.ext-built*
+		lightning_gru/_ext/_native_cpu.py lightning_gru/functional/_cython.c \
+		lightning_gru/functional/_cython*.so $(VENV)/.ext-built*

@@ -69,6 +69,7 @@ if sys.platform != "win32":
 if not PORTABLE and _compiler_accepts("-march=native"):
     compile_args.append("-march=native")
 link_args = []
+NATIVE = "-march=native" in compile_args
 if OPENMP:
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")
@@ -92,6 +93,46 @@ GLUE = "lightning_gru/functional/_cython.py"
 glue_extension = Extension(
     "lightning_gru.functional._cython", [GLUE], extra_compile_args=["-O0", "-g"] if DEBUG else []
 )
+
+# Instruction-set extensions that -march=native can use where the CPU has them (the names of
+# Linux's /proc/cpuinfo flags). A native build records those of the building CPU; the kernel
+# refuses to load on a CPU without one of them (lightning_gru/_ext/__init__.py) instead of
+# stopping the interpreter with an illegal instruction: a wheel moves between machines in a
+# pip cache that several share, whatever LIGHTNING_GRU_PORTABLE says.
+VECTOR_EXTENSIONS = (
+    "ssse3", "sse4_1", "sse4_2", "popcnt", "abm", "movbe", "bmi1", "bmi2", "adx", "f16c", "fma",
+    "avx", "avx2", "avx_vnni", "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl",
+    "avx512ifma", "avx512vbmi", "avx512_vbmi2", "avx512_vnni", "avx512_bitalg",
+    "avx512_vpopcntdq", "avx512_bf16", "avx512_fp16", "gfni", "vaes", "vpclmulqdq",
+)  # fmt: skip
+NATIVE_CPU_MODULE = Path("lightning_gru/_ext/_native_cpu.py")
+
+
+def _building_cpu_extensions() -> list[str]:
+    """The ``VECTOR_EXTENSIONS`` of the CPU this runs on (Linux on x86-64), else none."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            line = next(line for line in cpuinfo if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    flags = set(line.partition(":")[2].split())
+    return [name for name in VECTOR_EXTENSIONS if name in flags]
+
+
+def write_native_cpu_module() -> None:
+    """Record in ``lightning_gru/_ext/_native_cpu.py`` the extensions the kernel may use: the
+    building CPU's for a native build, none for a portable one."""
+    names = _building_cpu_extensions() if NATIVE else []
+    text = (
+        "# Written by setup.py: the instruction-set extensions (Linux /proc/cpuinfo names) of\n"
+        "# the CPU this kernel was compiled for with -march=native; none for a portable build.\n"
+        f"BUILT_FOR = frozenset({sorted(names)!r})\n"
+    )
+    if not NATIVE_CPU_MODULE.is_file() or NATIVE_CPU_MODULE.read_text() != text:
+        NATIVE_CPU_MODULE.write_text(text)
+
+
+write_native_cpu_module()
 
 # The configuration of this build; the sources' timestamps do not show a change of it.
 CONFIG = f"debug={DEBUG} openmp={OPENMP} portable={PORTABLE} cc={os.environ.get('CC', 'cc')}\n"

@@ -6,6 +6,9 @@ torch's own OpenMP thread pool and follows ``torch.set_num_threads``, so the ker
 a second pool for the cores. Where torch exports no BLAS, SciPy's (OpenBLAS) is used through
 ``scipy.linalg.cython_blas``, limited to one thread when called alongside torch (see
 ``docs/gru.md`` for the measurements behind this choice).
+
+Before loading them, it checks that this CPU has the instruction sets a native build was
+compiled to use (``check_cpu``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,42 @@ from pathlib import Path
 
 import torch
 
-import lightning_gru._ext._gru as _gru  # (a from-import of a missing one reads "circular import")
+
+def _cpu_flags() -> frozenset[str] | None:
+    """The flags of this CPU as Linux lists them in /proc/cpuinfo; None where unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return None
+
+
+def check_cpu(built_for: frozenset[str], flags: frozenset[str] | None) -> None:
+    """An ``ImportError`` naming what is missing when this CPU lacks an instruction-set extension
+    that the kernel was compiled to use (``-march=native`` on another CPU: a wheel from a pip
+    cache shared by machines of different kinds). Loaded, it would stop the interpreter with an
+    illegal instruction; refused, ``backend="auto"`` runs torch's GRU instead."""
+    missing = sorted(built_for - flags) if flags is not None else []
+    if missing:
+        raise ImportError(
+            "this build of the kernel was compiled (-march=native) for a CPU with "
+            f"{', '.join(missing)}, which this CPU lacks; rebuild it on this machine (pip install "
+            "--no-cache-dir --force-reinstall --no-deps lightning-gru, or make clean install in a "
+            "checkout), or set LIGHTNING_GRU_PORTABLE=1 for a build that runs on any CPU"
+        )
+
+
+try:
+    from lightning_gru._ext._native_cpu import BUILT_FOR
+except ImportError:  # built before setup.py recorded it
+    BUILT_FOR = frozenset()
+check_cpu(BUILT_FOR, _cpu_flags())
+
+# (after the check; a from-import of a missing _gru would read "circular import")
+import lightning_gru._ext._gru as _gru  # noqa: E402
 
 __all__ = ["BLAS_SOURCE", "advise_huge_pages", "backward", "forward"]
 

@@ -563,6 +563,61 @@ def test_a_tree_without_the_extension_says_it_is_missing(tmp_path) -> None:
     assert "failed to import (No module named 'lightning_gru._ext._gru')" in result.stdout
 
 
+def test_a_kernel_built_for_another_cpu_is_refused_and_torch_runs() -> None:
+    """A native build (-march=native) on a CPU without one of its instruction sets, as from a
+    pip cache that machines of different kinds share: loaded, the kernel would stop the
+    interpreter with an illegal instruction. It is refused at import, with a message that
+    names what is missing and how to rebuild, and backend="auto" runs torch's GRU."""
+    script = textwrap.dedent(
+        """
+        import sys, types, warnings, torch
+        sys.modules["lightning_gru._ext._native_cpu"] = types.SimpleNamespace(
+            BUILT_FOR=frozenset({"avx2", "avx1024_imaginary"}))
+        import lightning_gru
+        torch.manual_seed(0)
+        ours, reference = lightning_gru.nn.GRU(2, 3), torch.nn.GRU(2, 3)
+        reference.load_state_dict(ours.state_dict())
+        x = torch.randn(4, 1, 2)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            output, _ = ours(x)
+        torch.testing.assert_close(output, reference(x)[0])
+        print([str(w.message) for w in caught])
+        try:
+            lightning_gru.nn.GRU(2, 3, backend="cython")(x)
+        except RuntimeError as error:
+            print("cython:", error)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "compiled (-march=native) for a CPU with avx1024_imaginary, which this CPU" in (
+        result.stdout
+    )
+    assert "backend='auto' runs torch's GRU" in result.stdout
+    assert "cython: backend='cython' needs the compiled kernel" in result.stdout
+    assert "--no-cache-dir --force-reinstall" in result.stdout
+
+
+def test_the_build_records_the_instruction_sets_it_may_use() -> None:
+    """setup.py records the building CPU's vector extensions for a native build (those with
+    which the register blocks are compiled among them), none for a portable one; this CPU has
+    them all, or the kernel would not have loaded."""
+    from lightning_gru._ext import _cpu_flags, _gru, check_cpu
+    from lightning_gru._ext._native_cpu import BUILT_FOR
+
+    flags = _cpu_flags()
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo: the check is skipped on this system")
+    assert BUILT_FOR <= flags
+    if _gru.has_block_gemm():  # a native build on an AVX2 or AVX-512 CPU
+        assert BUILT_FOR & {"avx2", "avx512f"}
+    check_cpu(BUILT_FOR, flags)
+    check_cpu(frozenset({"avx512f"}), None)  # flags unknown: nothing to say
+    with pytest.raises(ImportError, match=r"for a CPU with avx512f, fma, which this CPU lacks"):
+        check_cpu(frozenset({"avx512f", "fma", "sse4_2"}), frozenset({"sse4_2"}))
+
+
 @pytest.mark.parametrize("name", ["weight_hh_l0", "bias_ih_l0", "bias_hh_l0"])
 @pytest.mark.parametrize("backend", ["auto", "cython"])
 def test_a_parameter_set_to_none_raises_type_error_like_torch(name: str, backend: str) -> None:
