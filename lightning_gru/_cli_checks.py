@@ -181,6 +181,30 @@ def check_checkpoint_file(error: Error, ckpt_path: Any) -> None:
         )
 
 
+def check_recipe_paths(error: Error, args: list[str]) -> None:
+    """Refuse a ``--config recipes/...`` that is no file here, as the docs write recipes for a
+    checkout, where the package's own recipes are: the message gives their installed path
+    (jsonargparse would say only that the file does not exist, after the whole usage)."""
+    from lightning_gru.recipes import recipes_dir
+
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg in ("--config", "-c") and i + 1 < len(args) else None
+        if arg.startswith("--config="):
+            value = arg.partition("=")[2]
+        path = Path(value) if value else None
+        if path is None or path.exists() or not path.parts or path.parts[0] != "recipes":
+            continue
+        try:
+            installed = recipes_dir().joinpath(*path.parts[1:])
+        except FileNotFoundError:  # no recipes installed either: jsonargparse says it
+            return
+        if installed.is_file():
+            error(
+                f"--config {value}: no such file in {Path.cwd()}; the recipes installed with "
+                f"lightning-gru are in {recipes_dir()}: --config {installed}"
+            )
+
+
 def model_options_given(args: Any) -> list[str]:
     """The config keys of the ``--model.*`` options in a command line (``model.init_args.X``
     for ``--model.X`` or ``--model.init_args.X``), other than the class and ``help``."""

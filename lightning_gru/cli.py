@@ -209,6 +209,9 @@ class LightningGRUCLI(LightningCLI):
         before Lightning reads the model's hyperparameters from the checkpoint (it does so for
         a path to an existing file only), and note the model options given on the command
         line, which ``before_instantiate_classes`` puts back over the checkpoint's."""
+        argv = sys.argv[1:] if args is None else args
+        if isinstance(argv, list | tuple):  # (not a dict or Namespace of arguments)
+            checks.check_recipe_paths(parser.error, [str(arg) for arg in argv])
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand is None:

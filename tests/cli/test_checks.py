@@ -386,3 +386,28 @@ def test_several_processes_are_refused_before_they_start(tmp_path):
     args = ["--config", str(RECIPES / "debug.yaml"), *common(tmp_path, "d", False)]
     with pytest.raises(DataConfigError, match="runs in one process, got 2"):
         LightningGRUCLI(args=[*args, "--trainer.devices", "2"], run=False)  # builds, runs nothing
+
+
+@pytest.mark.parametrize("form", [["--config", "{}"], ["--config={}"], ["-c", "{}"]])
+def test_a_recipe_path_that_is_not_here_points_to_the_installed_recipes(
+    tmp_path, monkeypatch, capsys, form
+):
+    """The docs write `--config recipes/...` for a checkout; run elsewhere (an installed
+    package), the command names where its recipes are instead of only "File does not exist"."""
+    monkeypatch.chdir(tmp_path)
+    recipe = "recipes/forecasting/sine-gru.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["fit", *(arg.format(recipe) for arg in form), "--trainer.logger", "false"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--config {recipe}: no such file in {tmp_path}" in err
+    assert f"--config {RECIPES / 'forecasting' / 'sine-gru.yaml'}" in err
+
+
+def test_a_missing_config_that_is_no_recipe_is_left_to_the_parser(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for missing in ("recipes/forecasting/no-such.yaml", "my-recipe.yaml"):
+        with pytest.raises(SystemExit):
+            run_cli(["fit", "--config", missing])
+        err = capsys.readouterr().err
+        assert "File does not exist" in err and "installed with lightning-gru" not in err
