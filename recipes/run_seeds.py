@@ -9,9 +9,11 @@ data stay those of the recipe. The arguments after ``--`` go to both ``fit`` and
         -- --trainer.max_epochs 10
 
 The metric is the model's test metric, ``test_mse`` (forecasting) or ``test_acc`` (sentiment),
-unless ``--metric`` names another. The last line printed is one JSON object: recipe, metric,
-per-seed values, mean, standard deviation (``ddof=1``), minimum, maximum and the wall time of
-each ``fit``.
+unless ``--metric`` names another. ``--stage validate`` validates each best checkpoint instead,
+for comparing settings without looking at the test data (metric ``val_rollout_mse`` or
+``val_acc``; ``sine_sweep.py`` compares the sine-wave settings so). The last line printed is
+one JSON object: recipe, stage, metric, per-seed values, mean, standard deviation
+(``ddof=1``), minimum, maximum and the wall time of each ``fit``.
 """
 
 import argparse
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from lightning_gru.cli import run_cli
 
-DEFAULT_METRICS = ("test_mse", "test_acc")
+DEFAULT_METRICS = {"test": ("test_mse", "test_acc"), "validate": ("val_rollout_mse", "val_acc")}
 MAX_SEED = 2**32 - 1  # the range of seed_everything, which replaces other values by random ones
 
 
@@ -35,23 +37,23 @@ def parse_seed(text: str) -> int:
     return value
 
 
-def pick_metric(metrics: dict, wanted: str | None) -> str:
-    """``wanted``, or the first of ``DEFAULT_METRICS`` that the test logged."""
-    candidates = [wanted] if wanted else DEFAULT_METRICS
+def pick_metric(metrics: dict, wanted: str | None, stage: str = "test") -> str:
+    """``wanted``, or the first of the stage's ``DEFAULT_METRICS`` that it logged."""
+    candidates = [wanted] if wanted else DEFAULT_METRICS[stage]
     for name in candidates:
         if name in metrics:
             return name
     raise SystemExit(
-        f"the test logged none of {list(candidates)}; it logged {sorted(metrics)} "
+        f"the {stage} logged none of {list(candidates)}; it logged {sorted(metrics)} "
         "(choose one with --metric; the checkpoints of this seed are kept)"
     )
 
 
 def run_seed(
-    recipe: Path, seed: int, metric: str | None, extra: list[str], name: str
+    recipe: Path, seed: int, metric: str | None, extra: list[str], name: str, stage: str = "test"
 ) -> tuple[str, float, float]:
-    """Fit and test one seed: the name and value of the test metric of its best checkpoint,
-    and the fit wall time."""
+    """Fit one seed, then test (or validate) its best checkpoint: the name and value of the
+    metric, and the fit wall time."""
     folder = Path("runs") / recipe.parent.name / name / f"seed-{seed}"
     args = [
         "--config", str(recipe),
@@ -67,38 +69,49 @@ def run_seed(
     fit = run_cli(["fit", *args])
     fit_seconds = time.perf_counter() - start
     best = fit.trainer.checkpoint_callback.best_model_path
-    metrics = run_cli(["test", *args, "--ckpt_path", best]).trainer.callback_metrics
-    metric = pick_metric(metrics, metric)
+    metrics = run_cli([stage, *args, "--ckpt_path", best]).trainer.callback_metrics
+    metric = pick_metric(metrics, metric, stage)
     return metric, float(metrics[metric]), fit_seconds
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Arguments after -- go to both fit and test: -- --trainer.max_epochs 10",
+        epilog="Arguments after -- go to fit and to test (or validate): -- --trainer.max_epochs 10",
     )
     parser.add_argument("recipe", type=Path, help="a recipe YAML under recipes/")
     parser.add_argument("--seeds", type=parse_seed, nargs="+", default=[0, 1, 2])
     parser.add_argument(
-        "--metric", help="the test metric to report (default: test_mse or test_acc, as logged)"
+        "--stage",
+        choices=sorted(DEFAULT_METRICS),
+        default="test",
+        help="what runs on each best checkpoint (default: test)",
+    )
+    parser.add_argument(
+        "--metric",
+        help="the metric to report (default: test_mse or test_acc, as logged; with --stage "
+        "validate, val_rollout_mse or val_acc)",
     )
     parser.add_argument("--name", help="the run folder and W&B name (default: the recipe's)")
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
     options = parser.parse_args(argv[:split])
-    options.extra = argv[split + 1 :]  # after --: more arguments for fit and test
+    options.extra = argv[split + 1 :]  # after --: more arguments for fit and test/validate
     if not options.recipe.is_file():
         parser.error(f"recipe {options.recipe}: no such file")
 
     name = options.name or options.recipe.stem
     metric, values, seconds = options.metric, [], []
     for seed in options.seeds:
-        metric, value, fit_seconds = run_seed(options.recipe, seed, metric, options.extra, name)
+        metric, value, fit_seconds = run_seed(
+            options.recipe, seed, metric, options.extra, name, options.stage
+        )
         values.append(value)
         seconds.append(round(fit_seconds, 1))
         print(f"{options.recipe} seed {seed}: {metric} {value:.4f} ({fit_seconds:.0f} s)")
     summary = {
         "recipe": str(options.recipe),
+        "stage": options.stage,
         "metric": metric,
         "seeds": options.seeds,
         "values": [round(v, 5) for v in values],

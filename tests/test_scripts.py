@@ -44,6 +44,12 @@ BAD_ARGUMENTS = [
     ("recipes/run_seeds", [str(DEBUG_RECIPE), "--seeds", "-1"], "seeds are 0 to 4294967295"),
     ("recipes/run_seeds", [str(DEBUG_RECIPE), "--seeds", str(2**32)], "seeds are 0 to"),
     ("recipes/run_seeds", ["missing.yaml"], "recipe missing.yaml: no such file"),
+    ("recipes/run_seeds", [str(DEBUG_RECIPE), "--stage", "fit"], "invalid choice: 'fit'"),
+    ("recipes/sine_sweep", ["--rows", "20,maybe,38,5e-4,150"], "expected windows,sliding"),
+    ("recipes/sine_sweep", ["--rows", "20,no,0,5e-4,150"], "positive integers"),
+    ("recipes/sine_sweep", ["--rows", "20,no,38,fast,150"], "positive learning rate"),
+    ("recipes/sine_sweep", ["--rows", "20,no,38,5e-4"], "expected windows,sliding"),
+    ("recipes/sine_sweep", ["--seeds", "-2"], "seeds are 0 to"),
     ("lightning_gru/demo", ["--epochs", "two"], "invalid int value: 'two'"),
     ("lightning_gru/demo", ["--epochs", "0"], "must be a positive int, got '0'"),
     ("lightning_gru/demo", ["--epochs", "-1"], "must be a positive int, got '-1'"),
@@ -85,6 +91,36 @@ def test_run_seeds_fits_and_tests_each_seed(script, tmp_path, monkeypatch, capsy
     assert summary["min"] <= summary["mean"] <= summary["max"]
     for seed in (3, 4):
         assert (tmp_path / "runs" / "recipes" / "debug" / f"seed-{seed}" / "checkpoints").is_dir()
+
+
+def test_run_seeds_validates_each_best_checkpoint_with_stage_validate(
+    script, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(DEBUG_RECIPE), "--seeds", "0", "--stage", "validate", "--"]
+    monitor = ["--checkpoint.monitor", "val_rollout_mse"]  # (the debug recipe's is val_loss)
+    script("recipes/run_seeds").main([*argv, "--trainer.max_epochs", "2", *monitor])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["stage"], summary["metric"]) == ("validate", "val_rollout_mse")
+    best = tmp_path / "runs" / "recipes" / "debug" / "seed-0" / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(best, weights_only=True)
+    callbacks = checkpoint["callbacks"]
+    best_score = next(s["best_model_score"] for k, s in callbacks.items() if "Checkpoint" in k)
+    assert summary["values"] == [round(float(best_score), 5)]  # the monitored value, recomputed
+
+
+def test_sine_sweep_prints_a_row_per_candidate(script, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rows = ["20,no,38,5e-4,1", "10,yes,16,1e-2,1"]
+    script("recipes/sine_sweep").main(["--seeds", "0", "1", "--rows", *rows])
+    lines = capsys.readouterr().out.strip().splitlines()
+    results = json.loads(lines[-1])
+    assert [r["windows"] for r in results] == ["20", "10"]
+    assert all(len(r["values"]) == 2 and r["values"][0] != r["values"][1] for r in results)
+    table = lines[-3:-1]
+    assert table[0].startswith("| 20 | no | 38 | 5e-4 | 1 | ")
+    assert table[1].startswith("| 10 | yes | 16 | 1e-2 | 1 | ")
+    assert (tmp_path / "runs" / "forecasting" / "sine-sweep-10-yes-16-1e-2-1" / "seed-1").is_dir()
 
 
 def test_run_seeds_lists_the_logged_metrics_when_the_metric_is_wrong(script, tmp_path, monkeypatch):
