@@ -81,8 +81,8 @@ class ArgumentValueError(ValueError):
     """A value of the command's configuration that the model, the data module, the Trainer or a
     callback refused when the command built it (``--data.init_args.batch_size 0``), or that
     the model's optimizer or scheduler refused (named first: ``model.optimizer: ...``); the
-    message is theirs. The console script prints it in one line, as argparse does a value of
-    the wrong type."""
+    message is theirs. The console script prints it in one line (a value of the wrong type,
+    which the parser refuses, comes under a one-line usage)."""
 
 
 class ConfigToLoggers(SaveConfigCallback):
@@ -124,6 +124,22 @@ class ConfigToLoggers(SaveConfigCallback):
             logger.log_hyperparams({"config": config})
 
 
+class ArgumentParser(LightningArgumentParser):
+    """Lightning's parser, which on an error prints the message under a one-line usage (a
+    subcommand's full usage lists every option: 80 lines above a wrong value's message) and
+    takes no abbreviated options (``--trainer.max_epoch 3`` would set ``max_epochs``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def print_usage(self, file: Any = None) -> None:
+        usage = self.format_usage()
+        if usage.count("\n") > 3:
+            usage = f"usage: {self.prog.replace(' [options]', '')} [options]\n"
+        self._print_message(usage, file)
+
+
 class LightningGRUCLI(LightningCLI):
     """LightningCLI with the checkpoint, curve and prediction callbacks and the data links.
 
@@ -157,6 +173,7 @@ class LightningGRUCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("auto_configure_optimizers", False)  # the models take `optimizer`
         kwargs.setdefault("parser_kwargs", {"prog": "lightning-gru", "description": _SUMMARY})
+        kwargs.setdefault("parser_class", ArgumentParser)
         if "WANDB_MODE" not in os.environ and not wandb_has_credentials():
             os.environ["WANDB_MODE"] = "offline"
         super().__init__(None, None, args=args, **kwargs)

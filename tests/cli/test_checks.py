@@ -411,3 +411,25 @@ def test_a_missing_config_that_is_no_recipe_is_left_to_the_parser(tmp_path, monk
             run_cli(["fit", "--config", missing])
         err = capsys.readouterr().err
         assert "File does not exist" in err and "installed with lightning-gru" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--trainer.max_epochs", "abc"], 'Parser key "trainer.max_epochs"'),
+        (["--model.init_args.hidden_size", "1.5"], 'Parser key "hidden_size"'),
+        (["--trainer.foo", "3"], "unrecognized arguments: --trainer.foo 3"),
+        # an abbreviation is refused, not taken for --trainer.max_epochs
+        (["--trainer.max_epoch", "3"], "unrecognized arguments: --trainer.max_epoch 3"),
+    ],
+)
+def test_a_refused_option_is_reported_under_a_one_line_usage(capsys, option, message):
+    """jsonargparse prints the subcommand's usage, every option of it (about 80 lines), above
+    the message; the command prints one."""
+    args = ["fit", "--config", str(RECIPES / "debug.yaml"), "--trainer.logger", "false", *option]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: lightning-gru fit [options]\ntip: For details")
+    assert message in err and len(err.splitlines()) < 15
