@@ -37,7 +37,9 @@ BAD_ARGUMENTS = [
     ("benchmarks/packed_training_step", ["--steps", "0"], "must be a positive int, got '0'"),
     ("benchmarks/language_model_step", ["--rounds", "0"], "must be a positive int, got '0'"),
     ("benchmarks/language_model_step", ["--steps", "x"], "invalid int value: 'x'"),
-    ("benchmarks/packed_training_step", ["--max-length", "0"], "must be a positive int"),
+    ("benchmarks/packed_training_step", ["--max-length", "0"], "a positive int or -1, got '0'"),
+    ("benchmarks/packed_training_step", ["--encoders", "ours,gru"], "unknown encoder(s) ['gru']"),
+    ("benchmarks/packed_training_step", ["--encoders", "torch-lstm-padded"], "one direction"),
     ("benchmarks/recipe_throughput", [str(DEBUG_RECIPE), "--epochs", "1"], "at least 2"),
     ("benchmarks/recipe_throughput", [str(DEBUG_RECIPE), "--unit", "chars"], "invalid choice"),
     ("benchmarks/recipe_throughput", ["missing.yaml"], "recipe missing.yaml: no such file"),
@@ -128,6 +130,25 @@ def test_run_seeds_lists_the_logged_metrics_when_the_metric_is_wrong(script, tmp
     argv = [str(DEBUG_RECIPE), "--seeds", "0", "--metric", "test_acc", "--"]
     with pytest.raises(SystemExit, match=r"none of \['test_acc'\]; it logged \[.*'test_mse'"):
         script("recipes/run_seeds").main([*argv, "--trainer.max_epochs", "1"])
+
+
+def test_packed_training_step_times_the_one_direction_encoders(script, tmp_path, capsys):
+    """On a small IMDb-like data set: every encoder of the one-direction nets, torch's LSTM on
+    the padded batch among them, trains a step per batch."""
+    import pandas as pd
+
+    reviews = [("a wonderful film with a moving story", 1), ("dull and far too long", 0)] * 80
+    for split in ("train", "test"):
+        pd.DataFrame(reviews, columns=["text", "label"]).to_parquet(tmp_path / f"{split}.parquet")
+    argv = ["--data-dir", str(tmp_path), "--steps", "2", "--one-direction", "--max-length", "-1"]
+    script("benchmarks/packed_training_step").main(argv)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("2 batches of up to 64 reviews") and "one direction" in lines[0]
+    summary = json.loads(lines[-1])
+    assert set(summary) == {
+        "ours", "torch-gru", "torch-lstm", "torch-lstm-padded", "torch_gru_over_ours", "threads"
+    }  # fmt: skip
+    assert all(summary[name] > 0 for name in ("ours", "torch-gru", "torch-lstm-padded"))
 
 
 def test_recipe_throughput_says_what_the_model_logged(script, tmp_path, monkeypatch):
