@@ -164,12 +164,19 @@ def named_checkpoint(config: Any) -> Path | None:
 
 
 def check_checkpoint_file(error: Error, ckpt_path: Any) -> None:
-    """Refuse a local ``--ckpt_path`` that is a folder or no file ``torch.save`` wrote (a zip
-    archive, or a pickle in torch's legacy format), rather than fail in torch's loader with a
-    traceback."""
+    """Refuse a local ``--ckpt_path`` that is missing, a folder or no file ``torch.save`` wrote
+    (a zip archive, or a pickle in torch's legacy format), rather than fail in torch's loader
+    with a traceback, or in Lightning's once a W&B run has started (a failed run, left to
+    sync)."""
     path = Path(str(ckpt_path)).expanduser() if ckpt_path else None
-    if path is None or not path.exists():
-        return  # a name (best, last, hpc), a URL, or missing: Lightning's own messages
+    if path is None:
+        return
+    if not path.exists():
+        name = str(ckpt_path)
+        if name in ("best", "last", "hpc") or name.startswith("registry") or "://" in name:
+            return  # Lightning's names and remote paths: its own messages
+        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+        error(f"--ckpt_path {ckpt_path}: no such file{where}")
     if path.is_dir():
         error(f"--ckpt_path {ckpt_path} is a folder; give the path of a checkpoint file")
     with open(path, "rb") as f:

@@ -166,6 +166,9 @@ class IMDbDataModule(L.LightningDataModule):
         check_at_least(0, num_workers=num_workers)
         check_seed("seed", seed)
         check_texts("predict_texts", predict_texts)
+        for i, text in enumerate(predict_texts or []):
+            if not text.strip():  # as a blank line of predict_file is
+                raise ValueError(f"predict_texts[{i}] is blank: a review to classify needs words")
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.dataset_name = dataset_name

@@ -104,6 +104,18 @@ def _read_values(path: Path) -> list[float]:
     return values
 
 
+def _check_series_length(points: int, train_fraction: float, seq_len: int) -> int:
+    """The training points of a series of ``points``; a ``DataConfigError`` when they are
+    fewer than a window (``seq_len + 1``) or the test points fewer than 2."""
+    n_train = round(train_fraction * points)
+    if n_train < seq_len + 1 or points - n_train < 2:
+        raise DataConfigError(
+            f"a series of {points} points gives {n_train} training points (need at least "
+            f"seq_len + 1 = {seq_len + 1}) and {points - n_train} test points (need 2)"
+        )
+    return n_train
+
+
 class SineWaveDataModule(L.LightningDataModule):
     """The noisy sine series of the forecasting experiment, or a one-column CSV series.
 
@@ -174,6 +186,12 @@ class SineWaveDataModule(L.LightningDataModule):
         check_at_least(0, num_workers=num_workers)
         check_seed("seed", seed, maximum=2**32 - 1)  # NumPy's RandomState draws the noise
         _check_noise_std(noise_std)
+        # Refused here, not in `setup`: the command builds the data module before a W&B run
+        # starts, and Lightning calls `setup` after (the run would be left failed, to sync).
+        if data_file is not None:
+            existing_file(data_file, "data_file")
+        else:
+            _check_series_length(num_points, train_fraction, seq_len)
         self.save_hyperparameters()
         self.data_file = data_file
         self.num_points = num_points
@@ -198,13 +216,8 @@ class SineWaveDataModule(L.LightningDataModule):
             series = load_series(self.data_file)
         else:
             series = generate_sine_series(self.num_points, self.noise_std, self.seed)
-        n_train = round(self.train_fraction * len(series))
+        n_train = _check_series_length(len(series), self.train_fraction, self.seq_len)
         width = self.seq_len + 1
-        if n_train < width or len(series) - n_train < 2:
-            raise DataConfigError(
-                f"a series of {len(series)} points gives {n_train} training points (need at "
-                f"least seq_len + 1 = {width}) and {len(series) - n_train} test points (need 2)"
-            )
         if self.sliding:
             cut = n_train - round(n_train * self.val_fraction)
             train_starts = np.arange(cut - width + 1)

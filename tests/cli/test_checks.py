@@ -141,8 +141,10 @@ def test_a_checkpoint_path_that_is_no_checkpoint_is_refused(tmp_path, kind, caps
 def test_language_model_test_is_refused_with_a_hint(tmp_path, text_file, capsys):
     recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
     args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
+    checkpoint = tmp_path / "any.ckpt"  # a file (a missing one is refused first)
+    torch.save({"state_dict": {}}, checkpoint)
     with pytest.raises(SystemExit):
-        run_cli(["test", *args, "--ckpt_path", str(tmp_path / "any.ckpt")])
+        run_cli(["test", *args, "--ckpt_path", str(checkpoint)])
     assert "has no test split; `validate`" in capsys.readouterr().err
 
 
@@ -433,3 +435,26 @@ def test_a_refused_option_is_reported_under_a_one_line_usage(capsys, option, mes
     err = capsys.readouterr().err
     assert err.startswith("usage: lightning-gru fit [options]\ntip: For details")
     assert message in err and len(err.splitlines()) < 15
+
+
+@pytest.mark.parametrize("subcommand", ["fit", "test"])
+def test_a_checkpoint_path_that_is_no_file_is_refused_before_a_wandb_run(
+    tmp_path, monkeypatch, capsys, subcommand
+):
+    """Lightning says so only inside `fit` or `test`, once the W&B run has started: a failed
+    run without a config would be left to sync. The sine data module's missing file is refused
+    as early (it used to be read in `setup`)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    recipe = ["--config", str(RECIPES / "forecasting" / "sine-gru.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([subcommand, *recipe, "--ckpt_path", "missing.ckpt"])
+    assert exit_info.value.code == 2
+    expected = (
+        f"--ckpt_path missing.ckpt: no such file (relative to the working directory {tmp_path})"
+    )
+    assert expected in capsys.readouterr().err
+    if subcommand == "fit":  # (test needs a checkpoint first)
+        with pytest.raises(FileNotFoundError, match="data_file 'series.csv' does not exist"):
+            run_cli([subcommand, *recipe, "--data.init_args.data_file", "series.csv"])
+    assert not list(tmp_path.rglob("offline-run-*"))

@@ -14,7 +14,6 @@ from lightning_gru.data import (
 from lightning_gru.data._common import read_local
 
 COUNTS = [
-    (SineWaveDataModule, "num_points", 1),
     (SineWaveDataModule, "seq_len", 1),
     (SineWaveDataModule, "batch_size", 1),
     (SineWaveDataModule, "num_workers", 0),

@@ -338,6 +338,9 @@ def test_predict_inputs_are_checked(tmp_path):
         IMDbDataModule(predict_file=str(blank)).setup("predict")
     with pytest.raises(FileNotFoundError, match="predict_file"):
         IMDbDataModule(predict_file=str(tmp_path / "none.txt")).setup("predict")
+    for blank_text in ("", "  \n"):  # refused when built, as a blank line of predict_file
+        with pytest.raises(ValueError, match=r"^predict_texts\[1\] is blank"):
+            IMDbDataModule(predict_texts=["good", blank_text])
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(ValueError, match=r"empty\.txt: the file has no reviews"):

@@ -198,9 +198,23 @@ def test_validation_rolls_out_over_the_validation_points(sliding):
 
 
 def test_a_series_with_one_test_point_is_refused():
-    """Guards against: one test point accepted (the roll-out needs a start and a target)."""
+    """Guards against: one test point accepted (the roll-out needs a start and a target).
+    Refused when the data module is built, before the command starts a W&B run."""
     with pytest.raises(DataConfigError, match=r"1 test points \(need 2\)"):
-        SineWaveDataModule(num_points=100, train_fraction=0.99, seq_len=5).setup()
+        SineWaveDataModule(num_points=100, train_fraction=0.99, seq_len=5)
+
+
+def test_a_generated_series_shorter_than_a_window_is_refused_when_built():
+    with pytest.raises(ValueError, match="^num_points must be >= 1, got 0$"):
+        SineWaveDataModule(num_points=0)
+    with pytest.raises(DataConfigError, match=r"gives 16 training points \(need at least"):
+        SineWaveDataModule(num_points=20, seq_len=20)
+    SineWaveDataModule(num_points=28, seq_len=20)  # 22 training points: one window and more
+
+
+def test_a_missing_data_file_is_refused_when_built(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data_file .*missing.csv' does not exist"):
+        SineWaveDataModule(data_file=str(tmp_path / "missing.csv"))
 
 
 @pytest.mark.parametrize("sliding", [False, True], ids=["chunks", "sliding"])
