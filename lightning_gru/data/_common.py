@@ -134,6 +134,32 @@ def warn_vocabulary_from_data(datamodule: Any) -> None:
         )
 
 
+def adopt_checkpoint_settings(datamodule: Any, settings: dict[str, Any]) -> None:
+    """Take the settings that a checkpoint's vocabulary was built with (``settings``: attribute
+    name to value) over ``datamodule``'s own, in its hyperparameters too (what the next
+    checkpoint records), with a warning that names each one that differed: the model was
+    trained on that vocabulary, so a value given now (``--data.init_args.token word`` with a
+    checkpoint of characters) would not be used."""
+    differing = {
+        name: (getattr(datamodule, name), value)
+        for name, value in settings.items()
+        if getattr(datamodule, name) != value
+    }
+    if differing:
+        described = ", ".join(
+            f"{name}={value!r} (not {own!r})" for name, (own, value) in differing.items()
+        )
+        warnings.warn(
+            f"{type(datamodule).__name__} takes the checkpoint's settings, with which its "
+            f"vocabulary was built: {described}",
+            stacklevel=3,
+        )
+    for name, value in settings.items():
+        setattr(datamodule, name, value)
+        if name in datamodule.hparams:
+            datamodule.hparams[name] = value
+
+
 def check_one_process(datamodule: Any, trainer: Any = None) -> None:
     """A ``DataConfigError`` when ``datamodule``'s Trainer (or ``trainer``, that it is going
     to have) runs several processes (DDP): the package's batch samplers are not rank-aware,

@@ -25,6 +25,7 @@ from lightning_gru._checks import check_at_least, check_texts
 from lightning_gru.data._common import (
     DataConfigError,
     DataFileError,
+    adopt_checkpoint_settings,
     check_fraction,
     check_limit,
     check_one_process,
@@ -253,7 +254,8 @@ class IMDbDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved; the checkpoint's settings win over the
-        arguments, and splits already encoded with another vocabulary are encoded again."""
+        arguments (with a warning where they differ), and splits already encoded with another
+        vocabulary are encoded again."""
         if not state_dict:
             return
         if state_dict.get("tokenizer") != TOKENIZER:
@@ -265,7 +267,9 @@ class IMDbDataModule(L.LightningDataModule):
         if vocab != self.vocab or settings != (self.lowercase, self.max_length):
             self.train_dataset = self.val_dataset = self.test_dataset = None
         self.vocab = vocab
-        self.lowercase, self.max_length = settings
+        adopt_checkpoint_settings(
+            self, {"lowercase": state_dict["lowercase"], "max_length": state_dict["max_length"]}
+        )
         self.class_names = list(state_dict.get("class_names", CLASS_NAMES))
 
     # -- public helpers ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from lightning_gru._checks import check_at_least, check_texts
 from lightning_gru.data._common import (
     DataConfigError,
     DataFileError,
+    adopt_checkpoint_settings,
     check_fraction,
     check_limit,
     check_one_process,
@@ -196,7 +197,8 @@ class TimeMachineDataModule(L.LightningDataModule):
         return {"token": self.token, "vocab": self.vocab.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (the checkpoint's token kind wins)."""
+        """Restore what :meth:`state_dict` saved; the checkpoint's token kind wins (with a
+        warning where it differs)."""
         if not state_dict:
             return
         if state_dict["token"] not in _TOKENS:
@@ -206,7 +208,8 @@ class TimeMachineDataModule(L.LightningDataModule):
         vocab = Vocab.from_state_dict(state_dict["vocab"])
         if vocab != self.vocab or state_dict["token"] != self.token:
             self.train_corpus = self.val_corpus = None
-        self.vocab, self.token = vocab, state_dict["token"]
+        self.vocab = vocab
+        adopt_checkpoint_settings(self, {"token": state_dict["token"]})
 
     # -- public helpers ----------------------------------------------------------------------
 

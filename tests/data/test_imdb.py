@@ -311,7 +311,8 @@ def test_state_dict_round_trip_lets_predict_run_without_training_data(
         data_dir=str(tmp_path / "absent"), predict_texts=["Great"], predict_file=str(predict_file)
     )
     assert dm.state_dict() == {} and dm.class_names == ["neg", "pos"]
-    dm.load_state_dict(state)
+    with pytest.warns(UserWarning, match=r"lowercase=False \(not True\), max_length=9 \(not 400"):
+        dm.load_state_dict(state)
     dm.setup("predict")
     assert dm.vocab == trained.vocab and (dm.lowercase, dm.max_length) == (False, 9)
     (batch,) = list(dm.predict_dataloader())
@@ -457,7 +458,9 @@ def test_a_checkpoint_with_other_settings_re_encodes_the_splits(parquet_dir, cac
     """Guards against: splits encoded with the old ``max_length`` kept after ``load_state_dict``."""
     dm = make_dm(parquet_dir, cache_dir, max_length=9)
     state = {**dm.state_dict(), "max_length": 4}
-    dm.load_state_dict(state)
+    with pytest.warns(UserWarning, match=r"checkpoint's settings.*: max_length=4 \(not 9\)$"):
+        dm.load_state_dict(state)
+    assert dm.hparams["max_length"] == 4  # what the next checkpoint records
     lengths = [len(b["input_ids"][0]) for b in dm.test_dataloader()]
     assert max(lengths) == 4
 

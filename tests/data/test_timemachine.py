@@ -282,13 +282,16 @@ def test_a_checkpoint_of_the_other_token_kind_re_encodes_the_corpora(timemachine
     """Guards against: the checkpoint's token kind not restored, or corpora of the old kind kept."""
     dm = make_dm(timemachine_file, max_tokens=-1)
     words = make_dm(timemachine_file, max_tokens=-1, token="word")
-    dm.load_state_dict(words.state_dict())
+    with pytest.warns(UserWarning, match=r"checkpoint's settings.*: token='word' \(not 'char'\)"):
+        dm.load_state_dict(words.state_dict())
     assert dm.token == "word" and dm.separator == " "
+    assert dm.hparams["token"] == "word"  # what the next checkpoint records
     X, _ = next(iter(dm.val_dataloader()))
     assert X[0].tolist() == words.val_corpus[:5].tolist()
     # the same vocabulary with another token kind: the corpora are built again, of words
     chars = make_dm(timemachine_file, max_tokens=-1)
-    chars.load_state_dict({"token": "word", "vocab": chars.vocab.state_dict()})
+    with pytest.warns(UserWarning, match="token='word'"):
+        chars.load_state_dict({"token": "word", "vocab": chars.vocab.state_dict()})
     chars.setup("fit")
     assert len(chars.train_corpus) == len(words.train_corpus)
 
