@@ -95,17 +95,18 @@ glue_extension = Extension(
 )
 
 # Instruction-set extensions that -march=native can use where the CPU has them (the names of
-# Linux's /proc/cpuinfo flags). A native build records those of the building CPU; the kernel
-# refuses to load on a CPU without one of them (lightning_gru/_ext/__init__.py) instead of
-# stopping the interpreter with an illegal instruction: a wheel moves between machines in a
-# pip cache that several share, whatever LIGHTNING_GRU_PORTABLE says.
+# Linux's /proc/cpuinfo flags). A native build records those of the building CPU next to the
+# kernel; the kernel refuses to load on a CPU without one of them (lightning_gru/_ext/
+# __init__.py) instead of stopping the interpreter with an illegal instruction: a wheel moves
+# between machines in a pip cache that several share, whatever LIGHTNING_GRU_PORTABLE says.
 VECTOR_EXTENSIONS = (
-    "ssse3", "sse4_1", "sse4_2", "popcnt", "abm", "movbe", "bmi1", "bmi2", "adx", "f16c", "fma",
-    "avx", "avx2", "avx_vnni", "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl",
-    "avx512ifma", "avx512vbmi", "avx512_vbmi2", "avx512_vnni", "avx512_bitalg",
-    "avx512_vpopcntdq", "avx512_bf16", "avx512_fp16", "gfni", "vaes", "vpclmulqdq",
+    "ssse3", "sse4_1", "sse4_2", "sse4a", "popcnt", "abm", "movbe", "bmi1", "bmi2", "adx",
+    "f16c", "fma", "fma4", "xop", "tbm", "aes", "pclmulqdq", "sha_ni", "avx", "avx2",
+    "avx_vnni", "avx_ifma", "avx_vnni_int8", "avx_ne_convert", "avx512f", "avx512dq",
+    "avx512cd", "avx512bw", "avx512vl", "avx512ifma", "avx512vbmi", "avx512_vbmi2",
+    "avx512_vnni", "avx512_bitalg", "avx512_vpopcntdq", "avx512_bf16", "avx512_fp16",
+    "avx512_vp2intersect", "gfni", "vaes", "vpclmulqdq",
 )  # fmt: skip
-NATIVE_CPU_MODULE = Path("lightning_gru/_ext/_native_cpu.py")
 
 
 def _building_cpu_extensions() -> list[str]:
@@ -119,35 +120,42 @@ def _building_cpu_extensions() -> list[str]:
     return [name for name in VECTOR_EXTENSIONS if name in flags]
 
 
-def write_native_cpu_module() -> None:
-    """Record in ``lightning_gru/_ext/_native_cpu.py`` the extensions the kernel may use: the
-    building CPU's for a native build, none for a portable one."""
-    names = _building_cpu_extensions() if NATIVE else []
-    text = (
-        "# Written by setup.py: the instruction-set extensions (Linux /proc/cpuinfo names) of\n"
-        "# the CPU this kernel was compiled for with -march=native; none for a portable build.\n"
-        f"BUILT_FOR = frozenset({sorted(names)!r})\n"
-    )
-    if not NATIVE_CPU_MODULE.is_file() or NATIVE_CPU_MODULE.read_text() != text:
-        NATIVE_CPU_MODULE.write_text(text)
+# The extensions the kernel may use: the building CPU's for a native build, none otherwise.
+BUILT_FOR = _building_cpu_extensions() if NATIVE else []
 
-
-write_native_cpu_module()
-
-# The configuration of this build; the sources' timestamps do not show a change of it.
-CONFIG = f"debug={DEBUG} openmp={OPENMP} portable={PORTABLE} cc={os.environ.get('CC', 'cc')}\n"
+# The configuration of this build; the sources' timestamps do not show a change of it. The CPU
+# is part of it: a checkout (or a build folder) used on a machine of another kind is rebuilt,
+# so that the kernel and its record of BUILT_FOR always come from the same compilation.
+CONFIG = (
+    f"debug={DEBUG} openmp={OPENMP} portable={PORTABLE} cc={os.environ.get('CC', 'cc')} "
+    f"cpu={','.join(BUILT_FOR)}\n"
+)
 CONFIG_FILE = Path("build", "lightning-gru-config")
 CONFIG_CHANGED = not CONFIG_FILE.is_file() or CONFIG_FILE.read_text() != CONFIG
 
 
 class BuildExtRecordingConfig(build_ext):
-    """``build_ext`` that recompiles when the configuration changed, then records it."""
+    """``build_ext`` that recompiles when the configuration changed, then records it, and the
+    extensions the kernel was compiled to use beside it."""
 
     def run(self) -> None:
         self.force = self.force or CONFIG_CHANGED
         super().run()
+        self.write_cpu_record()
         CONFIG_FILE.parent.mkdir(exist_ok=True)
         CONFIG_FILE.write_text(CONFIG)
+
+    def write_cpu_record(self) -> None:
+        """``_native_cpu.py`` beside the kernel just built (in the tree with ``--inplace``, in
+        the build folder for a wheel): the extensions it was compiled to use."""
+        record = Path(self.get_ext_fullpath("lightning_gru._ext._gru")).with_name("_native_cpu.py")
+        text = (
+            "# Written by setup.py: the instruction-set extensions (Linux /proc/cpuinfo names)\n"
+            "# of the CPU this kernel was compiled for with -march=native; none if portable.\n"
+            f"BUILT_FOR = frozenset({sorted(BUILT_FOR)!r})\n"
+        )
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(text)
 
 
 def recipe_data_files() -> list[tuple[str, list[str]]]:

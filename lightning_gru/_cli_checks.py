@@ -6,6 +6,7 @@ best checkpoint that holds the latest), or end with a traceback from deep inside
 """
 
 import importlib
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -163,6 +164,10 @@ def named_checkpoint(config: Any) -> Path | None:
     return None
 
 
+# a model registry path, as Lightning reads one (``registry``, ``registry:<name>``)
+_REGISTRY = re.compile(r"^registry(:.*|$)", re.IGNORECASE)
+
+
 def check_checkpoint_file(error: Error, ckpt_path: Any) -> None:
     """Refuse a local ``--ckpt_path`` that is missing, a folder or no file ``torch.save`` wrote
     (a zip archive, or a pickle in torch's legacy format), rather than fail in torch's loader
@@ -173,7 +178,7 @@ def check_checkpoint_file(error: Error, ckpt_path: Any) -> None:
         return
     if not path.exists():
         name = str(ckpt_path)
-        if name in ("best", "last", "hpc") or name.startswith("registry") or "://" in name:
+        if name in ("best", "last", "hpc") or _REGISTRY.match(name) or "://" in name:
             return  # Lightning's names and remote paths: its own messages
         where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
         error(f"--ckpt_path {ckpt_path}: no such file{where}")

@@ -329,7 +329,14 @@ class LightningGRUCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         """Lightning's, with a ValueError that the Trainer raises itself on starting (a
         ``--ckpt_path hpc`` it finds no file for, a ``val_check_interval`` longer than an
-        epoch), or that the model's checks raise then, reported in one line."""
+        epoch), or that the model's checks raise then, reported in one line.
+
+        The package's data modules are set up first: Lightning starts the loggers' runs before
+        it sets the data up, and a data error met there (a CSV value that is no number, a
+        predict file with a blank line, no prefixes) would leave a failed W&B run without a
+        config, to sync. (Their ``setup`` does its work once: Lightning's call finds it done.)"""
+        if type(self.datamodule).__module__.startswith("lightning_gru."):
+            self.datamodule.setup(subcommand)
         try:
             super()._run_subcommand(subcommand)
         except ValueError as err:

@@ -14,6 +14,7 @@ Each candidate is ``recipes/forecasting/sine-gru.yaml`` with the five settings o
 
 import argparse
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def _valid(windows: str, sliding: str, batch: str, lr: str, epochs: str) -> bool
     except ValueError:
         return False
     counts = (windows, batch, epochs)
-    return sliding in ("yes", "no") and all(c.isdigit() and int(c) > 0 for c in counts) and rate > 0
+    positive_counts = all(c.isdigit() and int(c) > 0 for c in counts)
+    return sliding in ("yes", "no") and positive_counts and 0 < rate < math.inf
 
 
 def overrides(settings: dict[str, str]) -> list[str]:

@@ -50,6 +50,7 @@ BAD_ARGUMENTS = [
     ("recipes/sine_sweep", ["--rows", "20,maybe,38,5e-4,150"], "expected windows,sliding"),
     ("recipes/sine_sweep", ["--rows", "20,no,0,5e-4,150"], "positive integers"),
     ("recipes/sine_sweep", ["--rows", "20,no,38,fast,150"], "positive learning rate"),
+    ("recipes/sine_sweep", ["--rows", "20,no,38,inf,150"], "positive learning rate"),
     ("recipes/sine_sweep", ["--rows", "20,no,38,5e-4"], "expected windows,sliding"),
     ("recipes/sine_sweep", ["--seeds", "-2"], "seeds are 0 to"),
     ("lightning_gru/demo", ["--epochs", "two"], "invalid int value: 'two'"),

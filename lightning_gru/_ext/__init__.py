@@ -40,9 +40,10 @@ def check_cpu(built_for: frozenset[str], flags: frozenset[str] | None) -> None:
     if missing:
         raise ImportError(
             "this build of the kernel was compiled (-march=native) for a CPU with "
-            f"{', '.join(missing)}, which this CPU lacks; rebuild it on this machine (pip install "
-            "--no-cache-dir --force-reinstall --no-deps lightning-gru, or make clean install in a "
-            "checkout), or set LIGHTNING_GRU_PORTABLE=1 for a build that runs on any CPU"
+            f"{', '.join(missing)}, which this CPU lacks; rebuild it on this machine, past pip's "
+            "cache (pip install --no-cache-dir --force-reinstall --no-deps, then what you "
+            "installed lightning-gru from; make clean install in a checkout), or with "
+            "LIGHTNING_GRU_PORTABLE=1 for a build that runs on any x86-64 CPU"
         )
 
 

@@ -186,11 +186,7 @@ class SineWaveDataModule(L.LightningDataModule):
         check_at_least(0, num_workers=num_workers)
         check_seed("seed", seed, maximum=2**32 - 1)  # NumPy's RandomState draws the noise
         _check_noise_std(noise_std)
-        # Refused here, not in `setup`: the command builds the data module before a W&B run
-        # starts, and Lightning calls `setup` after (the run would be left failed, to sync).
-        if data_file is not None:
-            existing_file(data_file, "data_file")
-        else:
+        if data_file is None:  # (a data file is read in `setup`)
             _check_series_length(num_points, train_fraction, seq_len)
         self.save_hyperparameters()
         self.data_file = data_file

@@ -54,8 +54,8 @@ def kernel_supports(tensor: Tensor) -> bool:
 def _warn_kernel_missing() -> None:
     warnings.warn(
         f"lightning_gru's compiled kernel failed to import ({kernel_import_error()}): "
-        "backend='auto' runs torch's GRU on the CPU instead; build it with `pip install -e .` "
-        "(or `make install`) in a checkout",
+        "backend='auto' runs torch's GRU on the CPU instead; rebuild it (in a checkout: "
+        "`pip install -e .`, or `make clean install`)",
         RuntimeWarning,
         stacklevel=4,
     )

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_gru._cli_checks import check_checkpoint_file, model_options_given
 from lightning_gru.cli import ArgumentValueError, run_cli
+from lightning_gru.data import DataFileError
 from lightning_gru.models.callbacks import WholeEpochCheckpoint
 
 # run_cli(args) inside pytest: LightningCLI warns that sys.argv holds pytest's arguments
@@ -390,6 +391,20 @@ def test_several_processes_are_refused_before_they_start(tmp_path):
         LightningGRUCLI(args=[*args, "--trainer.devices", "2"], run=False)  # builds, runs nothing
 
 
+def test_lightnings_checkpoint_names_are_left_to_it(tmp_path, monkeypatch):
+    """`best`, `last`, `hpc`, a model registry (any case) and URLs are Lightning's to read;
+    a local path that only starts like one is checked as a file."""
+    monkeypatch.chdir(tmp_path)
+
+    def error(message):
+        raise SystemExit(message)
+
+    for name in ("best", "last", "hpc", "registry", "REGISTRY:model:v2", "s3://bucket/x.ckpt"):
+        check_checkpoint_file(error, name)
+    with pytest.raises(SystemExit, match="--ckpt_path registryfoo.ckpt: no such file"):
+        check_checkpoint_file(error, "registryfoo.ckpt")
+
+
 @pytest.mark.parametrize("form", [["--config", "{}"], ["--config={}"], ["-c", "{}"]])
 def test_a_recipe_path_that_is_not_here_points_to_the_installed_recipes(
     tmp_path, monkeypatch, capsys, form
@@ -442,8 +457,8 @@ def test_a_checkpoint_path_that_is_no_file_is_refused_before_a_wandb_run(
     tmp_path, monkeypatch, capsys, subcommand
 ):
     """Lightning says so only inside `fit` or `test`, once the W&B run has started: a failed
-    run without a config would be left to sync. The sine data module's missing file is refused
-    as early (it used to be read in `setup`)."""
+    run without a config would be left to sync. So are the data's errors, which the data
+    modules meet in `setup`: the command sets the data up before Lightning starts the run."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")
     recipe = ["--config", str(RECIPES / "forecasting" / "sine-gru.yaml")]
@@ -457,4 +472,8 @@ def test_a_checkpoint_path_that_is_no_file_is_refused_before_a_wandb_run(
     if subcommand == "fit":  # (test needs a checkpoint first)
         with pytest.raises(FileNotFoundError, match="data_file 'series.csv' does not exist"):
             run_cli([subcommand, *recipe, "--data.init_args.data_file", "series.csv"])
+        # a file that exists and is read in `setup`: set up before Lightning starts the run
+        (tmp_path / "bad.csv").write_text("1.0\nabc\n2.0\n")
+        with pytest.raises(DataFileError, match="bad.csv: line 2: 'abc' is not a number"):
+            run_cli([subcommand, *recipe, "--data.init_args.data_file", "bad.csv"])
     assert not list(tmp_path.rglob("offline-run-*"))

@@ -212,9 +212,16 @@ def test_a_generated_series_shorter_than_a_window_is_refused_when_built():
     SineWaveDataModule(num_points=28, seq_len=20)  # 22 training points: one window and more
 
 
-def test_a_missing_data_file_is_refused_when_built(tmp_path):
-    with pytest.raises(FileNotFoundError, match="data_file .*missing.csv' does not exist"):
-        SineWaveDataModule(data_file=str(tmp_path / "missing.csv"))
+def test_a_data_file_is_read_in_setup(tmp_path):
+    """Built before its file exists, the module reads it in ``setup`` (the command sets the
+    data up before Lightning starts a W&B run: a missing file is refused there)."""
+    path = tmp_path / "later.csv"
+    data = SineWaveDataModule(data_file=str(path), seq_len=3)
+    with pytest.raises(FileNotFoundError, match="data_file .*later.csv' does not exist"):
+        data.setup("fit")
+    path.write_text("".join(f"{i % 7}\n" for i in range(40)))
+    data.setup("fit")
+    assert len(data.series) == 40
 
 
 @pytest.mark.parametrize("sliding", [False, True], ids=["chunks", "sliding"])
