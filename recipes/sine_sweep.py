@@ -18,7 +18,10 @@ import math
 import statistics
 from pathlib import Path
 
+import yaml
 from run_seeds import parse_seed, run_seed  # recipes/ is on sys.path when run as a script
+
+from lightning_gru.data import DataConfigError, SineWaveDataModule
 
 RECIPE = Path(__file__).with_name("forecasting") / "sine-gru.yaml"
 FIELDS = ("windows", "sliding", "batch", "lr", "epochs")
@@ -68,6 +71,18 @@ def overrides(settings: dict[str, str]) -> list[str]:
     ]  # fmt: skip
 
 
+def check_windows(settings: dict[str, str]) -> str | None:
+    """Why the recipe's series cannot give a candidate's windows, or None: checked for every
+    candidate before the first fit, not when its turn comes."""
+    data = yaml.safe_load(RECIPE.read_text())["data"]["init_args"]
+    data |= {"seq_len": int(settings["windows"]), "sliding": settings["sliding"] == "yes"}
+    try:
+        SineWaveDataModule(**data).setup("fit")
+    except DataConfigError as err:
+        return str(err)
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=parse_seed, nargs="+", default=[0, 1, 2])
@@ -79,6 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         help="candidates as windows,sliding,batch,lr,epochs (default: the sweep's nine)",
     )
     options = parser.parse_args(argv)
+    for settings in options.rows:
+        problem = check_windows(settings)
+        if problem:
+            parser.error(f"windows of {settings['windows']}: {problem}")
     rows, results = [], []
     for settings in options.rows:
         name = "sine-sweep-" + "-".join(settings[field] for field in FIELDS)

@@ -53,6 +53,7 @@ BAD_ARGUMENTS = [
     ("recipes/sine_sweep", ["--rows", "20,no,38,inf,150"], "positive learning rate"),
     ("recipes/sine_sweep", ["--rows", "20,no,38,5e-4"], "expected windows,sliding"),
     ("recipes/sine_sweep", ["--seeds", "-2"], "seeds are 0 to"),
+    ("recipes/sine_sweep", ["--rows", "900,yes,32,5e-3,1"], "windows of 900: a series of 1000"),
     ("lightning_gru/demo", ["--epochs", "two"], "invalid int value: 'two'"),
     ("lightning_gru/demo", ["--epochs", "0"], "must be a positive int, got '0'"),
     ("lightning_gru/demo", ["--epochs", "-1"], "must be a positive int, got '-1'"),
