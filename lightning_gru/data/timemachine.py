@@ -180,14 +180,9 @@ class TimeMachineDataModule(L.LightningDataModule):
         return self._loader(val, shuffle=False) if len(val) else []
 
     def predict_dataloader(self) -> DataLoader:
-        prefixes = self._prefixes()
+        prefixes = self._prefixes()  # (each holds a letter: a token of any vocabulary)
         warn_vocabulary_from_data(self)
-        for prefix in prefixes:  # the vocabulary is final here (a checkpoint's, restored)
-            if not self.encode(prefix):
-                raise DataConfigError(
-                    f"predict_prefixes: {prefix!r} holds no token of the vocabulary; a prefix "
-                    "needs a token"
-                )
+        self._vocab()  # a checkpoint's, restored by now, or built from the text (warned above)
         return DataLoader(prefixes, batch_size=self.batch_size, collate_fn=_collate_prefixes)
 
     def state_dict(self) -> dict[str, Any]:
@@ -304,6 +299,12 @@ class TimeMachineDataModule(L.LightningDataModule):
             raise DataConfigError("TimeMachineDataModule needs predict_prefixes to predict")
         if "" in self.predict_prefixes:
             raise DataConfigError("predict_prefixes holds an empty prefix: a prefix needs a token")
+        for prefix in self.predict_prefixes:
+            if not _NON_LETTERS.sub(" ", prefix).strip():
+                raise DataConfigError(
+                    f"predict_prefixes: {prefix!r} holds no letter; the text is read as letters "
+                    "and spaces only (d2l's cleaning), so the model would continue a space"
+                )
         return list(self.predict_prefixes)
 
     def _loader(self, corpus: np.ndarray, shuffle: bool) -> DataLoader:

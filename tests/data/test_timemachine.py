@@ -121,10 +121,16 @@ def test_predicting_without_a_checkpoints_vocabulary_says_so(timemachine_file):
         dm.predict_dataloader()  # its vocabulary now: no warning
 
 
-def test_a_predict_prefix_without_tokens_is_refused_before_predicting(timemachine_file):
-    """Checked against the final vocabulary (a checkpoint's): "42" holds no word."""
-    dm = make_dm(timemachine_file, token="word", predict_prefixes=["the time", "42"])
-    with pytest.raises(ValueError, match="predict_prefixes: '42' holds no token"):
+@pytest.mark.parametrize("token", ["char", "word"])
+@pytest.mark.parametrize("prefix", ["42", "42!", " ", "--"])
+def test_a_predict_prefix_without_letters_is_refused_in_setup(timemachine_file, token, prefix):
+    """The text is read as lowercase letters and spaces: "42!" holds no word, and as
+    characters it is one space, which the model would continue as if it were the prefix.
+    Refused in ``setup``, which the command runs before Lightning starts a W&B run."""
+    dm = make_dm(timemachine_file, token=token, predict_prefixes=["the time", prefix])
+    with pytest.raises(ValueError, match=f"predict_prefixes: {prefix!r} holds no letter"):
+        dm.setup("predict")
+    with pytest.raises(ValueError, match="holds no letter"):
         dm.predict_dataloader()
 
 
