@@ -6,6 +6,7 @@ best checkpoint that holds the latest), or end with a traceback from deep inside
 """
 
 import importlib
+import importlib.util
 import re
 import zipfile
 from collections.abc import Callable
@@ -164,7 +165,8 @@ def named_checkpoint(config: Any) -> Path | None:
     return None
 
 
-# a model registry path, as Lightning reads one (``registry``, ``registry:<name>``)
+# a model registry path, as Lightning reads one (``registry``, ``registry:<name>``) where
+# ``litmodels`` is installed (without it, Lightning reads the name as a local path)
 _REGISTRY = re.compile(r"^registry(:.*|$)", re.IGNORECASE)
 
 
@@ -178,7 +180,8 @@ def check_checkpoint_file(error: Error, ckpt_path: Any) -> None:
         return
     if not path.exists():
         name = str(ckpt_path)
-        if name in ("best", "last", "hpc") or _REGISTRY.match(name) or "://" in name:
+        registry = _REGISTRY.match(name) and importlib.util.find_spec("litmodels") is not None
+        if name in ("best", "last", "hpc") or registry or "://" in name:
             return  # Lightning's names and remote paths: its own messages
         where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
         error(f"--ckpt_path {ckpt_path}: no such file{where}")

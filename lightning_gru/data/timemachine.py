@@ -300,12 +300,25 @@ class TimeMachineDataModule(L.LightningDataModule):
         if "" in self.predict_prefixes:
             raise DataConfigError("predict_prefixes holds an empty prefix: a prefix needs a token")
         for prefix in self.predict_prefixes:
-            if not _NON_LETTERS.sub(" ", prefix).strip():
-                raise DataConfigError(
-                    f"predict_prefixes: {prefix!r} holds no letter; the text is read as letters "
-                    "and spaces only (d2l's cleaning), so the model would continue a space"
-                )
+            self.check_prefix(prefix)
         return list(self.predict_prefixes)
+
+    def check_prefix(self, prefix: str, name: str = "predict_prefixes") -> None:
+        """A ``DataConfigError`` for a non-empty prefix without a letter: the text is read as
+        lowercase letters and spaces (d2l's cleaning), so ``"42!"`` would reach the model as
+        one space, which it would continue as if it were the prefix.
+
+        Example:
+            >>> TimeMachineDataModule().check_prefix("42!")
+            Traceback (most recent call last):
+                ...
+            lightning_gru.data._common.DataConfigError: predict_prefixes: '42!' holds no letter; ...
+        """
+        if prefix and not _NON_LETTERS.sub(" ", prefix).strip():
+            raise DataConfigError(
+                f"{name}: {prefix!r} holds no letter; the text is read as letters and spaces "
+                "only (d2l's cleaning), so the model would continue a space"
+            )
 
     def _loader(self, corpus: np.ndarray, shuffle: bool) -> DataLoader:
         try:

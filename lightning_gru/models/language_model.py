@@ -240,12 +240,15 @@ class LanguageModel(PlateauCheck, VocabularyCheck, L.LightningModule):
         super().on_fit_start()  # the vocabulary, final now: a checkpoint's, if one is restored
         tokenizer = self._datamodule()
         if hasattr(tokenizer, "encode"):  # refused now, not after the last epoch
+            check_prefix = getattr(tokenizer, "check_prefix", None)  # the time machine's
             for prefix in self.sample_prefixes:
                 if not tokenizer.encode(prefix):
                     raise ValueError(
                         f"sample_prefixes: {prefix!r} holds no token of the vocabulary; "
                         "generate needs a prefix of at least one token"
                     )
+                if check_prefix is not None:
+                    check_prefix(prefix, "sample_prefixes")
 
     def on_train_epoch_start(self) -> None:
         self.throughput.reset()

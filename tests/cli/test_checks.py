@@ -4,6 +4,7 @@ traceback from inside a fit, ends the command with one line that says what to do
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -392,17 +393,24 @@ def test_several_processes_are_refused_before_they_start(tmp_path):
 
 
 def test_lightnings_checkpoint_names_are_left_to_it(tmp_path, monkeypatch):
-    """`best`, `last`, `hpc`, a model registry (any case) and URLs are Lightning's to read;
-    a local path that only starts like one is checked as a file."""
+    """`best`, `last`, `hpc`, a model registry (any case, with litmodels) and URLs are
+    Lightning's to read; a local path that only starts like one is checked as a file."""
     monkeypatch.chdir(tmp_path)
 
     def error(message):
         raise SystemExit(message)
 
-    for name in ("best", "last", "hpc", "registry", "REGISTRY:model:v2", "s3://bucket/x.ckpt"):
+    for name in ("best", "last", "hpc", "s3://bucket/x.ckpt"):
         check_checkpoint_file(error, name)
     with pytest.raises(SystemExit, match="--ckpt_path registryfoo.ckpt: no such file"):
         check_checkpoint_file(error, "registryfoo.ckpt")
+    # a registry name is Lightning's where litmodels is installed, else a local path to it
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    for name in ("registry", "REGISTRY:model:v2"):
+        check_checkpoint_file(error, name)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SystemExit, match="--ckpt_path registry:model: no such file"):
+        check_checkpoint_file(error, "registry:model")
 
 
 @pytest.mark.parametrize("form", [["--config", "{}"], ["--config={}"], ["-c", "{}"]])

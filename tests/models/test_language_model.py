@@ -290,6 +290,21 @@ def test_a_sample_prefix_without_tokens_is_refused_before_training(make_trainer)
     assert trainer.global_step == 0
 
 
+def test_a_sample_prefix_without_a_letter_is_refused_before_training(tmp_path, make_trainer):
+    """The time machine reads letters and spaces only: "42!" would be one space, which the
+    model would continue as if it were the prefix."""
+    text = tmp_path / "text.txt"
+    text.write_text("the time machine and the time traveller\n" * 30)
+    data = TimeMachineDataModule(data_file=str(text), batch_size=2, num_steps=4)
+    model = LanguageModel(
+        data.vocab_size, hidden_size=4, sample_prefixes=["the", "42!"], num_generate=3
+    )
+    trainer = make_trainer(max_epochs=2)
+    with pytest.raises(ValueError, match="sample_prefixes: '42!' holds no letter"):
+        trainer.fit(model, data)
+    assert trainer.global_step == 0
+
+
 def test_generate_needs_a_tokenizer():
     with pytest.raises(ValueError, match="tokenizer"):
         LanguageModel(V, hidden_size=4).generate("ab", 3)
