@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 
 from lightning_gru.data import IMDbDataModule, SineWaveDataModule, TimeMachineDataModule
+from lightning_gru.data._common import relative_to_working_directory
 from lightning_gru.models import Forecaster, LanguageModel, SentimentClassifier
 
 Error = Callable[[str], NoReturn]
@@ -183,8 +184,7 @@ def check_checkpoint_file(error: Error, ckpt_path: Any) -> None:
         registry = _REGISTRY.match(name) and importlib.util.find_spec("litmodels") is not None
         if name in ("best", "last", "hpc") or registry or "://" in name:
             return  # Lightning's names and remote paths: its own messages
-        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
-        error(f"--ckpt_path {ckpt_path}: no such file{where}")
+        error(f"--ckpt_path {ckpt_path}: no such file{relative_to_working_directory(path)}")
     if path.is_dir():
         error(f"--ckpt_path {ckpt_path} is a folder; give the path of a checkpoint file")
     with open(path, "rb") as f:

@@ -335,7 +335,7 @@ class LightningGRUCLI(LightningCLI):
         it sets the data up, and a data error met there (a CSV value that is no number, a
         predict file with a blank line, no prefixes) would leave a failed W&B run without a
         config, to sync. (Their ``setup`` does its work once: Lightning's call finds it done.)"""
-        if type(self.datamodule).__module__.startswith("lightning_gru."):
+        if self._package_data_module():
             self.datamodule.setup(subcommand)
         try:
             super()._run_subcommand(subcommand)
@@ -346,7 +346,7 @@ class LightningGRUCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
-        if type(self.datamodule).__module__.startswith("lightning_gru."):
+        if self._package_data_module():
             check_one_process(self.datamodule, self.trainer)  # before DDP starts its processes
         self._check_checkpoint_fits()
         for logger in self.trainer.loggers:  # wandb warns about a save_dir that does not exist
@@ -354,6 +354,11 @@ class LightningGRUCLI(LightningCLI):
                 Path(logger.save_dir).mkdir(parents=True, exist_ok=True)
         if self.subcommand == "fit":
             _check_optimizer(self.model, self.trainer)
+
+    def _package_data_module(self) -> bool:
+        """Whether the data module is one of this package's (whose checks and ``setup`` the
+        command knows; a data module of the user's is left to Lightning)."""
+        return type(self.datamodule).__module__.startswith("lightning_gru.")
 
     def _check_checkpoint_fits(self) -> None:
         """Refuse a model whose weights have other names or shapes than the checkpoint's (a

@@ -134,12 +134,13 @@ def warn_vocabulary_from_data(datamodule: Any) -> None:
         )
 
 
-def adopt_checkpoint_settings(datamodule: Any, settings: dict[str, Any]) -> None:
+def adopt_checkpoint_settings(datamodule: Any, settings: dict[str, Any]) -> bool:
     """Take the settings that a checkpoint's vocabulary was built with (``settings``: attribute
     name to value) over ``datamodule``'s own, in its hyperparameters too (what the next
     checkpoint records), with a warning that names each one that differed: the model was
     trained on that vocabulary, so a value given now (``--data.init_args.token word`` with a
-    checkpoint of characters) would not be used."""
+    checkpoint of characters) would not be used. Returns whether any differed (what the data
+    module encoded with its own is then to be encoded again)."""
     differing = {
         name: (getattr(datamodule, name), value)
         for name, value in settings.items()
@@ -158,6 +159,12 @@ def adopt_checkpoint_settings(datamodule: Any, settings: dict[str, Any]) -> None
         setattr(datamodule, name, value)
         if name in datamodule.hparams:
             datamodule.hparams[name] = value
+    return bool(differing)
+
+
+def relative_to_working_directory(path: Path) -> str:
+    """For a message about a missing ``path``: where a relative one was looked for."""
+    return "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
 
 
 def check_one_process(datamodule: Any, trainer: Any = None) -> None:
@@ -179,7 +186,7 @@ def existing_file(path: str | Path, what: str) -> Path:
     """``path`` as a ``Path``; ``FileNotFoundError`` naming it and ``what`` if it is no file."""
     path = Path(path).expanduser()
     if not path.is_file():
-        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+        where = relative_to_working_directory(path)
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist or is not a file{where}")
     return path
 

@@ -263,13 +263,10 @@ class IMDbDataModule(L.LightningDataModule):
                 f"checkpoint tokenizer {state_dict.get('tokenizer')!r} is not {TOKENIZER!r}"
             )
         vocab = Vocab.from_state_dict(state_dict["vocab"])
-        settings = (state_dict["lowercase"], state_dict["max_length"])
-        if vocab != self.vocab or settings != (self.lowercase, self.max_length):
+        settings = {"lowercase": state_dict["lowercase"], "max_length": state_dict["max_length"]}
+        if adopt_checkpoint_settings(self, settings) or vocab != self.vocab:
             self.train_dataset = self.val_dataset = self.test_dataset = None
         self.vocab = vocab
-        adopt_checkpoint_settings(
-            self, {"lowercase": state_dict["lowercase"], "max_length": state_dict["max_length"]}
-        )
         self.class_names = list(state_dict.get("class_names", CLASS_NAMES))
 
     # -- public helpers ----------------------------------------------------------------------

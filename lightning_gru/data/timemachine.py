@@ -201,10 +201,9 @@ class TimeMachineDataModule(L.LightningDataModule):
                 f"checkpoint token must be one of {_TOKENS}, got {state_dict['token']!r}"
             )
         vocab = Vocab.from_state_dict(state_dict["vocab"])
-        if vocab != self.vocab or state_dict["token"] != self.token:
+        if adopt_checkpoint_settings(self, {"token": state_dict["token"]}) or vocab != self.vocab:
             self.train_corpus = self.val_corpus = None
         self.vocab = vocab
-        adopt_checkpoint_settings(self, {"token": state_dict["token"]})
 
     # -- public helpers ----------------------------------------------------------------------
 
