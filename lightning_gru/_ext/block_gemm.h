@@ -237,8 +237,9 @@ static inline __attribute__((always_inline)) void lgru_block_rows(
     const int chunk_blocks = tn || (long)K * N <= LGRU_L2_WEIGHT_FLOATS
                                  ? 1
                                  : (int)(LGRU_CHUNK_FLOATS / (base * (long)K) + 1);
-    for (int blk0 = 0, r0 = 0; blk0 < blocks; blk0 += chunk_blocks) {
+    for (int blk0 = 0; blk0 < blocks; blk0 += chunk_blocks) {
         const int blk1 = blk0 + chunk_blocks < blocks ? blk0 + chunk_blocks : blocks;
+        const int r0 = blk0 * base + (blk0 < longer ? blk0 : longer); /* the chunk's first row */
         for (int j0 = 0; j0 < N; j0 += LGRU_GROUP * LGRU_UNITS) {
             const int V = lgru_group_vectors(N, j0);
             const int tail = N - j0 - (V - 1) * LGRU_UNITS;  /* columns of the last vector */
@@ -270,7 +271,6 @@ static inline __attribute__((always_inline)) void lgru_block_rows(
                 r += R;
             }
         }
-        for (int blk = blk0; blk < blk1; blk++) r0 += base + (blk < longer);
     }
 }
 

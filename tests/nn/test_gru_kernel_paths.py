@@ -193,6 +193,9 @@ def test_default_thresholds_where_the_builds_differ(case, reset_after, dtype):
     "case",
     [
         pytest.param(Case(T=20, B=16, I=300, H=300), id="16-sequences"),
+        # 340 rows in 43 blocks of 8 and 7 rows: chunks of 16 blocks starting mid-way through
+        # the longer blocks (rows 128 and 256)
+        pytest.param(Case(T=20, B=17, I=300, H=300), id="17-sequences"),
         # fewer than 8: with tuned_mkl one block, the weight not packed, MKL's threads per step
         pytest.param(Case(T=20, B=3, I=300, H=300, layout="packed"), id="3-sequences-packed"),
     ],
