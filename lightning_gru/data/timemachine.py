@@ -164,13 +164,20 @@ class TimeMachineDataModule(L.LightningDataModule):
         self._read_lines()
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the vocabulary and the corpora; ``predict`` only checks the prefixes (it runs
-        before Lightning restores the vocabulary from a checkpoint)."""
+        """Build the vocabulary and the corpora, and check that the texts the stage reads hold
+        a batch (the loaders check again: ``batch_size`` may change after ``setup``, as the
+        batch-size finder changes it); ``predict`` only checks the prefixes (it runs before
+        Lightning restores the vocabulary from a checkpoint)."""
         check_one_process(self)
         if stage == "predict":
             self._prefixes()
-        elif self.train_corpus is None:
-            self._build()
+            return
+        train, val = self._corpora()
+        if stage in (None, "fit"):
+            self._batches(train, shuffle=True)
+        validates = self.trainer is None or self.trainer.limit_val_batches != 0
+        if stage in (None, "fit", "validate") and len(val) and validates:
+            self._batches(val, shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._corpora()[0], shuffle=True)
@@ -320,8 +327,20 @@ class TimeMachineDataModule(L.LightningDataModule):
             )
 
     def _loader(self, corpus: np.ndarray, shuffle: bool) -> DataLoader:
+        sampler = self._batches(corpus, shuffle)
+        if shuffle:  # training
+            sampler = at_trainer_epoch(sampler, self.trainer)
+        return DataLoader(
+            _Subsequences(corpus, self.num_steps),
+            batch_sampler=sampler,
+            num_workers=self.num_workers,
+        )
+
+    def _batches(self, corpus: np.ndarray, shuffle: bool) -> SubsequenceBatchSampler:
+        """The batch sampler of the training (``shuffle``) or validation text; a
+        ``DataConfigError`` that names the text when it holds no batch."""
         try:
-            sampler = SubsequenceBatchSampler(
+            return SubsequenceBatchSampler(
                 len(corpus), self.batch_size, self.num_steps, self.partition, shuffle, self.seed
             )
         except ValueError as err:
@@ -331,13 +350,6 @@ class TimeMachineDataModule(L.LightningDataModule):
                 f"the validation text (the last val_fraction={self.val_fraction} of the tokens): "
                 f"{err}, or raise val_fraction (0 validates nothing)"
             ) from None
-        if shuffle:  # training
-            sampler = at_trainer_epoch(sampler, self.trainer)
-        return DataLoader(
-            _Subsequences(corpus, self.num_steps),
-            batch_sampler=sampler,
-            num_workers=self.num_workers,
-        )
 
 
 class SubsequenceBatchSampler(EpochBatchSampler):

@@ -578,13 +578,15 @@ def test_data_errors_reach_the_user_unwrapped(tmp_path):
 
 def test_data_too_short_or_nothing_to_predict_end_the_command_in_one_line(tmp_path, text_file):
     recipe = ["--config", str(RECIPES / "language_model" / "timemachine-gru.yaml")]
-    args = [*recipe, *common(tmp_path, "tm", False), "--data.data_file", str(text_file)]
-    args += ["--data.cache_dir", str(tmp_path / "hf"), "--trainer.max_epochs", "1"]
+    data = ["--data.data_file", str(text_file), "--data.cache_dir", str(tmp_path / "hf")]
+    args = [*recipe, *common(tmp_path, "tm", False), *data, "--trainer.max_epochs", "1"]
+    too_large = ["--data.batch_size", "32", "--data.num_steps", "35"]
     with pytest.raises(SystemExit) as exit_info:  # the recipe's 10% of it: too little text
-        cli_main(["fit", *args, "--data.batch_size", "32", "--data.num_steps", "35"])
+        cli_main(["fit", *recipe, *common(tmp_path, "tm-wandb"), *data, *too_large])
     message = str(exit_info.value.code)
     assert message.startswith("lightning-gru: error: the validation text")
     assert "too few for one batch" in message
+    assert not list(tmp_path.rglob("offline-run-*"))  # refused before the W&B run started
     run_cli(["fit", *args, "--data.batch_size", "2", "--data.num_steps", "5"])
     predict = ["predict", *args, "--ckpt_path", "last"]
     for prefixes, expected in [("[]", "needs predict_prefixes"), ('["a", ""]', "empty prefix")]:

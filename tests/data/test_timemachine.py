@@ -134,6 +134,34 @@ def test_a_predict_prefix_without_letters_is_refused_in_setup(timemachine_file, 
         dm.predict_dataloader()
 
 
+def test_a_text_without_a_batch_is_refused_in_setup_and_by_its_loader(timemachine_file):
+    """In ``setup``, which the command runs before Lightning starts a W&B run, for the texts
+    that the stage reads; by the loaders too, as ``batch_size`` may change after ``setup``."""
+    dm = TimeMachineDataModule(data_file=str(timemachine_file), batch_size=64, num_steps=100)
+    with pytest.raises(ValueError, match="the training text: .* too few for one batch"):
+        dm.setup("fit")
+    with pytest.raises(ValueError, match="the training text: .* too few for one batch"):
+        dm.train_dataloader()
+    # the training text has enough tokens, the validation text (its tail) not
+    dm = TimeMachineDataModule(
+        data_file=str(timemachine_file), batch_size=4, num_steps=20, val_fraction=0.05
+    )
+    for stage in ("fit", "validate", None):
+        with pytest.raises(ValueError, match="the validation text .* too few .* val_fraction"):
+            dm.setup(stage)
+    assert len(dm.train_dataloader())
+    with pytest.raises(ValueError, match="the validation text .* too few .* val_fraction"):
+        dm.val_dataloader()
+    dm.trainer = SimpleNamespace(limit_val_batches=0)  # a trainer that validates nothing
+    dm.setup("fit")
+    dm.trainer = None
+    dm.val_fraction, dm.train_corpus = 0.5, None  # (built again with the larger tail)
+    dm.setup("fit")
+    dm.batch_size = 10**6  # as the batch-size finder changes it, after setup
+    with pytest.raises(ValueError, match="the training text: .* batch_size=1000000"):
+        dm.train_dataloader()
+
+
 def test_word_tokens_encode_and_decode_words(timemachine_file):
     dm = make_dm(timemachine_file, token="word", batch_size=2, num_steps=3)
     ids = dm.encode("the Time, machine")
@@ -154,13 +182,6 @@ def test_errors(tmp_path, timemachine_file):
     latin1.write_bytes("caf\u00e9 time\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1\.txt: cannot be read .* UnicodeDecodeError"):
         TimeMachineDataModule(data_file=str(latin1), cache_dir=str(tmp_path)).setup("fit")
-    with pytest.raises(ValueError, match="the training text: .* too few"):
-        make_dm(timemachine_file, batch_size=64, num_steps=100).train_dataloader()
-    # the training text has enough tokens, the validation text (its tail) not
-    dm = make_dm(timemachine_file, batch_size=4, num_steps=20, max_tokens=-1, val_fraction=0.05)
-    assert len(dm.train_dataloader())
-    with pytest.raises(ValueError, match="the validation text .* too few .* raise val_fraction"):
-        dm.val_dataloader()
     for name in ("batch_size", "num_steps"):
         with pytest.raises(ValueError, match=f"{name} must be >= 1, got 0"):
             TimeMachineDataModule(**{name: 0})
@@ -207,7 +228,8 @@ def test_a_downloaded_text_is_used_offline_once_the_server_is_gone(
     import datasets.config
 
     def load(url):
-        dm = TimeMachineDataModule(url=url, cache_dir=str(tmp_path / "cache"), max_tokens=-1)
+        cache_dir = str(tmp_path / "cache")
+        dm = TimeMachineDataModule(url=url, cache_dir=cache_dir, max_tokens=-1, batch_size=2)
         dm.prepare_data()
         dm.setup("fit")
         return dm
