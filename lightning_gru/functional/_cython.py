@@ -283,11 +283,18 @@ class GRULayerFunction(torch.autograd.Function):
             ctx.batch_sizes = batch_sizes  # never modified: no version tracking needed
             ctx.reset_after = reset_after
             ctx.hooked, ctx.consumed = hooked, False
+            ctx.dtype = x.dtype
             if hooked:  # the hooks get everything, the states included (see the docstring)
-                ctx.dtype = x.dtype
+                ctx.shapes = [None if t is None else t.shape for t in (x, h0, *weights)]
                 ctx.save_for_backward(x, h0, *weights, buffer)
                 return y, h_n
             ctx.save_for_backward(x, h0, *weights)
+            # What the kernel computed with, for its backward: a cast or move of the module
+            # (.double(), .to()) or a parameter's .data set since replaces what the saved
+            # tensors hold (torch's GRU, too, differentiates at the forward's weights). (.data:
+            # aliases half as costly as detach()'s; the saved tensors check the versions.)
+            ctx.kernel_inputs = [None if t is None else t.data for t in (h0, *weights)]
+            ctx.x_shape = x.shape
             ctx.buffer = buffer
             # Not saved for backward: that would forbid in-place edits of the output, which
             # torch.nn.GRU allows. A detached alias shares the version counter, so edits show.
@@ -313,20 +320,41 @@ def _batched(grad: Tensor | None) -> bool:
     return grad is not None and (_is_batched(grad) or _is_legacy_batched(grad))
 
 
-def _saved(ctx) -> tuple[Tensor, Tensor, list, Tensor | None]:
-    """``x``, ``h0``, the weights and the forward's buffer (None once a backward consumed it)."""
+def _saved(ctx, for_kernel: bool = True) -> tuple[Tensor, Tensor, list, Tensor | None]:
+    """``x``, ``h0``, the weights and the forward's buffer (None once a backward consumed it).
+
+    ``for_kernel``: ``h0`` and the weights the forward computed with (see ``forward``), which the
+    kernel reads as raw memory; otherwise the saved inputs themselves, to differentiate through.
+    A saved tensor that no longer has the dtype, shape or layout the kernel computed with is a
+    RuntimeError: read as the forward's, it would be read past its end."""
     if ctx.hooked:  # what the hooks' unpack gives back may be laid out otherwise
         saved = [None if t is None else _readable(t) for t in ctx.saved_tensors]
         x, h0, *weights, buffer = saved
         changed = [t.dtype for t in saved if t is not None and t.dtype is not x.dtype]
         if changed or x.dtype is not ctx.dtype:  # the kernel would read past their ends
-            raise RuntimeError(
-                f"GRU backward: a saved-tensor hook gave back a {(changed or [x.dtype])[0]} "
-                f"tensor for one the forward saved as {ctx.dtype}; unpack must restore it"
-            )
-    else:
-        (x, h0, *weights), buffer = ctx.saved_tensors, ctx.buffer
-    return x, h0, weights, None if ctx.consumed else buffer
+            _refuse_hooked(f"a {(changed or [x.dtype])[0]} tensor", f"a {ctx.dtype} one")
+        for tensor, shape in zip(saved, ctx.shapes, strict=False):  # (the buffer's is its own)
+            if tensor is not None and tensor.shape != shape:
+                _refuse_hooked(f"a tensor of shape {list(tensor.shape)}", f"one of {list(shape)}")
+        return x, h0, weights, None if ctx.consumed else buffer
+    x, h0, *weights = ctx.saved_tensors  # (raises if one was edited in place since)
+    if x.dtype is not ctx.dtype or x.shape != ctx.x_shape or not x.is_contiguous():
+        raise RuntimeError(
+            f"GRU backward: the input the forward saved is now a {x.dtype} tensor of shape "
+            f"{list(x.shape)}, not the contiguous {ctx.dtype} one of shape {list(ctx.x_shape)} "
+            "the forward read: its .data was replaced since; run the forward again"
+        )
+    if for_kernel:
+        h0, *weights = ctx.kernel_inputs
+    return x, h0, weights, None if ctx.consumed else ctx.buffer
+
+
+def _refuse_hooked(found: str, saved: str) -> None:
+    raise RuntimeError(
+        f"GRU backward: the saved-tensor hooks gave back {found} for {saved} that the forward "
+        "saved: their unpack must restore it, and the module must not be cast nor a "
+        "parameter's .data replaced between the forward and the backward"
+    )
 
 
 def _saved_tensors_hooks_active() -> bool:
@@ -400,7 +428,7 @@ def _differentiable_backward(ctx, dy, dh_n):
     """Backward by autograd through the reference GRU, so that it is differentiable itself."""
     from lightning_gru.functional.reference import reference_gru
 
-    x, h0, weights, _ = _saved(ctx)
+    x, h0, weights, _ = _saved(ctx, for_kernel=False)
     batch_sizes = ctx.batch_sizes
     D = h0.size(0)
     if dy is None:  # the output was not used (the forward set materialize_grads=False)

@@ -275,7 +275,53 @@ def test_a_hook_that_changes_the_dtype_is_refused() -> None:
     x = torch.randn(5, 2, 3, requires_grad=True)
     with torch.autograd.graph.saved_tensors_hooks(lambda t: t.double(), lambda t: t):
         out, _ = ours(x)
-    with pytest.raises(RuntimeError, match="saved-tensor hook gave back a torch.float64"):
+    with pytest.raises(RuntimeError, match="hooks gave back a torch.float64 tensor for a"):
+        out.sum().backward()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "cast"),
+    [(torch.float64, torch.nn.Module.float), (torch.float32, torch.nn.Module.double)],
+)
+def test_a_module_cast_between_forward_and_backward_differentiates_the_forward(dtype, cast):
+    """``.float()``, ``.double()`` and ``.to()`` set each parameter's ``.data``: the backward
+    reads the weights the forward computed with, as torch's GRU does (it read float32 memory
+    as float64 and past its end: a crash, or silently wrong gradients)."""
+    oracle = torch.nn.GRU(3, 4, dtype=dtype)
+    ours = GRU(3, 4, dtype=dtype, backend="cython")
+    ours.load_state_dict(oracle.state_dict())
+    grads = []
+    for module in (oracle, ours):
+        x = torch.randn(5, 2, 3, dtype=dtype, generator=torch.Generator().manual_seed(0))
+        x.requires_grad_()
+        out, h_n = module(x)
+        cast(module)
+        (out.sum() + h_n.sum()).backward()
+        grads.append([x.grad, *(p.grad for p in module.parameters())])
+    for expected, actual in zip(*grads, strict=True):
+        assert actual.dtype == expected.dtype
+        assert_close(actual, expected, dtype, "gradient after the module's cast")
+
+
+def test_a_tensor_replaced_between_forward_and_backward_is_refused_not_read() -> None:
+    """A parameter's ``.data`` set to another shape: the gradient of the forward's shape does
+    not fit it, a RuntimeError as from torch's GRU (the kernel wrote past the old end). The
+    input's ``.data`` replaced: the kernel would read the new one as the forward's."""
+    ours = GRU(3, 4, backend="cython")
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    out, _ = ours(x)
+    ours.weight_hh_l0.data = torch.randn(3, 1)
+    with pytest.raises(RuntimeError, match="size of tensor"):
+        out.sum().backward()
+    out, _ = GRU(3, 4, backend="cython")(x)
+    x.data = torch.randn(1, 1, 1)
+    with pytest.raises(RuntimeError, match=r"the input the forward saved is now .* \[1, 1, 1\]"):
+        out.sum().backward()
+    ours = GRU(3, 4, backend="cython")
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+        out, _ = ours(torch.randn(5, 2, 3))
+    ours.weight_hh_l0.data = torch.randn(3, 1)
+    with pytest.raises(RuntimeError, match=r"a tensor of shape \[3, 1\] for one of \[12, 4\]"):
         out.sum().backward()
 
 
