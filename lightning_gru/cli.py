@@ -336,6 +336,7 @@ class LightningGRUCLI(LightningCLI):
         predict file with a blank line, no prefixes) would leave a failed W&B run without a
         config, to sync. (Their ``setup`` does its work once: Lightning's call finds it done.)"""
         if self._package_data_module():
+            self.datamodule.trainer = self.trainer  # (what it checks depends on the trainer's)
             self.datamodule.setup(subcommand)
         try:
             super()._run_subcommand(subcommand)

@@ -165,9 +165,11 @@ class TimeMachineDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Build the vocabulary and the corpora, and check that the texts the stage reads hold
-        a batch (the loaders check again: ``batch_size`` may change after ``setup``, as the
-        batch-size finder changes it); ``predict`` only checks the prefixes (it runs before
-        Lightning restores the vocabulary from a checkpoint)."""
+        a batch: the training text for ``fit``, the validation text for ``validate`` and, with
+        a trainer that validates (``limit_val_batches`` not 0), for ``fit``. (The loaders check
+        again: ``batch_size`` may change after ``setup``, as the batch-size finder changes it.)
+        ``predict`` only checks the prefixes (it runs before Lightning restores the vocabulary
+        from a checkpoint)."""
         check_one_process(self)
         if stage == "predict":
             self._prefixes()
@@ -175,8 +177,13 @@ class TimeMachineDataModule(L.LightningDataModule):
         train, val = self._corpora()
         if stage in (None, "fit"):
             self._batches(train, shuffle=True)
-        validates = self.trainer is None or self.trainer.limit_val_batches != 0
-        if stage in (None, "fit", "validate") and len(val) and validates:
+        if not len(val) or stage not in (None, "fit", "validate"):
+            return
+        if self.trainer is not None:
+            validates = self.trainer.limit_val_batches != 0
+        else:  # (a fit without a trainer may never read it: its loader checks then)
+            validates = stage == "validate"
+        if validates:
             self._batches(val, shuffle=False)
 
     def train_dataloader(self) -> DataLoader:

@@ -587,6 +587,7 @@ def test_data_too_short_or_nothing_to_predict_end_the_command_in_one_line(tmp_pa
     assert message.startswith("lightning-gru: error: the validation text")
     assert "too few for one batch" in message
     assert not list(tmp_path.rglob("offline-run-*"))  # refused before the W&B run started
+    run_cli(["fit", *args, *too_large, "--trainer.limit_val_batches", "0"])  # never read then
     run_cli(["fit", *args, "--data.batch_size", "2", "--data.num_steps", "5"])
     predict = ["predict", *args, "--ckpt_path", "last"]
     for prefixes, expected in [("[]", "needs predict_prefixes"), ('["a", ""]', "empty prefix")]:

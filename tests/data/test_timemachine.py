@@ -146,15 +146,20 @@ def test_a_text_without_a_batch_is_refused_in_setup_and_by_its_loader(timemachin
     dm = TimeMachineDataModule(
         data_file=str(timemachine_file), batch_size=4, num_steps=20, val_fraction=0.05
     )
+    dm.setup("fit")  # without a trainer, nothing says the validation text will be read
+    with pytest.raises(ValueError, match="the validation text .* too few .* val_fraction"):
+        dm.setup("validate")
+    dm.trainer = SimpleNamespace(limit_val_batches=1.0)
     for stage in ("fit", "validate", None):
         with pytest.raises(ValueError, match="the validation text .* too few .* val_fraction"):
             dm.setup(stage)
+    dm.trainer = SimpleNamespace(limit_val_batches=0)  # a trainer that validates nothing
+    for stage in ("fit", "validate"):
+        dm.setup(stage)
+    dm.trainer = None
     assert len(dm.train_dataloader())
     with pytest.raises(ValueError, match="the validation text .* too few .* val_fraction"):
         dm.val_dataloader()
-    dm.trainer = SimpleNamespace(limit_val_batches=0)  # a trainer that validates nothing
-    dm.setup("fit")
-    dm.trainer = None
     dm.val_fraction, dm.train_corpus = 0.5, None  # (built again with the larger tail)
     dm.setup("fit")
     dm.batch_size = 10**6  # as the batch-size finder changes it, after setup
