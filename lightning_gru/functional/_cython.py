@@ -346,7 +346,22 @@ def _saved(ctx, for_kernel: bool = True) -> tuple[Tensor, Tensor, list, Tensor |
         )
     if for_kernel:
         h0, *weights = ctx.kernel_inputs
+    else:
+        h0, *weights = map(_at_forward_values, (h0, *weights), ctx.kernel_inputs)
     return x, h0, weights, None if ctx.consumed else ctx.buffer
+
+
+def _at_forward_values(saved: Tensor | None, alias: Tensor | None) -> Tensor | None:
+    """``saved``, an input to differentiate through, with the values the forward computed with
+    (``alias``) where its ``.data`` was replaced since: its gradient still reaches it."""
+    if saved is None or saved.data_ptr() == alias.data_ptr():
+        return saved
+    if saved.shape != alias.shape:
+        raise RuntimeError(
+            f"GRU backward: a tensor of shape {list(alias.shape)} that the forward read is now "
+            f"one of shape {list(saved.shape)} (its .data replaced since)"
+        )
+    return alias + (saved - saved.detach()).to(alias.dtype)
 
 
 def _refuse_hooked(found: str, saved: str) -> None:

@@ -303,6 +303,26 @@ def test_a_module_cast_between_forward_and_backward_differentiates_the_forward(d
         assert_close(actual, expected, dtype, "gradient after the module's cast")
 
 
+def test_a_weight_replaced_after_the_forward_leaves_both_backwards_at_the_forward() -> None:
+    """The kernel's backward and the differentiable one (``create_graph=True``) both
+    differentiate at the weights the forward computed with, as torch's GRU does."""
+    oracle = torch.nn.GRU(3, 4, 2, bidirectional=True, dtype=torch.float64)
+    ours = GRU(3, 4, 2, bidirectional=True, dtype=torch.float64, backend="cython")
+    ours.load_state_dict(oracle.state_dict())
+    results = []
+    for module in (oracle, ours):
+        x = torch.randn(5, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        x.requires_grad_()
+        out, _ = module(x)
+        module.weight_hh_l0.data = torch.zeros_like(module.weight_hh_l0)
+        plain = torch.autograd.grad(out.sum(), x, retain_graph=True)[0]
+        (differentiable,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+        assert differentiable.requires_grad
+        results.append((plain, differentiable.detach()))
+    for expected, actual in zip(*results, strict=True):
+        assert_close(actual, expected, torch.float64, "input gradient after .data was replaced")
+
+
 def test_a_tensor_replaced_between_forward_and_backward_is_refused_not_read() -> None:
     """A parameter's ``.data`` set to another shape: the gradient of the forward's shape does
     not fit it, a RuntimeError as from torch's GRU (the kernel wrote past the old end). The
