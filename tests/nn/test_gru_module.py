@@ -573,6 +573,43 @@ def test_kernel_calls_after_a_torch_func_transform(transform: str) -> None:
         assert_close(ours(x)[0], expected(x)[0], torch.float32, "inference output")
 
 
+@pytest.mark.parametrize("escaped", ["input", "h0", "weight"])
+@pytest.mark.parametrize("grad_mode", ["train", "no_grad"])
+def test_tensors_that_escaped_a_torch_func_transform(escaped: str, grad_mode: str) -> None:
+    """A tensor kept from inside a finished ``torch.func`` transform is a wrapper without memory
+    of its own: torch's GRU reads through it, so must the kernel (the forward of a training call
+    skips ``Function.apply``'s Python wrapper, which unwraps such tensors)."""
+    leaked = {}
+
+    def keep(t: Tensor) -> Tensor:
+        leaked["tensor"] = t
+        return t.sum()
+
+    torch.manual_seed(0)
+    ours = GRU(3, 4, backend="cython")
+    expected = torch.nn.GRU(3, 4)
+    expected.load_state_dict(ours.state_dict())
+    x, h0 = torch.randn(5, 2, 3), torch.randn(1, 2, 4)
+    tensors = {"input": x, "h0": h0, "weight": ours.weight_hh_l0.detach().clone()}
+    torch.func.grad(keep)(tensors[escaped])
+    dead = leaked["tensor"]
+    assert torch._C._functorch.is_functorch_wrapped_tensor(dead)  # the premise
+    args = (dead if escaped == "input" else x, dead if escaped == "h0" else h0)
+    if escaped == "weight":
+        with torch.no_grad():
+            expected.weight_hh_l0.copy_(tensors["weight"])
+        del ours.weight_hh_l0  # a plain tensor in its place, as functional_call puts it
+        ours.weight_hh_l0 = dead
+    with contextlib.nullcontext() if grad_mode == "train" else torch.no_grad():
+        actual, e = ours(*args), expected(x, h0)
+    for a, e_, what in zip(actual, e, ("output", "h_n"), strict=True):
+        assert_close(a, e_, torch.float32, what)
+    if grad_mode == "train":
+        actual[0].sum().backward()
+        e[0].sum().backward()
+        assert_close(ours.weight_ih_l0.grad, expected.weight_ih_l0.grad, torch.float32, "grad")
+
+
 def test_forced_cython_backend_refuses_transforms() -> None:
     ours = GRU(3, 4, backend="cython")
     x = torch.randn(5, 2, 3)
