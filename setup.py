@@ -17,6 +17,7 @@ tree recompiles everything, also where the sources have not changed
 (``build/lightning-gru-config``).
 """
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -134,14 +135,24 @@ CONFIG_FILE = Path("build", "lightning-gru-config")
 CONFIG_CHANGED = not CONFIG_FILE.is_file() or CONFIG_FILE.read_text() != CONFIG
 
 
+# The sources of the compiled modules, by path in the package: the build records their digests
+# beside the kernel, which refuses to load once one differs (lightning_gru/_ext/__init__.py):
+# a checkout updated without a rebuild would otherwise run the old compiled glue and kernel
+# with new Python code around them.
+COMPILED_SOURCES = sorted(
+    {*Path("lightning_gru/_ext").glob("*.pyx"), *Path("lightning_gru/_ext").glob("*.h"), Path(GLUE)}
+)
+
+
 class BuildExtRecordingConfig(build_ext):
-    """``build_ext`` that recompiles when the configuration changed, then records it, and the
-    extensions the kernel was compiled to use beside it."""
+    """``build_ext`` that recompiles when the configuration changed, then records it, and
+    beside the kernel the extensions it was compiled to use and the sources it was built from."""
 
     def run(self) -> None:
         self.force = self.force or CONFIG_CHANGED
         super().run()
         self.write_cpu_record()
+        self.write_source_record()
         CONFIG_FILE.parent.mkdir(exist_ok=True)
         CONFIG_FILE.write_text(CONFIG)
 
@@ -156,6 +167,19 @@ class BuildExtRecordingConfig(build_ext):
         )
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(text)
+
+    def write_source_record(self) -> None:
+        """``_built_from.py`` beside the kernel: the SHA-256 of each of ``COMPILED_SOURCES``."""
+        record = Path(self.get_ext_fullpath("lightning_gru._ext._gru")).with_name("_built_from.py")
+        lines = ""
+        for path in COMPILED_SOURCES:
+            name = path.relative_to("lightning_gru").as_posix()
+            lines += f"    {name!r}: {hashlib.sha256(path.read_bytes()).hexdigest()!r},\n"
+        record.write_text(
+            "# Written by setup.py: the SHA-256 of each source of the compiled modules (the\n"
+            "# kernel, the glue) as this build compiled them, by path in the package.\n"
+            f"SOURCES = {{\n{lines}}}\n"
+        )
 
 
 def recipe_data_files() -> list[tuple[str, list[str]]]:

@@ -1,6 +1,5 @@
 """Fixtures shared by the tests of every folder."""
 
-import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -9,17 +8,17 @@ import lightning as L
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-GLUE = REPO / "lightning_gru" / "functional" / "_cython.py"
 
 
 def pytest_sessionstart(session):
-    """Stop before testing an old compiled copy of the glue: Python imports the build, not the
-    source, and would test the code as it was when it was compiled. (A second of slack: a copied
-    tree, `cp -r`, may write the source a moment after its build.)"""
-    compiled = GLUE.with_name("_cython" + importlib.machinery.EXTENSION_SUFFIXES[0])
-    if compiled.is_file() and compiled.stat().st_mtime + 1.0 < GLUE.stat().st_mtime:
+    """Stop before testing a build that does not load: one compiled from other sources than
+    those in the tree (Python would import the old compiled glue and kernel, not the sources),
+    for another CPU, or none at all."""
+    try:
+        import lightning_gru._ext  # noqa: F401
+    except ImportError as error:
         pytest.exit(
-            f"{compiled.name} is older than {GLUE.name}: rebuild it (`make install`, or "
+            f"the compiled kernel does not load ({error}): build it (`make install`, or "
             "`python setup.py build_ext --inplace`) before testing",
             returncode=4,
         )

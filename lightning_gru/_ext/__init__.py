@@ -8,12 +8,14 @@ a second pool for the cores. Where torch exports no BLAS, SciPy's (OpenBLAS) is 
 ``docs/gru.md`` for the measurements behind this choice).
 
 Before loading them, it checks that this CPU has the instruction sets a native build was
-compiled to use (``check_cpu``).
+compiled to use (``check_cpu``), and that the sources beside them are those they were built
+from (``check_sources``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 from pathlib import Path
 
 import torch
@@ -47,11 +49,45 @@ def check_cpu(built_for: frozenset[str], flags: frozenset[str] | None) -> None:
         )
 
 
+def changed_sources(built_from: dict[str, str], package: Path) -> list[str]:
+    """The sources of the compiled modules, by path in ``package``, whose SHA-256 differs from
+    the one the build recorded (``built_from``). One not installed (a wheel need not ship the
+    kernel's sources) has not changed."""
+    changed = []
+    for name, digest in built_from.items():
+        try:
+            source = (package / name).read_bytes()
+        except OSError:
+            continue
+        if hashlib.sha256(source).hexdigest() != digest:
+            changed.append(name)
+    return changed
+
+
+def check_sources(built_from: dict[str, str], package: Path) -> None:
+    """An ``ImportError`` naming the changed sources when the compiled kernel and glue were
+    built from other sources than those beside them: a checkout updated or edited without a
+    rebuild, where the old compiled code would run with the new Python code around it (calls
+    with arguments it reads otherwise). Refused, ``backend="auto"`` runs torch's GRU instead."""
+    changed = changed_sources(built_from, package)
+    if changed:
+        names = ", ".join(f"{package.name}/{name}" for name in changed)
+        raise ImportError(
+            f"the compiled kernel and glue were built from other sources: {names} changed since "
+            "the build"
+        )
+
+
 try:
     from lightning_gru._ext._native_cpu import BUILT_FOR
 except ImportError:  # built before setup.py recorded it
     BUILT_FOR = frozenset()
 check_cpu(BUILT_FOR, _cpu_flags())
+try:
+    from lightning_gru._ext._built_from import SOURCES as BUILT_FROM
+except ImportError:  # built before setup.py recorded them
+    BUILT_FROM = {}
+check_sources(BUILT_FROM, Path(__file__).resolve().parents[1])
 
 # (after the check; a from-import of a missing _gru would read "circular import")
 import lightning_gru._ext._gru as _gru  # noqa: E402

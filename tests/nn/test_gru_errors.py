@@ -5,18 +5,21 @@ type, with a message that names the problem. Malformed ``PackedSequence`` object
 subprocess, so that a crash of the kernel fails one test instead of killing the session.
 """
 
+import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 from _gru_helpers import RESET_AFTER, Case, assert_close, make_inputs, make_pair, run
 from torch.nn.utils.rnn import PackedSequence
 
+import lightning_gru
 from lightning_gru.functional import gru
 from lightning_gru.nn import GRU
 
@@ -364,6 +367,7 @@ def test_functional_gru_refuses_empty_batch_sizes(backend: str, reset_after: boo
 _WRONG_ARGS_SCRIPT = """
 import json, torch
 from torch.func import functional_call
+import lightning_gru
 from lightning_gru.functional import gru
 from lightning_gru.nn import GRU
 
@@ -597,6 +601,61 @@ def test_a_kernel_built_for_another_cpu_is_refused_and_torch_runs() -> None:
     assert "backend='auto' runs torch's GRU" in result.stdout
     assert "cython: backend='cython' needs the compiled kernel" in result.stdout
     assert "--no-cache-dir --force-reinstall" in result.stdout
+
+
+def test_a_kernel_built_from_other_sources_is_refused_and_torch_runs() -> None:
+    """A checkout updated or edited without a rebuild: the old compiled kernel and glue would
+    run with the new Python code around them. The build's record of its sources no longer
+    matches them, so the kernel is refused at import, naming the file, and torch's GRU runs."""
+    script = textwrap.dedent(
+        """
+        import sys, types, warnings, torch
+        sys.modules["lightning_gru._ext._built_from"] = types.SimpleNamespace(
+            SOURCES={"_ext/_gru.pyx": "0" * 64, "_ext/not_installed.h": "0" * 64})
+        import lightning_gru
+        torch.manual_seed(0)
+        ours, reference = lightning_gru.nn.GRU(2, 3), torch.nn.GRU(2, 3)
+        reference.load_state_dict(ours.state_dict())
+        x = torch.randn(4, 1, 2)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            output, _ = ours(x)
+        torch.testing.assert_close(output, reference(x)[0])
+        print([str(w.message) for w in caught])
+        try:
+            lightning_gru.nn.GRU(2, 3, backend="cython")(x)
+        except RuntimeError as error:
+            print("cython:", error)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "built from other sources: lightning_gru/_ext/_gru.pyx changed since the build)"
+        in result.stdout
+    )  # (a source not installed has not changed)
+    assert "backend='auto' runs torch's GRU" in result.stdout
+    assert "cython: backend='cython' needs the compiled kernel" in result.stdout
+
+
+def test_the_build_records_the_sources_it_compiled(tmp_path: Path) -> None:
+    """setup.py records the digest of every source of the compiled modules, and this build
+    loaded because the sources beside it are those."""
+    from lightning_gru._ext import BUILT_FROM, changed_sources, check_sources
+
+    package = Path(lightning_gru.__file__).parent
+    kernel_sources = [*package.glob("_ext/*.pyx"), *package.glob("_ext/*.h")]
+    expected = {p.relative_to(package).as_posix() for p in kernel_sources}
+    assert set(BUILT_FROM) == expected | {"functional/_cython.py"}
+    assert changed_sources(BUILT_FROM, package) == []
+    (tmp_path / "_ext").mkdir()
+    (tmp_path / "_ext" / "a.h").write_bytes(b"one")
+    (tmp_path / "_ext" / "b.h").write_bytes(b"two")
+    recorded = {name: hashlib.sha256(b"one").hexdigest() for name in ("_ext/a.h", "_ext/b.h")}
+    recorded["_ext/gone.h"] = "0" * 64
+    assert changed_sources(recorded, tmp_path) == ["_ext/b.h"]
+    with pytest.raises(ImportError, match=f"{tmp_path.name}/_ext/b.h changed since the build"):
+        check_sources(recorded, tmp_path)
 
 
 def test_the_build_records_the_instruction_sets_it_may_use() -> None:
