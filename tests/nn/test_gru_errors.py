@@ -567,75 +567,61 @@ def test_a_tree_without_the_extension_says_it_is_missing(tmp_path) -> None:
     assert "failed to import (No module named 'lightning_gru._ext._gru')" in result.stdout
 
 
+# A GRU with backend "auto", then "cython", in a fresh interpreter where the build's record,
+# put in sys.modules first ({record}), makes the kernel refuse to load: it prints the warnings
+# of the first and the error of the second.
+REFUSED_KERNEL_SCRIPT = """
+import sys, types, warnings, torch
+{record}
+import lightning_gru
+torch.manual_seed(0)
+ours, reference = lightning_gru.nn.GRU(2, 3), torch.nn.GRU(2, 3)
+reference.load_state_dict(ours.state_dict())
+x = torch.randn(4, 1, 2)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    output, _ = ours(x)
+torch.testing.assert_close(output, reference(x)[0])
+print([str(w.message) for w in caught])
+try:
+    lightning_gru.nn.GRU(2, 3, backend="cython")(x)
+except RuntimeError as error:
+    print("cython:", error)
+"""
+
+
+def _run_with_refused_kernel(record: str) -> str:
+    script = REFUSED_KERNEL_SCRIPT.format(record=record)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "backend='auto' runs torch's GRU" in result.stdout
+    assert "cython: backend='cython' needs the compiled kernel" in result.stdout
+    return result.stdout
+
+
 def test_a_kernel_built_for_another_cpu_is_refused_and_torch_runs() -> None:
     """A native build (-march=native) on a CPU without one of its instruction sets, as from a
     pip cache that machines of different kinds share: loaded, the kernel would stop the
     interpreter with an illegal instruction. It is refused at import, with a message that
     names what is missing and how to rebuild, and backend="auto" runs torch's GRU."""
-    script = textwrap.dedent(
-        """
-        import sys, types, warnings, torch
-        sys.modules["lightning_gru._ext._native_cpu"] = types.SimpleNamespace(
-            BUILT_FOR=frozenset({"avx2", "avx1024_imaginary"}))
-        import lightning_gru
-        torch.manual_seed(0)
-        ours, reference = lightning_gru.nn.GRU(2, 3), torch.nn.GRU(2, 3)
-        reference.load_state_dict(ours.state_dict())
-        x = torch.randn(4, 1, 2)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            output, _ = ours(x)
-        torch.testing.assert_close(output, reference(x)[0])
-        print([str(w.message) for w in caught])
-        try:
-            lightning_gru.nn.GRU(2, 3, backend="cython")(x)
-        except RuntimeError as error:
-            print("cython:", error)
-        """
+    output = _run_with_refused_kernel(
+        'sys.modules["lightning_gru._ext._native_cpu"] = types.SimpleNamespace('
+        'BUILT_FOR=frozenset({"avx2", "avx1024_imaginary"}))'
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "compiled (-march=native) for a CPU with avx1024_imaginary, which this CPU" in (
-        result.stdout
-    )
-    assert "backend='auto' runs torch's GRU" in result.stdout
-    assert "cython: backend='cython' needs the compiled kernel" in result.stdout
-    assert "--no-cache-dir --force-reinstall" in result.stdout
+    assert "compiled (-march=native) for a CPU with avx1024_imaginary, which this CPU" in output
+    assert "--no-cache-dir --force-reinstall" in output
 
 
 def test_a_kernel_built_from_other_sources_is_refused_and_torch_runs() -> None:
     """A checkout updated or edited without a rebuild: the old compiled kernel and glue would
     run with the new Python code around them. The build's record of its sources no longer
     matches them, so the kernel is refused at import, naming the file, and torch's GRU runs."""
-    script = textwrap.dedent(
-        """
-        import sys, types, warnings, torch
-        sys.modules["lightning_gru._ext._built_from"] = types.SimpleNamespace(
-            SOURCES={"_ext/_gru.pyx": "0" * 64, "_ext/not_installed.h": "0" * 64})
-        import lightning_gru
-        torch.manual_seed(0)
-        ours, reference = lightning_gru.nn.GRU(2, 3), torch.nn.GRU(2, 3)
-        reference.load_state_dict(ours.state_dict())
-        x = torch.randn(4, 1, 2)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            output, _ = ours(x)
-        torch.testing.assert_close(output, reference(x)[0])
-        print([str(w.message) for w in caught])
-        try:
-            lightning_gru.nn.GRU(2, 3, backend="cython")(x)
-        except RuntimeError as error:
-            print("cython:", error)
-        """
+    output = _run_with_refused_kernel(
+        'sys.modules["lightning_gru._ext._built_from"] = types.SimpleNamespace('
+        'SOURCES={"_ext/_gru.pyx": "0" * 64, "_ext/not_installed.h": "0" * 64})'
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert (
-        "built from other sources: lightning_gru/_ext/_gru.pyx changed since the build)"
-        in result.stdout
-    )  # (a source not installed has not changed)
-    assert "backend='auto' runs torch's GRU" in result.stdout
-    assert "cython: backend='cython' needs the compiled kernel" in result.stdout
+    # (a source not installed has not changed)
+    assert "other sources: lightning_gru/_ext/_gru.pyx changed since the build)" in output
 
 
 def test_the_build_records_the_sources_it_compiled(tmp_path: Path) -> None:
