@@ -41,8 +41,10 @@ def cython_gru(
             raise RuntimeError(  # converted, 2.5 would silently read as 2
                 f"GRU: batch_sizes must be an integer tensor, got dtype {batch_sizes.dtype}"
             )
-        batch_sizes = batch_sizes.to(device="cpu", dtype=torch.int64).contiguous()
-        x = _readable(input[: _check_batch_sizes(batch_sizes, input.size(0))])  # (N, I)
+        # (_readable before any operation: a slice or copy of a functional tensor kept from
+        # inside torch.func.functionalize is no longer wrapped, but has no memory either)
+        batch_sizes = _readable(batch_sizes).to(device="cpu", dtype=torch.int64)
+        x = _readable(input)[: _check_batch_sizes(batch_sizes, input.size(0))]  # (N, I)
         batch = int(batch_sizes[0])
     hx = _readable(hx)
     weights = [_readable(w) for w in weights]
@@ -76,9 +78,30 @@ def cython_gru(
 
 def _readable(tensor: Tensor) -> Tensor:
     """``tensor`` as the kernel reads it, through its address: contiguous memory that holds its
-    values (a lazily negated view such as ``z.conj().imag`` materialised)."""
+    values (a lazily negated view such as ``z.conj().imag`` materialised, the wrappers of a
+    finished ``torch.func`` transform removed). Every tensor the kernel reads passes here
+    before the first layer runs (a later layer's weight found wrapped then would have cost the
+    dropout between the layers a second draw).
+
+    Raises:
+        RuntimeError: for a tensor without memory of its own, which the kernel would read at
+            address 0: one of a functionalized function (or computed from one outside it, which
+            torch's operations refuse), or one of a ``torch.func`` transform still running.
+    """
     tensor = tensor.contiguous()
-    return tensor.resolve_neg() if tensor.is_neg() else tensor
+    if tensor.is_neg():
+        tensor = tensor.resolve_neg()
+    try:
+        if tensor.data_ptr() or not tensor.numel():  # (50 ns; numel only at address 0)
+            return tensor
+    except RuntimeError:  # no storage: the wrapper of a transform
+        unwrapped = _unwrap_if_dead(tensor)
+        if unwrapped is not tensor:  # the transform has finished: read what it wrapped
+            return _readable(unwrapped)
+    raise RuntimeError(
+        "GRU: a tensor the kernel would read has no memory of its own: one of a functionalized "
+        "function, or of a torch.func transform still running; use backend='torch' there"
+    )
 
 
 _WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -314,11 +337,12 @@ class GRULayerFunction(torch.autograd.Function):
 
 # Function.apply less its Python wrapper, which costs 2.5 us of a 120-200 us training step at
 # the sine sizes: the wrapper unwraps tensors that escaped a finished torch.func transform
-# (gru() does, when the kernel finds one) and hands active transforms to custom_function_call
+# (_readable does, for every tensor) and hands active transforms to custom_function_call
 # (cython_gru then takes the public apply; resolve_backend sends them to torch's GRU anyway).
 _apply_layer = torch._C._FunctionBase.__dict__["apply"].__get__(None, GRULayerFunction)
 _public_apply = GRULayerFunction.apply
 _functorch_active = torch._C._are_functorch_transforms_active
+_unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 _is_batched = torch._C._functorch.is_batchedtensor
 _is_legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", _is_batched)
 
@@ -415,6 +439,8 @@ def _kernel_backward(ctx, dy, dh_n):
     # (the tensors stay referenced until the kernel has run: they may be fresh copies)
     dy, ld_dy = _rows_of(dy)
     dy_address = 0 if dy is None else dy.data_ptr()
+    if dy is not None and not dy_address:  # (see _readable)
+        raise RuntimeError("GRU backward: the output's gradient has no memory of its own")
     dy_column = 0 if ld_dy < 0 else H * itemsize  # where direction d's columns start
     dh_n = None if dh_n is None else _readable(dh_n)
     dh_n_address = 0 if dh_n is None else dh_n.data_ptr()

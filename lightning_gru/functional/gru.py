@@ -236,27 +236,10 @@ def gru(
     if hx.dtype is not input.dtype and autocast_enabled(input.device.type):
         hx = hx.to(input.dtype)  # the kernel runs in the input's dtype: autocast's cast
     kernel = _cython_gru_eagerly if torch.compiler.is_compiling() else cython_gru
-    weights = list(weights)
-    try:
-        return kernel(
-            input, hx, weights, num_layers, num_directions, batch_sizes, reset_after,
-            has_biases, dropout, training,
-        )  # fmt: skip
-    except RuntimeError:  # (free until raised)
-        if not any(map(_is_functorch_wrapped, (input, hx, *weights))):
-            raise
-    # A tensor that escaped a finished torch.func transform: its wrapper has no memory for the
-    # kernel to read (torch's operations unwrap it; so does Function.apply, which the kernel's
-    # training path skips for speed).
-    input, hx, *weights = map(_unwrap_if_dead, (input, hx, *weights))
     return kernel(
-        input, hx, weights, num_layers, num_directions, batch_sizes, reset_after, has_biases,
-        dropout, training,
+        input, hx, list(weights), num_layers, num_directions, batch_sizes, reset_after,
+        has_biases, dropout, training,
     )  # fmt: skip
-
-
-_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-_unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 
 
 @torch.compiler.disable

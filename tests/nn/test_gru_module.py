@@ -19,7 +19,7 @@ from torch import Tensor
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.autograd import forward_ad
 from torch.func import functional_call
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from torch.utils._pytree import tree_map
 
 from lightning_gru.nn import GRU
@@ -573,41 +573,79 @@ def test_kernel_calls_after_a_torch_func_transform(transform: str) -> None:
         assert_close(ours(x)[0], expected(x)[0], torch.float32, "inference output")
 
 
-@pytest.mark.parametrize("escaped", ["input", "h0", "weight"])
+def _kept_from_inside(transform: str, tensor: Tensor) -> Tensor:
+    """What a function run under ``transform`` saw of ``tensor``, kept after it returned: a
+    wrapper (two for ``"grad-of-grad"``) of a finished transform, or a functional tensor."""
+    kept = []
+
+    def keep(t: Tensor) -> Tensor:
+        kept.append(t)
+        return t.sum()
+
+    if transform == "grad":
+        torch.func.grad(keep)(tensor)
+    elif transform == "grad-of-grad":
+        torch.func.grad(lambda t: torch.func.grad(keep)(t).sum())(tensor)
+    else:
+        torch.func.functionalize(keep)(tensor)
+    assert torch._C._functorch.is_functorch_wrapped_tensor(kept[0])  # the premise
+    return kept[0]
+
+
+@pytest.mark.parametrize("escaped", ["input", "h0", "weight_hh_l0", "weight_hh_l1", "nested-input"])
 @pytest.mark.parametrize("grad_mode", ["train", "no_grad"])
 def test_tensors_that_escaped_a_torch_func_transform(escaped: str, grad_mode: str) -> None:
     """A tensor kept from inside a finished ``torch.func`` transform is a wrapper without memory
     of its own: torch's GRU reads through it, so must the kernel (the forward of a training call
-    skips ``Function.apply``'s Python wrapper, which unwraps such tensors)."""
-    leaked = {}
-
-    def keep(t: Tensor) -> Tensor:
-        leaked["tensor"] = t
-        return t.sum()
-
+    skips ``Function.apply``'s Python wrapper, which unwraps such tensors), before any layer
+    runs: a second layer's weight must not cost the first layer's dropout a second draw."""
     torch.manual_seed(0)
-    ours = GRU(3, 4, backend="cython")
-    expected = torch.nn.GRU(3, 4)
+    ours = GRU(3, 4, num_layers=2, dropout=0.5, backend="cython")
+    expected = torch.nn.GRU(3, 4, num_layers=2, dropout=0.5)
     expected.load_state_dict(ours.state_dict())
-    x, h0 = torch.randn(5, 2, 3), torch.randn(1, 2, 4)
-    tensors = {"input": x, "h0": h0, "weight": ours.weight_hh_l0.detach().clone()}
-    torch.func.grad(keep)(tensors[escaped])
-    dead = leaked["tensor"]
-    assert torch._C._functorch.is_functorch_wrapped_tensor(dead)  # the premise
-    args = (dead if escaped == "input" else x, dead if escaped == "h0" else h0)
-    if escaped == "weight":
-        with torch.no_grad():
-            expected.weight_hh_l0.copy_(tensors["weight"])
-        del ours.weight_hh_l0  # a plain tensor in its place, as functional_call puts it
-        ours.weight_hh_l0 = dead
-    with contextlib.nullcontext() if grad_mode == "train" else torch.no_grad():
-        actual, e = ours(*args), expected(x, h0)
-    for a, e_, what in zip(actual, e, ("output", "h_n"), strict=True):
-        assert_close(a, e_, torch.float32, what)
+    x, h0 = torch.randn(5, 2, 3), torch.randn(2, 2, 4)
+    if escaped.startswith("weight"):
+        kept = _kept_from_inside("grad", getattr(ours, escaped).detach().clone())
+        delattr(ours, escaped)  # a plain tensor in its place, as functional_call puts it
+        setattr(ours, escaped, kept)
+        args = (x, h0)
+    else:
+        transform = "grad-of-grad" if escaped == "nested-input" else "grad"
+        kept = _kept_from_inside(transform, h0 if escaped == "h0" else x)
+        args = (x, kept) if escaped == "h0" else (kept, h0)
+    results = []
+    for module, inputs in ((ours, args), (expected, (x, h0))):
+        torch.manual_seed(1)  # the same dropout masks
+        with contextlib.nullcontext() if grad_mode == "train" else torch.no_grad():
+            output, h_n = module(*inputs)
+        results.append((output, h_n, torch.rand(1)))  # the generator used as much
+        if grad_mode == "train":
+            output.sum().backward()
+    for a, e, what in zip(*results, ("output", "h_n", "next draw"), strict=True):
+        assert_close(a, e, torch.float32, what)
     if grad_mode == "train":
-        actual[0].sum().backward()
-        e[0].sum().backward()
         assert_close(ours.weight_ih_l0.grad, expected.weight_ih_l0.grad, torch.float32, "grad")
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+@pytest.mark.parametrize("backend", ["auto", "cython"])
+def test_a_functional_tensor_is_refused_not_read(backend: str, packed: bool) -> None:
+    """A tensor kept from inside ``torch.func.functionalize`` has no memory (its address, and
+    that of a slice of it, reads 0): a RuntimeError, as torch's GRU raises, where the kernel
+    would crash the interpreter."""
+    x = _kept_from_inside("functionalize", torch.randn(5, 2, 3))
+    if packed:  # the kernel's driver slices the data to the rows of the batch sizes
+        x = PackedSequence(x.reshape(10, 3), torch.tensor([2, 2, 2, 2, 2]))
+    with pytest.raises(RuntimeError, match="would read has no memory of its own"):
+        GRU(3, 4, backend=backend)(x)
+
+
+def test_a_functional_gradient_is_refused_not_read() -> None:
+    """The same for the gradient handed to the kernel's backward."""
+    grad = _kept_from_inside("functionalize", torch.randn(5, 2, 4)).reshape(5, 2, 4)
+    output, _ = GRU(3, 4, backend="cython")(torch.randn(5, 2, 3))
+    with pytest.raises(RuntimeError, match="the output's gradient has no memory of its own"):
+        output.backward(grad)
 
 
 def test_forced_cython_backend_refuses_transforms() -> None:
