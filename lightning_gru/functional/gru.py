@@ -81,7 +81,7 @@ def torch_only_mode(tensor: Tensor) -> str | None:
     if _is_tracing():
         return "torch.jit.trace"
     if not torch.compiler.is_compiling():  # Dynamo traces with fake tensors, inside an
-        # interpreter: the kernel's bypass (_cython_gru_eagerly) takes care of both
+        # interpreter: the kernel's bypass (_gru_eagerly) takes care of both
         if dispatch_mode_active():
             return "a TorchDispatchMode (FakeTensorMode, FlopCounterMode, ...)"
         if type(tensor) is not torch.Tensor and type(tensor) is not torch.nn.Parameter:
@@ -235,18 +235,36 @@ def gru(
         )  # fmt: skip
     if hx.dtype is not input.dtype and autocast_enabled(input.device.type):
         hx = hx.to(input.dtype)  # the kernel runs in the input's dtype: autocast's cast
-    kernel = _cython_gru_eagerly if torch.compiler.is_compiling() else cython_gru
-    return kernel(
+    if torch.compiler.is_compiling():
+        return _gru_eagerly(
+            input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after, has_biases,
+            dropout, training, backend,
+        )  # fmt: skip
+    return cython_gru(
         input, hx, list(weights), num_layers, num_directions, batch_sizes, reset_after,
         has_biases, dropout, training,
     )  # fmt: skip
 
 
 @torch.compiler.disable
-def _cython_gru_eagerly(*args):
-    """``cython_gru`` kept out of Dynamo's graphs (a graph break): it hands raw addresses to the
-    kernel, which the fake tensors of a trace do not have."""
-    return cython_gru(*args)
+def _gru_eagerly(
+    input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after, has_biases, dropout,
+    training, backend,
+):  # fmt: skip
+    """The kernel's call kept out of Dynamo's graphs (a graph break): it hands raw addresses to
+    the kernel, which the fake tensors of a trace do not have. Here, where it runs eagerly, a
+    ``torch.func`` transform around the compiled function shows (Dynamo traces without it):
+    ``resolve_backend`` then sends the call to torch's GRU (or refuses ``"cython"``), as
+    outside ``torch.compile``."""
+    if resolve_backend(backend, input) == "torch":
+        return _torch_gru(
+            input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after,
+            has_biases, dropout, training,
+        )  # fmt: skip
+    return cython_gru(
+        input, hx, list(weights), num_layers, 2 if bidirectional else 1, batch_sizes,
+        reset_after, has_biases, dropout, training,
+    )  # fmt: skip
 
 
 def _torch_gru(

@@ -536,6 +536,28 @@ def test_torch_func_grad_like_torch(reset_after: bool) -> None:
         assert_close(actual[name], expected[name], torch.float64, name)
 
 
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("backend", ["auto", "cython"])
+def test_torch_func_grad_of_a_compiled_function_like_torch(backend: str) -> None:
+    """A transform around a compiled function: Dynamo traces without it, and the kernel's call,
+    run eagerly out of the graph, finds it there: torch's GRU runs, as outside
+    ``torch.compile`` (a forced ``"cython"`` refuses it); the kernel could not read the
+    transform's tensors."""
+    torch.manual_seed(0)
+    ours = GRU(3, 4, num_layers=2, bidirectional=True, backend=backend)
+    reference = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 2, 3)
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda u: ours(u)[0].square().sum(), backend="eager")
+    if backend == "cython":
+        with pytest.raises(ValueError, match="cannot run under a torch.func transform"):
+            torch.func.grad(compiled)(x)
+        return
+    expected = torch.func.grad(lambda u: reference(u)[0].square().sum())(x)
+    assert_close(torch.func.grad(compiled)(x), expected, torch.float32, "input gradient")
+
+
 @pytest.mark.parametrize("reset_after", RESET_AFTER)
 def test_forward_mode_ad_like_torch(reset_after: bool) -> None:
     case = Case(num_layers=2, bidirectional=True, reset_after=reset_after)
