@@ -7,9 +7,11 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 EXT_SOURCES := $(wildcard lightning_gru/_ext/*.pyx lightning_gru/_ext/*.h) \
                lightning_gru/functional/_cython.py
-# one stamp per build configuration (setup.py's LIGHTNING_GRU_* variables)
+# one stamp per build configuration (setup.py's LIGHTNING_GRU_* variables) and content of the
+# sources: a source copied with an older timestamp (`cp -p`) is rebuilt too
 EXT_CONFIG  := debug$(LIGHTNING_GRU_DEBUG)-noomp$(LIGHTNING_GRU_NO_OPENMP)-portable$(LIGHTNING_GRU_PORTABLE)
-EXT_STAMP   := $(VENV)/.ext-built-$(EXT_CONFIG)
+EXT_DIGEST  := $(shell $(PYTHON) -c "import hashlib, sys; print(hashlib.sha256(b''.join(open(f, 'rb').read() for f in sys.argv[1:])).hexdigest()[:16])" $(EXT_SOURCES))
+EXT_STAMP   := $(VENV)/.ext-built-$(EXT_CONFIG)-$(EXT_DIGEST)
 PYTEST_ARGS ?=
 
 .PHONY: install test test-slow test-lowest demo bench lint format clean

@@ -18,7 +18,10 @@ tree recompiles everything, also where the sources have not changed
 """
 
 import hashlib
+import importlib.machinery
 import os
+import pprint
+import runpy
 import shutil
 import subprocess
 import sys
@@ -138,10 +141,37 @@ CONFIG_CHANGED = not CONFIG_FILE.is_file() or CONFIG_FILE.read_text() != CONFIG
 # The sources of the compiled modules, by path in the package: the build records their digests
 # beside the kernel, which refuses to load once one differs (lightning_gru/_ext/__init__.py):
 # a checkout updated without a rebuild would otherwise run the old compiled glue and kernel
-# with new Python code around them.
-COMPILED_SOURCES = sorted(
-    {*Path("lightning_gru/_ext").glob("*.pyx"), *Path("lightning_gru/_ext").glob("*.h"), Path(GLUE)}
+# with the new Python code around them. They are read before compiling, so that a source saved
+# during the build shows as changed; and a source whose digest differs from the record is
+# compiled again whatever its timestamp says (a copy that kept an older one, `cp -p`).
+KERNEL_SOURCES = sorted(
+    [*Path("lightning_gru/_ext").glob("*.pyx"), *Path("lightning_gru/_ext").glob("*.h")]
 )
+SOURCE_DIGESTS = {
+    path.relative_to("lightning_gru").as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+    for path in [*KERNEL_SOURCES, Path(GLUE)]
+}
+# One record for the builds of every Python version in the tree, by the suffix of their files.
+EXT_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+SOURCE_RECORD = "_built_from.py"
+
+
+def _recorded_sources(record: Path) -> dict[str, dict[str, str]]:
+    """The digests a record holds, by extension suffix; none where it is missing or unreadable."""
+    try:
+        builds = runpy.run_path(str(record))["SOURCES"]
+    except Exception:  # noqa: BLE001 (missing, or cut short: rebuild)
+        return {}
+    return {suffix: digests for suffix, digests in builds.items() if isinstance(digests, dict)}
+
+
+_BUILT_FROM = _recorded_sources(Path("lightning_gru/_ext", SOURCE_RECORD)).get(EXT_SUFFIX, {})
+KERNEL_CHANGED = any(
+    _BUILT_FROM.get(name) != digest
+    for name, digest in SOURCE_DIGESTS.items()
+    if name.startswith("_ext/")
+) or set(_BUILT_FROM) != set(SOURCE_DIGESTS)
+GLUE_CHANGED = _BUILT_FROM.get("functional/_cython.py") != SOURCE_DIGESTS["functional/_cython.py"]
 
 
 class BuildExtRecordingConfig(build_ext):
@@ -169,17 +199,19 @@ class BuildExtRecordingConfig(build_ext):
         record.write_text(text)
 
     def write_source_record(self) -> None:
-        """``_built_from.py`` beside the kernel: the SHA-256 of each of ``COMPILED_SOURCES``."""
-        record = Path(self.get_ext_fullpath("lightning_gru._ext._gru")).with_name("_built_from.py")
-        lines = ""
-        for path in COMPILED_SOURCES:
-            name = path.relative_to("lightning_gru").as_posix()
-            lines += f"    {name!r}: {hashlib.sha256(path.read_bytes()).hexdigest()!r},\n"
-        record.write_text(
+        """``_built_from.py`` beside the kernel: ``SOURCE_DIGESTS`` for this build's suffix,
+        beside those of other Python versions' builds; written whole, then renamed."""
+        record = Path(self.get_ext_fullpath("lightning_gru._ext._gru")).with_name(SOURCE_RECORD)
+        builds = _recorded_sources(record)
+        builds[EXT_SUFFIX] = SOURCE_DIGESTS
+        partial = record.with_suffix(".partial")
+        partial.write_text(
             "# Written by setup.py: the SHA-256 of each source of the compiled modules (the\n"
-            "# kernel, the glue) as this build compiled them, by path in the package.\n"
-            f"SOURCES = {{\n{lines}}}\n"
+            "# kernel, the glue) as each build compiled them, by the suffix of its files (one\n"
+            "# per Python version) and path in the package.\n"
+            f"SOURCES = {pprint.pformat(builds, width=100, sort_dicts=True)}\n"
         )
+        partial.replace(record)
 
 
 def recipe_data_files() -> list[tuple[str, list[str]]]:
@@ -199,7 +231,7 @@ setup(
     cmdclass={"build_ext": BuildExtRecordingConfig},
     ext_modules=cythonize(
         extensions,
-        force=CONFIG_CHANGED,
+        force=CONFIG_CHANGED or KERNEL_CHANGED,
         compiler_directives={
             "language_level": 3,
             "boundscheck": DEBUG,
@@ -214,7 +246,7 @@ setup(
     # types (Cython would refuse a tuple for a `list` and convert an int for a `float`)
     + cythonize(
         [glue_extension],
-        force=CONFIG_CHANGED,
+        force=CONFIG_CHANGED or GLUE_CHANGED,
         compiler_directives={"language_level": 3, "annotation_typing": False},
     ),
 )

@@ -92,3 +92,6 @@ def test_the_wheel_carries_every_recipe(tmp_path):
     data = "lightning_gru-{}.data/data/share/lightning-gru/".format(wheel.name.split("-")[1])
     assert sorted(n[len(data) :] for n in names if n.startswith(data)) == SHIPPED
     assert "recipes/forecasting/sine-gru.yaml" in SHIPPED
+    # the build's records beside its kernel (lightning_gru/_ext/__init__.py reads them)
+    assert {"lightning_gru/_ext/_built_from.py", "lightning_gru/_ext/_native_cpu.py"} <= set(names)
+    assert not [n for n in names if n.endswith(".partial")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.machinery
 from pathlib import Path
 
 import torch
@@ -83,10 +84,13 @@ try:
 except ImportError:  # built before setup.py recorded it
     BUILT_FOR = frozenset()
 check_cpu(BUILT_FOR, _cpu_flags())
-try:
-    from lightning_gru._ext._built_from import SOURCES as BUILT_FROM
+try:  # (the record holds the builds of every Python version in the tree, by file suffix)
+    from lightning_gru._ext._built_from import SOURCES
 except ImportError:  # built before setup.py recorded them
-    BUILT_FROM = {}
+    SOURCES = {}
+except Exception as error:  # a record cut short
+    raise ImportError(f"the build's record of its sources is unreadable ({error!r})") from error
+BUILT_FROM = SOURCES.get(importlib.machinery.EXTENSION_SUFFIXES[0], {})
 check_sources(BUILT_FROM, Path(__file__).resolve().parents[1])
 
 # (after the check; a from-import of a missing _gru would read "circular import")

@@ -6,6 +6,7 @@ subprocess, so that a crash of the kernel fails one test instead of killing the 
 """
 
 import hashlib
+import importlib.machinery
 import json
 import os
 import re
@@ -617,23 +618,40 @@ def test_a_kernel_built_from_other_sources_is_refused_and_torch_runs() -> None:
     run with the new Python code around them. The build's record of its sources no longer
     matches them, so the kernel is refused at import, naming the file, and torch's GRU runs."""
     output = _run_with_refused_kernel(
-        'sys.modules["lightning_gru._ext._built_from"] = types.SimpleNamespace('
-        'SOURCES={"_ext/_gru.pyx": "0" * 64, "_ext/not_installed.h": "0" * 64})'
+        "import importlib.machinery\n"
+        'sys.modules["lightning_gru._ext._built_from"] = types.SimpleNamespace(SOURCES={\n'
+        '    ".cpython-309-another-python.so": {"_ext/_gru.pyx": "1" * 64},\n'
+        "    importlib.machinery.EXTENSION_SUFFIXES[0]: {\n"
+        '        "_ext/_gru.pyx": "0" * 64, "_ext/not_installed.h": "0" * 64}})'
     )
     # (a source not installed has not changed)
     assert "other sources: lightning_gru/_ext/_gru.pyx changed since the build)" in output
 
 
+def test_a_record_cut_short_refuses_the_kernel_and_torch_runs() -> None:
+    """An interrupted build may leave the record unreadable: the kernel is refused, not the
+    package (backend="torch" must still import)."""
+    output = _run_with_refused_kernel(
+        "class CutShort:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        '        if name == "lightning_gru._ext._built_from":\n'
+        '            raise SyntaxError("unterminated string literal")\n'
+        "sys.meta_path.insert(0, CutShort())"
+    )
+    assert "the build's record of its sources is unreadable" in output
+
+
 def test_the_build_records_the_sources_it_compiled(tmp_path: Path) -> None:
     """setup.py records the digest of every source of the compiled modules, and this build
     loaded because the sources beside it are those."""
-    from lightning_gru._ext import BUILT_FROM, changed_sources, check_sources
+    from lightning_gru._ext import BUILT_FROM, SOURCES, changed_sources, check_sources
 
     package = Path(lightning_gru.__file__).parent
     kernel_sources = [*package.glob("_ext/*.pyx"), *package.glob("_ext/*.h")]
     expected = {p.relative_to(package).as_posix() for p in kernel_sources}
     assert set(BUILT_FROM) == expected | {"functional/_cython.py"}
     assert changed_sources(BUILT_FROM, package) == []
+    assert BUILT_FROM is SOURCES[importlib.machinery.EXTENSION_SUFFIXES[0]]  # this Python's
     (tmp_path / "_ext").mkdir()
     (tmp_path / "_ext" / "a.h").write_bytes(b"one")
     (tmp_path / "_ext" / "b.h").write_bytes(b"two")
