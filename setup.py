@@ -166,12 +166,11 @@ def _recorded_sources(record: Path) -> dict[str, dict[str, str]]:
 
 
 _BUILT_FROM = _recorded_sources(Path("lightning_gru/_ext", SOURCE_RECORD)).get(EXT_SUFFIX, {})
-KERNEL_CHANGED = any(
-    _BUILT_FROM.get(name) != digest
-    for name, digest in SOURCE_DIGESTS.items()
-    if name.startswith("_ext/")
-) or set(_BUILT_FROM) != set(SOURCE_DIGESTS)
-GLUE_CHANGED = _BUILT_FROM.get("functional/_cython.py") != SOURCE_DIGESTS["functional/_cython.py"]
+_GLUE_NAME = Path(GLUE).relative_to("lightning_gru").as_posix()
+KERNEL_CHANGED = {n: d for n, d in _BUILT_FROM.items() if n != _GLUE_NAME} != {
+    n: d for n, d in SOURCE_DIGESTS.items() if n != _GLUE_NAME
+}  # (a header added or removed counts)
+GLUE_CHANGED = _BUILT_FROM.get(_GLUE_NAME) != SOURCE_DIGESTS[_GLUE_NAME]
 
 
 class BuildExtRecordingConfig(build_ext):
@@ -189,28 +188,36 @@ class BuildExtRecordingConfig(build_ext):
     def write_cpu_record(self) -> None:
         """``_native_cpu.py`` beside the kernel just built (in the tree with ``--inplace``, in
         the build folder for a wheel): the extensions it was compiled to use."""
-        record = Path(self.get_ext_fullpath("lightning_gru._ext._gru")).with_name("_native_cpu.py")
-        text = (
+        self.write_record(
+            "_native_cpu.py",
             "# Written by setup.py: the instruction-set extensions (Linux /proc/cpuinfo names)\n"
             "# of the CPU this kernel was compiled for with -march=native; none if portable.\n"
-            f"BUILT_FOR = frozenset({sorted(BUILT_FOR)!r})\n"
+            f"BUILT_FOR = frozenset({sorted(BUILT_FOR)!r})\n",
         )
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(text)
 
     def write_source_record(self) -> None:
         """``_built_from.py`` beside the kernel: ``SOURCE_DIGESTS`` for this build's suffix,
-        beside those of other Python versions' builds; written whole, then renamed."""
-        record = Path(self.get_ext_fullpath("lightning_gru._ext._gru")).with_name(SOURCE_RECORD)
-        builds = _recorded_sources(record)
+        beside those of other Python versions' builds."""
+        builds = _recorded_sources(self.record_path(SOURCE_RECORD))
         builds[EXT_SUFFIX] = SOURCE_DIGESTS
-        partial = record.with_suffix(".partial")
-        partial.write_text(
+        self.write_record(
+            SOURCE_RECORD,
             "# Written by setup.py: the SHA-256 of each source of the compiled modules (the\n"
             "# kernel, the glue) as each build compiled them, by the suffix of its files (one\n"
             "# per Python version) and path in the package.\n"
-            f"SOURCES = {pprint.pformat(builds, width=100, sort_dicts=True)}\n"
+            f"SOURCES = {pprint.pformat(builds, width=100, sort_dicts=True)}\n",
         )
+
+    def record_path(self, name: str) -> Path:
+        return Path(self.get_ext_fullpath("lightning_gru._ext._gru")).with_name(name)
+
+    def write_record(self, name: str, text: str) -> None:
+        """A record beside the kernel, written whole, then renamed: a build cut short leaves
+        the last one, not a module the package fails to import."""
+        record = self.record_path(name)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        partial = record.with_suffix(".partial")
+        partial.write_text(text)
         partial.replace(record)
 
 

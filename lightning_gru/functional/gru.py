@@ -237,8 +237,8 @@ def gru(
         hx = hx.to(input.dtype)  # the kernel runs in the input's dtype: autocast's cast
     if torch.compiler.is_compiling():
         return _gru_eagerly(
-            input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after, has_biases,
-            dropout, training, backend,
+            input, hx, weights, num_layers, bidirectional, batch_sizes=batch_sizes,
+            reset_after=reset_after, dropout=dropout, training=training, backend=backend,
         )  # fmt: skip
     return cython_gru(
         input, hx, list(weights), num_layers, num_directions, batch_sizes, reset_after,
@@ -247,24 +247,12 @@ def gru(
 
 
 @torch.compiler.disable
-def _gru_eagerly(
-    input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after, has_biases, dropout,
-    training, backend,
-):  # fmt: skip
-    """The kernel's call kept out of Dynamo's graphs (a graph break): it hands raw addresses to
-    the kernel, which the fake tensors of a trace do not have. Here, where it runs eagerly, a
-    ``torch.func`` transform around the compiled function shows (Dynamo traces without it):
-    ``resolve_backend`` then sends the call to torch's GRU (or refuses ``"cython"``), as
-    outside ``torch.compile``."""
-    if resolve_backend(backend, input) == "torch":
-        return _torch_gru(
-            input, hx, weights, num_layers, bidirectional, batch_sizes, reset_after,
-            has_biases, dropout, training,
-        )  # fmt: skip
-    return cython_gru(
-        input, hx, list(weights), num_layers, 2 if bidirectional else 1, batch_sizes,
-        reset_after, has_biases, dropout, training,
-    )  # fmt: skip
+def _gru_eagerly(*args, **kwargs):
+    """``gru`` run eagerly, out of Dynamo's graphs (a graph break): the kernel takes raw
+    addresses, which the fake tensors of a trace do not have. Here a ``torch.func`` transform
+    around the compiled function shows (Dynamo traces without it), and ``resolve_backend``
+    sends the call to torch's GRU (or refuses ``"cython"``), as outside ``torch.compile``."""
+    return gru(*args, **kwargs)
 
 
 def _torch_gru(
