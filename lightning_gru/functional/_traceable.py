@@ -78,8 +78,9 @@ def zero_state(shape: tuple[int, ...], like: Tensor) -> Tensor:
     return torch.zeros(shape, dtype=like.dtype, device=like.device)
 
 
-# The kernel indexes the rows of its buffers with C ints: it takes calls whose largest buffer,
-# rows x max(3H, D*H, I) elements, has fewer than 2**31 (larger ones run on torch's GRU).
+# The kernel indexes its buffers and weights with C ints: it takes calls whose largest buffer,
+# rows x max(3H, D*H, I) elements, and largest weight, 3H x max(H, D*H, I), have fewer than
+# 2**31 elements (larger ones run on torch's GRU).
 KERNEL_MAX_ELEMENTS = 2**31 - 1
 
 
@@ -87,8 +88,11 @@ def kernel_fits(input: Tensor, hx: Tensor, num_directions: int) -> bool:
     """Whether a call of ``input`` (dense ``(T, B, I)`` or packed ``(N, I)``) is small enough
     for the kernel's indexing."""
     H = hx.shape[-1] if hx.dim() else 0
-    width = max(3 * H, num_directions * H, input.shape[-1] if input.dim() else 0)
-    return math.prod(input.shape[:-1]) * width <= KERNEL_MAX_ELEMENTS
+    layer_input = max(num_directions * H, input.shape[-1] if input.dim() else 0)
+    rows = math.prod(input.shape[:-1])
+    largest_buffer = rows * max(3 * H, layer_input)
+    largest_weight = 3 * H * max(H, layer_input)  # W_hh, or W_ih of the first or a later layer
+    return max(largest_buffer, largest_weight) <= KERNEL_MAX_ELEMENTS
 
 
 def _check_batch_sizes(batch_sizes: Tensor, rows: int) -> int:

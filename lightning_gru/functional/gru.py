@@ -223,9 +223,11 @@ def gru(
     if not use_torch and not kernel_fits(input, hx, num_directions):
         if backend == "cython":
             raise ValueError(
-                f"backend='cython' takes calls of fewer than 2**31 elements per buffer (rows x "
-                f"max(3 * hidden_size, input_size)), got input {tuple(input.shape)}; use "
-                "backend='auto' (torch's GRU for such calls) or backend='torch'"
+                "backend='cython' takes calls of fewer than 2**31 elements per buffer (rows x "
+                "max(3 * hidden_size, input_size)) and per weight (3 * hidden_size x "
+                f"max(hidden_size, input_size)), got input {tuple(input.shape)} and h0 "
+                f"{tuple(hx.shape)}; use backend='auto' (torch's GRU for such calls) or "
+                "backend='torch'"
             )
         use_torch = True
     if use_torch:

@@ -507,6 +507,37 @@ def test_calls_too_large_for_the_kernels_indexing_go_to_torch_or_are_refused() -
         GRU(1, 1, backend="cython")(x)
 
 
+@pytest.mark.parametrize(
+    ("input_size", "hidden_size", "bidirectional", "fits"),
+    [
+        pytest.param(1, 26754, False, True, id="W_hh-just-fits"),
+        pytest.param(1, 26755, False, False, id="W_hh-too-large"),  # the Cho cell crashed
+        pytest.param(715827882, 1, False, True, id="W_ih-just-fits"),
+        pytest.param(715827883, 1, False, False, id="W_ih-too-large"),
+        pytest.param(1, 18918, True, True, id="upper-W_ih-just-fits"),
+        pytest.param(1, 18919, True, False, id="upper-W_ih-too-large"),
+    ],
+)
+def test_weights_too_large_for_the_kernels_indexing_go_to_torch_or_are_refused(
+    input_size: int, hidden_size: int, bidirectional: bool, fits: bool
+) -> None:
+    """Offsets into a weight of 2**31 elements or more would wrap too: at 32768 hidden units
+    ``reset_after=False`` read W_hn 8 GB before W_hh. The weights here are expanded views of
+    one element (a layer's W_ih is (3H, I) below and (3H, D * H) above), nothing allocated."""
+    from lightning_gru.functional._traceable import kernel_fits
+
+    H, D = hidden_size, 2 if bidirectional else 1
+    x = torch.zeros(1, 1, 1).expand(1, 1, input_size)
+    h0 = torch.zeros(1, 1, 1).expand(D, 1, H)
+    assert kernel_fits(x, h0, D) is fits
+    if fits:
+        return
+    one = torch.zeros(1, 1)
+    weights = [one.expand(3 * H, input_size), one.expand(3 * H, H)] * D
+    with pytest.raises(ValueError, match=r"and per weight .* backend='auto'"):
+        gru(x, h0, weights, 1, bidirectional, reset_after=False, backend="cython")
+
+
 def test_a_kernel_that_failed_to_import_is_reported_once_and_torch_runs(monkeypatch) -> None:
     """An installed tree without the compiled extension (a source checkout shadowing the
     installed package) must not fall back to torch's GRU in silence."""
