@@ -304,12 +304,15 @@ class GRULayerFunction(torch.autograd.Function):
         y, h_n, buffer = _layer_forward(x, h0, batch_sizes, reset_after, weights, training, hooked)
         if training:
             ctx.set_materialize_grads(False)  # an unused output's gradient comes as None
-            ctx.batch_sizes = batch_sizes  # never modified: no version tracking needed
+            # (the caller's own tensor when it is int64 on the CPU: its version shows edits)
+            if batch_sizes.is_inference():  # made under inference_mode: no version counter
+                batch_sizes = batch_sizes.clone()
+            ctx.batch_sizes, ctx.batch_sizes_version = batch_sizes, batch_sizes._version
             ctx.reset_after = reset_after
             ctx.hooked, ctx.consumed = hooked, False
             ctx.dtype = x.dtype
             if hooked:  # the hooks get everything, the states included (see the docstring)
-                ctx.shapes = [None if t is None else t.shape for t in (x, h0, *weights)]
+                ctx.shapes = [None if t is None else t.shape for t in (x, h0, *weights, buffer)]
                 ctx.save_for_backward(x, h0, *weights, buffer)
                 return y, h_n
             ctx.save_for_backward(x, h0, *weights)
@@ -358,14 +361,21 @@ def _saved(ctx, for_kernel: bool = True) -> tuple[Tensor, Tensor, list, Tensor |
     ``for_kernel``: ``h0`` and the weights the forward computed with (see ``forward``), which the
     kernel reads as raw memory; otherwise the saved inputs themselves, to differentiate through.
     A saved tensor that no longer has the dtype, shape or layout the kernel computed with is a
-    RuntimeError: read as the forward's, it would be read past its end."""
+    RuntimeError: read as the forward's, it would be read past its end. So are batch sizes
+    edited in place since the forward, as torch's saved tensors raise."""
+    if ctx.batch_sizes._version != ctx.batch_sizes_version:
+        raise RuntimeError(
+            "GRU backward: the PackedSequence's batch_sizes, which the gradient computation "
+            "needs, have been modified by an inplace operation: they are at version "
+            f"{ctx.batch_sizes._version}; expected version {ctx.batch_sizes_version} instead"
+        )
     if ctx.hooked:  # what the hooks' unpack gives back may be laid out otherwise
         saved = [None if t is None else _readable(t) for t in ctx.saved_tensors]
         x, h0, *weights, buffer = saved
         changed = [t.dtype for t in saved if t is not None and t.dtype is not x.dtype]
         if changed or x.dtype is not ctx.dtype:  # the kernel would read past their ends
             _refuse_hooked(f"a {(changed or [x.dtype])[0]} tensor", f"a {ctx.dtype} one")
-        for tensor, shape in zip(saved, ctx.shapes, strict=False):  # (the buffer's is its own)
+        for tensor, shape in zip(saved, ctx.shapes, strict=True):
             if tensor is not None and tensor.shape != shape:
                 _refuse_hooked(f"a tensor of shape {list(tensor.shape)}", f"one of {list(shape)}")
         return x, h0, weights, None if ctx.consumed else buffer

@@ -3,7 +3,9 @@ outputs and weights around the backward pass, second-order gradients, saved-tens
 activation checkpointing, concurrent calls, and calls in a forked child.
 """
 
+import contextlib
 import multiprocessing
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -277,6 +279,66 @@ def test_a_hook_that_changes_the_dtype_is_refused() -> None:
         out, _ = ours(x)
     with pytest.raises(RuntimeError, match="hooks gave back a torch.float64 tensor for a"):
         out.sum().backward()
+
+
+def test_a_hook_that_gives_back_a_buffer_of_another_size_is_refused() -> None:
+    """The kernel's backward reads the layout of the gate buffer from its size: a shorter one
+    handed back read and wrote past its end (found with AddressSanitizer)."""
+    ours = GRU(4, 16, backend="cython")
+    x = torch.randn(50, 2, 4, requires_grad=True)
+
+    def halve_the_buffer(tensor):  # the gate buffer: the only saved tensor this large
+        return tensor[: tensor.numel() // 2].clone() if tensor.numel() >= 50 * 2 * 16 else tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, halve_the_buffer):
+        out, _ = ours(x)
+    with pytest.raises(RuntimeError, match=r"hooks gave back a tensor of shape \[\d+\] for"):
+        out.sum().backward()
+
+
+@pytest.mark.parametrize("reset_after", RESET_AFTER)
+@pytest.mark.parametrize("hooked", [False, True], ids=["saved", "hooked"])
+def test_batch_sizes_edited_in_place_after_the_forward_raise_like_torch(
+    reset_after: bool, hooked: bool
+) -> None:
+    """The layer keeps the caller's batch sizes for its backward (no copy): edited in place
+    since, the kernel read the rows of the wrong sequences, past the buffers' ends when they
+    grew (found with AddressSanitizer). Torch raises its saved tensor's version error."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    errors = []
+    for module in (torch.nn.GRU(4, 16), GRU(4, 16, reset_after=reset_after, backend="cython")):
+        x = torch.randn(30, 3, 4, requires_grad=True)
+        packed = pack_padded_sequence(x, torch.tensor([30, 10, 2]))
+        hooks = torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)
+        with hooks if hooked else contextlib.nullcontext():
+            out, _ = module(packed)
+        loss = out.data.square().sum()
+        packed.batch_sizes.fill_(3)
+        with pytest.raises(RuntimeError) as error:
+            loss.backward()
+        errors.append(str(error.value))
+    assert "modified by an inplace operation" in errors[0]
+    assert re.search(r"batch_sizes.*modified by an inplace operation.* version 1; expected "
+                     r"version 0", errors[1])  # fmt: skip
+
+
+def test_batch_sizes_made_under_inference_mode_train_like_torch() -> None:
+    """Inference tensors have no version counter: the layer keeps a copy of such sizes."""
+    from torch.nn.utils.rnn import PackedSequence
+
+    with torch.inference_mode():
+        batch_sizes = torch.tensor([2, 1])
+    oracle = torch.nn.GRU(4, 5)
+    ours = GRU(4, 5, backend="cython")
+    ours.load_state_dict(oracle.state_dict())
+    grads = []
+    for module in (oracle, ours):
+        data = torch.randn(3, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        out, _ = module(PackedSequence(data, batch_sizes, None, None))
+        out.data.sum().backward()
+        grads.append(data.grad)
+    torch.testing.assert_close(grads[1], grads[0])
 
 
 @pytest.mark.parametrize(
