@@ -166,11 +166,14 @@ def _recorded_sources(record: Path) -> dict[str, dict[str, str]]:
 
 
 _BUILT_FROM = _recorded_sources(Path("lightning_gru/_ext", SOURCE_RECORD)).get(EXT_SUFFIX, {})
+_CHANGED = {  # (a header added or removed counts)
+    name
+    for name in _BUILT_FROM.keys() | SOURCE_DIGESTS.keys()
+    if _BUILT_FROM.get(name) != SOURCE_DIGESTS.get(name)
+}
 _GLUE_NAME = Path(GLUE).relative_to("lightning_gru").as_posix()
-KERNEL_CHANGED = {n: d for n, d in _BUILT_FROM.items() if n != _GLUE_NAME} != {
-    n: d for n, d in SOURCE_DIGESTS.items() if n != _GLUE_NAME
-}  # (a header added or removed counts)
-GLUE_CHANGED = _BUILT_FROM.get(_GLUE_NAME) != SOURCE_DIGESTS[_GLUE_NAME]
+KERNEL_CHANGED = bool(_CHANGED - {_GLUE_NAME})
+GLUE_CHANGED = _GLUE_NAME in _CHANGED
 
 
 class BuildExtRecordingConfig(build_ext):
